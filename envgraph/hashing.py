@@ -1,0 +1,92 @@
+"""The one hasher: canonical JSON and sha256 digests.
+
+Everything envgraph hashes (lock inputs, derivations, layer keys) goes through
+:func:`canonical_json` so that dict order, whitespace and locale never change a digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = [
+    "CHUNK",
+    "canonical_json",
+    "sha256_hex",
+    "sha256_digest",
+    "digest_of",
+    "file_sha256",
+    "stream_sha256",
+    "hex_of",
+    "tree_sha256",
+]
+
+CHUNK = 1 << 20
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no insignificant whitespace, UTF-8: the same value always gives the same bytes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_digest(data: bytes) -> str:
+    """An OCI-style digest string ``sha256:<hex>``."""
+    return "sha256:" + sha256_hex(data)
+
+
+def digest_of(value: Any) -> str:
+    """Digest of a JSON-able value's canonical encoding."""
+    return sha256_digest(canonical_json(value))
+
+
+def hex_of(digest: str) -> str:
+    """``sha256:abc`` -> ``abc`` (a bare hex string is returned unchanged)."""
+    algo, _, hexpart = digest.rpartition(":")
+    if algo not in ("", "sha256"):
+        raise ValueError(f"unsupported digest algorithm {algo!r}")
+    return hexpart
+
+
+def stream_sha256(stream: IO[bytes]) -> tuple[str, int]:
+    """Hash a stream in chunks; returns (hex, size)."""
+    h = hashlib.sha256()
+    size = 0
+    while chunk := stream.read(CHUNK):
+        h.update(chunk)
+        size += len(chunk)
+    return h.hexdigest(), size
+
+
+def file_sha256(path: Path) -> tuple[str, int]:
+    with open(path, "rb") as f:
+        return stream_sha256(f)
+
+
+def tree_sha256(root: Path, paths: Iterable[Path] | None = None) -> str:
+    """Content hash of a file or directory tree: relative paths, file contents, executable bits, symlink targets.
+
+    Independent of mtimes, owners and absolute location.
+    """
+    root = Path(root)
+    if not root.is_dir() or root.is_symlink():
+        entries = [_entry(root, ".")]
+    else:
+        selected = sorted(paths) if paths is not None else sorted(p for p in root.rglob("*"))
+        entries = [_entry(p, p.relative_to(root).as_posix()) for p in selected]
+    return digest_of(entries)
+
+
+def _entry(path: Path, rel: str) -> list[str]:
+    if path.is_symlink():
+        return [rel, "symlink", str(path.readlink())]
+    if path.is_dir():
+        return [rel, "dir"]
+    hexd, _ = file_sha256(path)
+    return [rel, "exec" if path.stat().st_mode & 0o111 else "file", hexd]
