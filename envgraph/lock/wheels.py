@@ -1,0 +1,78 @@
+"""Choosing the one wheel file of a release that fits the target interpreter, platform and C library."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from attrs import frozen
+from packaging import tags
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+__all__ = ["Target", "target_tags", "best_wheel"]
+
+ARCH = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
+# Legacy aliases of manylinux_2_17/2_12/2_5, still used by many wheels.
+LEGACY_MANYLINUX = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
+
+
+@frozen
+class Target:
+    python: str  # "3.11"
+    platform: str  # "linux/amd64"
+    libc: str  # "glibc-2.36" or "musl-1.2"
+
+    @property
+    def arch(self) -> str:
+        return ARCH[self.platform]
+
+
+def _platforms(target: Target) -> list[str]:
+    arch = target.arch
+    family, _, version = target.libc.partition("-")
+    major, minor = (int(x) for x in version.split("."))
+    out: list[str] = []
+    if family == "glibc":
+        # Newest first: packaging.tags ranks earlier platforms higher.
+        for m in range(minor, 4, -1):
+            out.append(f"manylinux_{major}_{m}_{arch}")
+            legacy = LEGACY_MANYLINUX.get((major, m))
+            if legacy and (arch == "x86_64" or legacy == "manylinux2014"):
+                out.append(f"{legacy}_{arch}")
+    else:
+        for m in range(minor, -1, -1):
+            out.append(f"musllinux_{major}_{m}_{arch}")
+    return out
+
+
+def target_tags(target: Target) -> list[tags.Tag]:
+    """Tags the target accepts, most preferred first (like ``packaging.tags.sys_tags`` for a foreign target)."""
+    major, minor = (int(x) for x in target.python.split("."))
+    pyver = (major, minor)
+    platforms = _platforms(target)
+    return [
+        *tags.cpython_tags(pyver, platforms=platforms),
+        *tags.compatible_tags(pyver, interpreter=f"cp{major}{minor}", platforms=platforms),
+    ]
+
+
+def best_wheel(filenames: Iterable[str], supported: Sequence[tags.Tag]) -> str | None:
+    """The filename whose best tag ranks highest among ``supported``; ``None`` when no wheel fits.
+
+    Ties (same best tag, e.g. two builds) go to the lexicographically smallest filename so the choice is stable.
+    """
+    rank = {t: i for i, t in enumerate(supported)}
+    best: tuple[int, str] | None = None
+    for fn in filenames:
+        if not fn.endswith(".whl"):
+            continue
+        try:
+            _, _, _, wheel_tags = parse_wheel_filename(fn)
+        except InvalidWheelFilename:
+            continue
+        ranks = [rank[t] for t in wheel_tags if t in rank]
+        if not ranks:
+            continue
+        candidate = (min(ranks), fn)
+        if best is None or candidate < best:
+            best = candidate
+    return best[1] if best else None

@@ -1,0 +1,235 @@
+"""Declarations: the models of ``envgraph.toml`` and how to load them.
+
+Everything here is a frozen attrs class structured by the shared cattrs converter; a JSON
+Schema of the format is generated from these classes (:mod:`envgraph.schema`).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+from attrs import field, frozen
+
+from .convert import converter
+from .errors import SpecError
+
+__all__ = [
+    "DECLARATION_FILE",
+    "Project",
+    "DebianBase",
+    "Base",
+    "FileSpec",
+    "Env",
+    "Pipeline",
+    "Spec",
+    "find_declaration",
+    "parse_spec",
+    "read_spec",
+    "libc_of",
+]
+
+DECLARATION_FILE = "envgraph.toml"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+PYTHON_RE = re.compile(r"^3\.\d+$")
+PLATFORM_RE = re.compile(r"^linux/(amd64|arm64)$")
+LIBC_RE = re.compile(r"^(glibc|musl)-(\d+)\.(\d+)$")
+IMAGE_TRANSPORTS = ("docker://", "oci:", "oci-archive:", "docker-archive:", "docker-daemon:")
+
+# glibc shipped by each Debian suite: decides which manylinux wheels fit a Debian base.
+DEBIAN_GLIBC = {
+    "buster": "glibc-2.28",
+    "bullseye": "glibc-2.31",
+    "bookworm": "glibc-2.36",
+    "trixie": "glibc-2.41",
+}
+# An image base without a declared libc gets the manylinux2014 floor: wheels built for it run nearly everywhere.
+DEFAULT_IMAGE_LIBC = "glibc-2.17"
+
+
+def _key(name: str, **kw: Any) -> dict[str, Any]:
+    return {"key": name, **kw}
+
+
+@frozen
+class Project:
+    name: str
+    python: str
+    platform: str = "linux/amd64"
+    index_url: str = field(default="https://pypi.org/simple", metadata=_key("index-url"))
+    extra_index_urls: tuple[str, ...] = field(default=(), metadata=_key("extra-index-urls"))
+    find_links: tuple[str, ...] = field(default=(), metadata=_key("find-links"))
+    max_layers: int = field(default=100, metadata=_key("max-layers"))
+    resolve_timeout: float = field(default=120.0, metadata=_key("resolve-timeout"))
+    cache: str | None = None
+
+
+@frozen
+class DebianBase:
+    suite: str
+    packages: tuple[str, ...] = ()
+    mirror: str | None = None
+
+
+@frozen
+class Base:
+    debian: DebianBase | None = None
+    image: str | None = None
+    python: str | None = None
+    libc: str | None = None
+
+
+@frozen
+class FileSpec:
+    src: str
+    dest: str
+
+
+@frozen
+class Env:
+    base: str | None = None
+    parent: str | None = None
+    requirements: tuple[str, ...] = ()
+    requirements_file: str | None = field(default=None, metadata=_key("requirements-file"))
+    environment: dict[str, str] = field(factory=dict)
+    files: tuple[FileSpec, ...] = ()
+    workdir: str | None = None
+    entrypoint: tuple[str, ...] | None = None
+    cmd: tuple[str, ...] | None = None
+
+
+@frozen
+class Pipeline:
+    steps: dict[str, str] = field(factory=dict)
+
+
+@frozen
+class Spec:
+    project: Project
+    bases: dict[str, Base] = field(factory=dict)
+    env: dict[str, Env] = field(factory=dict)
+    pipeline: dict[str, Pipeline] = field(factory=dict)
+    # Directory holding the declaration file; relative paths (files, find-links) are resolved against it.
+    root: Path = field(default=Path("."), metadata={"schema": False})
+
+
+def find_declaration(start: Path | None = None) -> Path:
+    """Search upward from ``start`` (default: the working directory) for ``envgraph.toml``."""
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        candidate = d / DECLARATION_FILE
+        if candidate.is_file():
+            return candidate
+    raise SpecError(f"no {DECLARATION_FILE} found in {here} or any parent directory (use -f FILE)")
+
+
+def read_spec(path: Path) -> Spec:
+    """Read and validate a declaration file. Raises :class:`SpecError` with one clear line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"{path}: cannot read: {e}") from None
+    return parse_spec(text, root=path.resolve().parent, origin=path.name)
+
+
+def parse_spec(text: str, *, root: Path, origin: str = DECLARATION_FILE) -> Spec:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{origin}: invalid TOML: {e}") from None
+    if "project" not in data:
+        raise SpecError(f"{origin}: missing [project] table")
+    try:
+        spec: Spec = converter.structure({**data, "root": str(root)}, Spec)
+    except cattrs.BaseValidationError as e:
+        raise SpecError(f"{origin}: {_first_error(e)}") from None
+    _validate(spec, origin)
+    return spec
+
+
+def _first_error(exc: cattrs.BaseValidationError) -> str:
+    messages = cattrs.transform_error(exc, path="")
+    msg = messages[0] if messages else str(exc)
+    # cattrs says "invalid value for type, expected int @ .project.max_layers": make the path read like TOML.
+    text, _, where = msg.rpartition(" @ ")
+    where = where.lstrip("$.").replace("['", ".").replace("']", "").replace("_", "-")
+    if not text:
+        return msg
+    if text.startswith("extra fields found"):
+        extra = text.partition("(")[2].rstrip(")")
+        return f"unknown key(s) {extra} in {where or 'the top level'}"
+    if text == "required field missing":
+        return f"missing required key {where}"
+    return f"{where}: {text}"
+
+
+def _validate(spec: Spec, origin: str) -> None:
+    def fail(msg: str) -> None:
+        raise SpecError(f"{origin}: {msg}")
+
+    p = spec.project
+    if not PYTHON_RE.match(p.python):
+        fail(f'project.python must be a major.minor version such as "3.11", got {p.python!r}')
+    if not PLATFORM_RE.match(p.platform):
+        fail(f'project.platform must be "linux/amd64" or "linux/arm64", got {p.platform!r}')
+    if not 3 <= p.max_layers <= 125:
+        fail(f"project.max-layers must be between 3 and 125 (Docker's limit), got {p.max_layers}")
+    if p.resolve_timeout <= 0:
+        fail("project.resolve-timeout must be positive")
+
+    seen: dict[str, str] = {}
+    for kind, names in (("bases", spec.bases), ("env", spec.env), ("pipeline", spec.pipeline)):
+        for name in names:
+            if not NAME_RE.match(name):
+                fail(f"{kind}.{name}: names may use letters, digits, '.', '_' and '-' only")
+            if name in seen:
+                fail(f"duplicate name {name!r}: used by both {seen[name]}.{name} and {kind}.{name}")
+            seen[name] = kind
+
+    for name, base in spec.bases.items():
+        if (base.debian is None) == (base.image is None):
+            fail(f"bases.{name}: set exactly one of 'debian' or 'image'")
+        if base.image is not None and base.image != "scratch" and not base.image.startswith(IMAGE_TRANSPORTS):
+            fail(
+                f"bases.{name}: unknown transport in image {base.image!r} "
+                "(use docker://, oci:, oci-archive:, docker-archive:, docker-daemon: or scratch)"
+            )
+        if base.debian is not None and base.debian.suite not in DEBIAN_GLIBC and base.libc is None:
+            fail(f"bases.{name}: unknown Debian suite {base.debian.suite!r}: declare libc = \"glibc-2.NN\"")
+        if base.libc is not None and not LIBC_RE.match(base.libc):
+            fail(f'bases.{name}: libc must look like "glibc-2.36" or "musl-1.2", got {base.libc!r}')
+        if base.image != "scratch" and base.python is None:
+            fail(f"bases.{name}: missing 'python' (the interpreter path inside the image)")
+
+    for name, env in spec.env.items():
+        if (env.base is None) == (env.parent is None):
+            fail(f"env.{name}: set exactly one of 'base' or 'parent'")
+        if env.requirements and env.requirements_file:
+            fail(f"env.{name}: set 'requirements' or 'requirements-file', not both")
+        for f in env.files:
+            if not f.dest.startswith("/"):
+                fail(f"env.{name}: files dest {f.dest!r} must be an absolute path in the image")
+            if Path(f.src).is_absolute() or ".." in Path(f.src).parts:
+                fail(f"env.{name}: files src {f.src!r} must be a path inside the project directory")
+        if env.workdir is not None and not env.workdir.startswith("/"):
+            fail(f"env.{name}: workdir {env.workdir!r} must be an absolute path")
+
+
+def libc_of(base: Base) -> str:
+    """The C library a base provides, which decides the manylinux/musllinux wheels that fit it."""
+    if base.libc:
+        return base.libc
+    if base.debian is not None:
+        return DEBIAN_GLIBC[base.debian.suite]
+    return DEFAULT_IMAGE_LIBC
+
+
+def field_names(cls: type) -> list[str]:
+    return [a.metadata.get("key", a.name) for a in attrs.fields(cls)]

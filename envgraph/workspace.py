@@ -1,0 +1,56 @@
+"""The loaded project: declarations, graph, lockfiles and store, with every operation the CLI offers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from .graph import EnvGraph, build_graph
+from .lock.locker import Locker, LockResult
+from .lock.lockfile import LOCKDIR
+from .spec import Spec, find_declaration, read_spec
+
+__all__ = ["Workspace", "load"]
+
+
+class Workspace:
+    """An ``envgraph.toml`` with its lockfiles and store."""
+
+    def __init__(self, spec: Spec, path: Path, *, store: Path | None = None) -> None:
+        self.spec = spec
+        self.path = path
+        self.root = spec.root
+        self.graph: EnvGraph = build_graph(spec)
+        self.lockdir = self.root / LOCKDIR
+        self.store_path = Path(store or os.environ.get("ENVGRAPH_STORE") or self.root / ".envgraph").resolve()
+
+    def locker(self, *, jobs: int | None = None, log: Callable[[str], None] = lambda _m: None) -> Locker:
+        from .build.bases import BasePinner
+
+        pinner = BasePinner(self)
+        return Locker(self.spec, self.graph, self.lockdir, pin_base=pinner, jobs=jobs or 4, log=log)
+
+    def lock(
+        self,
+        envs: Iterable[str] = (),
+        pipelines: Iterable[str] = (),
+        *,
+        upgrade: bool = False,
+        upgrade_packages: Sequence[str] = (),
+        check: bool = False,
+        jobs: int | None = None,
+        log: Callable[[str], None] = lambda _m: None,
+    ) -> LockResult:
+        """Lock (or with ``check=True`` only verify) the selected envs and their ancestors."""
+        return self.locker(jobs=jobs, log=log).lock(
+            envs, pipelines, upgrade=upgrade, upgrade_packages=upgrade_packages, check=check
+        )
+
+
+def load(path: str | os.PathLike[str] | None = None, *, store: Path | None = None) -> Workspace:
+    """Load and validate a declaration file (default: ``envgraph.toml`` found upward from the working directory)."""
+    p = Path(path) if path is not None else find_declaration()
+    if p.is_dir():
+        p = find_declaration(p)
+    return Workspace(read_spec(p), p, store=store)
