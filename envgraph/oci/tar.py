@@ -1,0 +1,268 @@
+"""The one deterministic tar writer.
+
+Every tar envgraph produces (package layers, OCI and docker archives) goes through :func:`write_tar`.
+The bytes depend only on the entries, never on the host, the locale, creation order or timestamps:
+
+- POSIX.1-2001 (PAX) format, fixed; non-ASCII and long names go into PAX extended headers as UTF-8;
+- entries sorted by the bytes of their UTF-8 path (a parent is a prefix of its children, so parents
+  always come first); every parent directory has an explicit entry;
+- mtime fixed to :func:`layer_mtime`; uid/gid 0 and empty uname/gname (unless given explicitly);
+- modes normalised: directories 0755, regular files 0755 when executable else 0644, symlinks 0777;
+- symlinks keep their target; a file reachable under several paths (same inode) is written once and
+  the later paths as tar hard links to the first-sorted one; devices, fifos and sockets are refused.
+
+:data:`FORMAT_ID` names this byte format: put it (and :func:`layer_mtime`) into layer cache keys and
+bump it whenever the output of this module changes for the same input.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import tarfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+import attrs
+
+from envgraph.errors import BuildError
+
+__all__ = [
+    "DEFAULT_MTIME",
+    "FORMAT_ID",
+    "EntryKind",
+    "LayerEntry",
+    "layer_mtime",
+    "normalize_prefix",
+    "tar_directory",
+    "write_tar",
+]
+
+DEFAULT_MTIME = 0
+"""mtime of every entry when ``SOURCE_DATE_EPOCH`` is unset (the Unix epoch, like nixpkgs)."""
+
+FORMAT_ID = "pax-sorted-v1"
+"""Identifies the tar byte format; part of layer keys."""
+
+EntryKind = Literal["dir", "file", "symlink", "hardlink"]
+
+_DIR_MODE = 0o755
+_EXEC_MODE = 0o755
+_FILE_MODE = 0o644
+_LINK_MODE = 0o777
+
+
+def layer_mtime() -> int:
+    """``int(SOURCE_DATE_EPOCH)`` when set (and non-empty), else :data:`DEFAULT_MTIME`."""
+    raw = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not raw:
+        return DEFAULT_MTIME
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BuildError(f"SOURCE_DATE_EPOCH must be an integer number of seconds, got {raw!r}") from None
+    if value < 0:
+        raise BuildError(f"SOURCE_DATE_EPOCH must not be negative, got {raw!r}")
+    return value
+
+
+def _check_path(path: str) -> str:
+    """Validate an archive path: relative, no empty/``.``/``..`` components, valid UTF-8, no NUL."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BuildError(f"path {path!r} is not valid UTF-8; layers only hold UTF-8 names") from None
+    parts = path.split("/")
+    if not path or path.startswith("/") or "\x00" in path or any(p in ("", ".", "..") for p in parts):
+        raise BuildError(f"invalid archive path {path!r}: must be relative, normalised, without '..'")
+    return path
+
+
+def normalize_prefix(prefix: str) -> str:
+    """``"/opt/venv"`` -> ``"opt/venv/"``; ``""`` stays ``""``."""
+    stripped = prefix.strip("/")
+    if stripped.startswith("./"):
+        stripped = stripped[2:]
+    if stripped in ("", "."):
+        return ""
+    return _check_path(stripped) + "/"
+
+
+@attrs.frozen
+class LayerEntry:
+    """One archive entry. ``path`` has no leading or trailing slash.
+
+    A ``file`` takes its bytes from ``source`` (streamed) or ``data`` (small in-memory content);
+    ``symlink`` and ``hardlink`` use ``linkname`` (a hard link names another archive path, which must be a
+    ``file`` entry sorting before it).
+    """
+
+    path: str = attrs.field(converter=_check_path)
+    kind: EntryKind
+    executable: bool = False
+    source: Path | None = None
+    data: bytes | None = None
+    linkname: str = ""
+    uid: int = 0
+    gid: int = 0
+
+    @classmethod
+    def directory(cls, path: str, *, uid: int = 0, gid: int = 0) -> LayerEntry:
+        return cls(path, "dir", uid=uid, gid=gid)
+
+    @classmethod
+    def from_file(
+        cls, path: str, source: Path, *, executable: bool, uid: int = 0, gid: int = 0
+    ) -> LayerEntry:
+        return cls(path, "file", executable=executable, source=source, uid=uid, gid=gid)
+
+    @classmethod
+    def from_bytes(cls, path: str, data: bytes, *, executable: bool = False) -> LayerEntry:
+        return cls(path, "file", executable=executable, data=data)
+
+    @classmethod
+    def symlink(cls, path: str, target: str, *, uid: int = 0, gid: int = 0) -> LayerEntry:
+        return cls(path, "symlink", linkname=target, uid=uid, gid=gid)
+
+    @classmethod
+    def hardlink(cls, path: str, target: str, *, uid: int = 0, gid: int = 0) -> LayerEntry:
+        return cls(path, "hardlink", linkname=target, uid=uid, gid=gid)
+
+
+def _sort_key(path: str) -> bytes:
+    return path.encode("utf-8")
+
+
+def _complete(entries: Iterable[LayerEntry]) -> list[LayerEntry]:
+    """Sorted entries with every parent directory present; duplicate paths are an error
+    (except the same directory twice)."""
+    by_path: dict[str, LayerEntry] = {}
+    for e in entries:
+        prev = by_path.get(e.path)
+        if prev is not None and not (prev.kind == "dir" and e.kind == "dir"):
+            raise BuildError(f"archive path {e.path!r} is written twice")
+        by_path[e.path] = e
+    for path in list(by_path):
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            existing = by_path.get(parent)
+            if existing is None:
+                by_path[parent] = LayerEntry.directory(parent)
+            elif existing.kind != "dir":
+                raise BuildError(f"archive path {parent!r} is both a {existing.kind} and a directory")
+    return [by_path[p] for p in sorted(by_path, key=_sort_key)]
+
+
+def write_tar(entries: Iterable[LayerEntry], out: BinaryIO, *, mtime: int | None = None) -> list[str]:
+    """Write ``entries`` as a deterministic tar stream into ``out`` (which only needs ``write``).
+
+    Returns the sorted archive paths of all non-directory entries. ``out`` is not closed.
+    """
+    when = layer_mtime() if mtime is None else mtime
+    ordered = _complete(entries)
+    written_files: set[str] = set()
+    paths: list[str] = []
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8") as tf:
+        for e in ordered:
+            info = tarfile.TarInfo(e.path)
+            info.mtime = when
+            info.uid, info.gid = e.uid, e.gid
+            info.uname = info.gname = ""
+            if e.kind == "dir":
+                info.type, info.mode = tarfile.DIRTYPE, _DIR_MODE
+                tf.addfile(info)
+                continue
+            paths.append(e.path)
+            if e.kind == "symlink":
+                if not e.linkname or "\x00" in e.linkname:
+                    raise BuildError(f"symlink {e.path!r} has an empty or invalid target")
+                info.type, info.mode, info.linkname = tarfile.SYMTYPE, _LINK_MODE, e.linkname
+                tf.addfile(info)
+            elif e.kind == "hardlink":
+                if e.linkname not in written_files:
+                    raise BuildError(
+                        f"hard link {e.path!r} -> {e.linkname!r}: the target must be a file written before it"
+                    )
+                info.type, info.linkname = tarfile.LNKTYPE, e.linkname
+                info.mode = _EXEC_MODE if e.executable else _FILE_MODE
+                tf.addfile(info)
+            else:
+                info.type = tarfile.REGTYPE
+                info.mode = _EXEC_MODE if e.executable else _FILE_MODE
+                if e.data is not None:
+                    info.size = len(e.data)
+                    tf.addfile(info, io.BytesIO(e.data))
+                elif e.source is not None:
+                    with open(e.source, "rb") as f:
+                        st = os.fstat(f.fileno())
+                        if not stat.S_ISREG(st.st_mode):
+                            raise BuildError(f"{e.source} is not a regular file")
+                        info.size = st.st_size
+                        tf.addfile(info, f)  # streamed in chunks by tarfile
+                else:
+                    raise BuildError(f"file entry {e.path!r} has neither source nor data")
+                written_files.add(e.path)
+    return paths
+
+
+def _scan(root: Path, prefix: str, owner_from_fs: bool) -> list[LayerEntry]:
+    entries: list[LayerEntry] = []
+    inodes: dict[tuple[int, int], list[tuple[str, os.stat_result, Path]]] = {}
+
+    def walk(directory: Path, rel: str) -> None:
+        with os.scandir(directory) as it:
+            children = list(it)
+        for child in children:
+            name = rel + child.name
+            path = Path(child.path)
+            st = child.stat(follow_symlinks=False)
+            uid, gid = (st.st_uid, st.st_gid) if owner_from_fs else (0, 0)
+            if stat.S_ISDIR(st.st_mode):
+                entries.append(LayerEntry.directory(prefix + name, uid=uid, gid=gid))
+                walk(path, name + "/")
+            elif stat.S_ISLNK(st.st_mode):
+                entries.append(LayerEntry.symlink(prefix + name, os.readlink(path), uid=uid, gid=gid))
+            elif stat.S_ISREG(st.st_mode):
+                if st.st_nlink > 1:
+                    inodes.setdefault((st.st_dev, st.st_ino), []).append((prefix + name, st, path))
+                else:
+                    entries.append(
+                        LayerEntry.from_file(
+                            prefix + name, path, executable=bool(st.st_mode & 0o111), uid=uid, gid=gid
+                        )
+                    )
+            else:
+                raise BuildError(f"{path}: devices, fifos and sockets cannot go into a layer")
+
+    walk(root, "")
+    for group in inodes.values():
+        group.sort(key=lambda item: _sort_key(item[0]))
+        first, st, source = group[0]
+        uid, gid = (st.st_uid, st.st_gid) if owner_from_fs else (0, 0)
+        executable = bool(st.st_mode & 0o111)
+        entries.append(LayerEntry.from_file(first, source, executable=executable, uid=uid, gid=gid))
+        for other, _, _ in group[1:]:
+            entries.append(
+                LayerEntry(other, "hardlink", executable=executable, linkname=first, uid=uid, gid=gid)
+            )
+    return entries
+
+
+def tar_directory(root: Path, out: BinaryIO, *, prefix: str = "", owner_from_fs: bool = False) -> list[str]:
+    """Write the tree under ``root`` (not ``root`` itself) as ``prefix + relpath`` entries.
+
+    ``prefix`` such as ``"opt/venv/"`` puts the tree under ``opt/venv/`` with explicit ``opt/`` and
+    ``opt/venv/`` directory entries. uid/gid are 0 unless ``owner_from_fs`` (then the numeric ids on disk;
+    names stay empty). Returns the sorted non-directory archive paths.
+    """
+    root = Path(root)
+    if root.is_symlink() or not root.is_dir():
+        raise BuildError(f"{root} is not a directory")
+    pre = normalize_prefix(prefix)
+    entries = _scan(root, pre, owner_from_fs)
+    if pre:
+        entries.append(LayerEntry.directory(pre.rstrip("/")))
+    return write_tar(entries, out)
