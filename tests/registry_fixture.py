@@ -1,12 +1,15 @@
 """Pytest fixtures running the real CNCF distribution registry (Debian package ``docker-registry``).
 
-Use from a conftest with ``pytest_plugins = ["registry_fixture"]`` (``tests/`` is on ``sys.path``
-under pytest's default rootdir-relative import mode) or import the fixtures into a test module.
+Use from the root conftest (or a test module) with ``pytest_plugins = ["tests.registry_fixture"]``.
 
 Fixtures (session-scoped: one registry process per test run; use distinct repository names):
 
 - ``registry``: anonymous, plain HTTP on ``127.0.0.1:<free port>``, filesystem storage, deletes enabled.
 - ``registry_basic_auth``: the same with htpasswd Basic auth; ``.username``/``.password`` are valid.
+- ``registry_token_auth``: the same with Bearer token auth (``auth: token``), backed by a small in-process
+  token service (:class:`TokenServer`, needs ``cryptography``) that checks Basic credentials and issues
+  ES256 JWTs with an ``x5c`` certificate the registry trusts; ``.token_server.requests`` records what
+  clients asked for.
 
 Both yield a :class:`RunningRegistry` (``.host`` = ``"127.0.0.1:PORT"``, ``.url``, ``.storage``,
 ``.blob_data_path(digest)``). :func:`start_registry` is the context manager behind them, for tests
@@ -16,20 +19,36 @@ that need a registry of their own. Everything is skipped with a reason when the 
 
 from __future__ import annotations
 
+import base64
+import datetime
+import json
 import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
-__all__ = ["RunningRegistry", "start_registry", "registry_binary", "registry", "registry_basic_auth"]
+__all__ = [
+    "RunningRegistry",
+    "TokenServer",
+    "start_registry",
+    "start_token_server",
+    "registry_binary",
+    "registry",
+    "registry_basic_auth",
+    "registry_token_auth",
+]
 
 STARTUP_TIMEOUT = 15.0
 TEST_USER = "envgraph"
@@ -45,6 +64,7 @@ class RunningRegistry:
     process: subprocess.Popen[bytes]
     username: str | None = None
     password: str | None = None
+    token_server: TokenServer | None = None
 
     def blob_data_path(self, digest: str) -> Path:
         """Where the filesystem driver keeps a blob's bytes (for corrupting it in tests)."""
@@ -78,7 +98,117 @@ def htpasswd_line(user: str, password: str) -> str:
     return f"{user}:" + bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()
 
 
-def _config(port: int, storage: Path, htpasswd: Path | None) -> str:
+@dataclass
+class TokenServer:
+    """A distribution token service: GET ``/token?service=..&scope=..`` with Basic auth -> ES256 JWT."""
+
+    url: str
+    service: str
+    issuer: str
+    cert_path: Path
+    username: str
+    password: str
+    requests: list[dict[str, list[str]]] = field(default_factory=list)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+@contextmanager
+def start_token_server(workdir: Path, username: str, password: str) -> Iterator[TokenServer]:
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+        from cryptography.x509.oid import NameOID
+    except ImportError:
+        pytest.skip("the token-auth registry fixture needs the cryptography package")
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "envgraph test token signer")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = workdir / "token-signer.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    x5c = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode("ascii")
+
+    server_info = TokenServer(
+        url="",
+        service="envgraph-test-registry",
+        issuer="envgraph-test-issuer",
+        cert_path=cert_path,
+        username=username,
+        password=password,
+    )
+
+    def issue(scopes: list[str], subject: str) -> str:
+        access = []
+        for scope in scopes:
+            kind, _, rest = scope.partition(":")
+            repo, _, actions = rest.rpartition(":")
+            access.append({"type": kind, "name": repo, "actions": [a for a in actions.split(",") if a]})
+        t = int(time.time())
+        header = {"typ": "JWT", "alg": "ES256", "x5c": [x5c]}
+        claims = {
+            "iss": server_info.issuer,
+            "sub": subject,
+            "aud": server_info.service,
+            "exp": t + 300,
+            "nbf": t - 10,
+            "iat": t,
+            "jti": uuid.uuid4().hex,
+            "access": access,
+        }
+        signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+        r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+        return signing_input + "." + _b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+    expected = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            query = parse_qs(urlsplit(self.path).query)
+            server_info.requests.append(query)
+            if self.headers.get("Authorization") != expected:
+                self.send_response(401)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            body = json.dumps({"token": issue(query.get("scope", []), username), "expires_in": 300}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server_info.url = f"http://127.0.0.1:{httpd.server_address[1]}/token"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server_info
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def _config(port: int, storage: Path, htpasswd: Path | None, token: TokenServer | None = None) -> str:
     lines = [
         "version: 0.1",
         "log:",
@@ -99,11 +229,25 @@ def _config(port: int, storage: Path, htpasswd: Path | None) -> str:
     ]
     if htpasswd is not None:
         lines += ["auth:", "  htpasswd:", "    realm: envgraph-test", f"    path: {htpasswd}"]
+    elif token is not None:
+        lines += [
+            "auth:",
+            "  token:",
+            f"    realm: {token.url}",
+            f"    service: {token.service}",
+            f"    issuer: {token.issuer}",
+            f"    rootcertbundle: {token.cert_path}",
+        ]
     return "\n".join(lines) + "\n"
 
 
 @contextmanager
-def start_registry(workdir: Path, *, basic_auth: tuple[str, str] | None = None) -> Iterator[RunningRegistry]:
+def start_registry(
+    workdir: Path,
+    *,
+    basic_auth: tuple[str, str] | None = None,
+    token_server: TokenServer | None = None,
+) -> Iterator[RunningRegistry]:
     """Run ``docker-registry serve`` under ``workdir`` until the block exits; skips when it is not installed."""
     binary = registry_binary()
     if binary is None:
@@ -124,7 +268,7 @@ def start_registry(workdir: Path, *, basic_auth: tuple[str, str] | None = None) 
     for _attempt in range(3):  # another process may grab the free port between probe and bind
         port = _free_port()
         config = workdir / "config.yml"
-        config.write_text(_config(port, storage, htpasswd))
+        config.write_text(_config(port, storage, htpasswd, token_server))
         log = workdir / "registry.log"
         with open(log, "wb") as log_file:
             proc = subprocess.Popen(
@@ -148,8 +292,9 @@ def start_registry(workdir: Path, *, basic_auth: tuple[str, str] | None = None) 
                 storage=storage,
                 log=log,
                 process=proc,
-                username=basic_auth[0] if basic_auth else None,
-                password=basic_auth[1] if basic_auth else None,
+                username=basic_auth[0] if basic_auth else (token_server.username if token_server else None),
+                password=basic_auth[1] if basic_auth else (token_server.password if token_server else None),
+                token_server=token_server,
             )
             try:
                 yield running
@@ -179,4 +324,16 @@ def registry_basic_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
     with start_registry(
         tmp_path_factory.mktemp("registry-auth"), basic_auth=(TEST_USER, TEST_PASSWORD)
     ) as reg:
+        yield reg
+
+
+@pytest.fixture(scope="session")
+def registry_token_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    if registry_binary() is None:
+        pytest.skip("docker-registry binary not found (apt install docker-registry)")
+    workdir = tmp_path_factory.mktemp("registry-token")
+    with (
+        start_token_server(workdir, TEST_USER, TEST_PASSWORD) as tokens,
+        start_registry(workdir, token_server=tokens) as reg,
+    ):
         yield reg

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import base64
-import functools
 import io
 import json
 import os
 import stat
 import tracemalloc
 import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 import pytest
-from registry_fixture import RunningRegistry, registry, registry_basic_auth  # noqa: F401  (fixtures)
 
 from envgraph.errors import RegistryError
 from envgraph.hashing import canonical_json, file_sha256, sha256_digest
 from envgraph.oci.auth import ENV_PASSWORD, ENV_USERNAME, Credentials
 from envgraph.oci.registry import OCI_MANIFEST, Reference, RegistryClient
+
+if TYPE_CHECKING:
+    from tests.registry_fixture import RunningRegistry
+
+# The fixtures (registry, registry_basic_auth, registry_token_auth); also listed in tests/conftest.py.
+pytest_plugins = ["tests.registry_fixture"]
 
 pytestmark = pytest.mark.registry
 
@@ -33,6 +39,11 @@ def _repo(prefix: str = "t") -> str:
 def _blob(size: int = 4096) -> tuple[bytes, str]:
     data = os.urandom(size)
     return data, sha256_digest(data)
+
+
+def _opener(path: Path) -> Callable[[], BinaryIO]:
+    """A stream factory reading the file afresh each time (the client closes what it opens)."""
+    return lambda: open(path, "rb")  # noqa: SIM115
 
 
 def _download(client: RegistryClient, repo: str, digest: str) -> bytes:
@@ -53,9 +64,9 @@ def no_ambient_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> P
 
 
 @pytest.fixture
-def client(registry: RunningRegistry, no_ambient_credentials: Path) -> RegistryClient:  # noqa: F811
+def client(registry: RunningRegistry, no_ambient_credentials: Path) -> Iterator[RegistryClient]:
     with RegistryClient(registry.host, insecure=True) as c:
-        yield c  # type: ignore[misc]
+        yield c
 
 
 # --- references -----------------------------------------------------------------------------------
@@ -131,7 +142,7 @@ def test_chunked_upload_streams_from_file(client: RegistryClient, tmp_path: Path
     hexd, _ = file_sha256(path)
     digest = "sha256:" + hexd
     before = client.stats.requests
-    client.upload_blob(repo, digest, size, functools.partial(open, path, "rb"), chunk_size=MiB)
+    client.upload_blob(repo, digest, size, _opener(path), chunk_size=MiB)
     # POST + 6 PATCH + PUT
     assert client.stats.requests - before == 8
     assert client.stats.bytes_uploaded == size
@@ -155,7 +166,7 @@ def test_upload_and_download_never_hold_the_blob_in_memory(
     digest = "sha256:" + hexd
     tracemalloc.start()
     try:
-        client.upload_blob(repo, digest, size, functools.partial(open, path, "rb"), chunk_size=chunk_size)
+        client.upload_blob(repo, digest, size, _opener(path), chunk_size=chunk_size)
         with open(tmp_path / "back.bin", "wb") as f:
             client.get_blob(repo, digest, f)
         _, peak = tracemalloc.get_traced_memory()
@@ -210,7 +221,7 @@ def test_mount_of_missing_blob_falls_back(client: RegistryClient) -> None:
     assert client.stats.blobs_mounted == 0
 
 
-def test_get_blob_detects_corruption(client: RegistryClient, registry: RunningRegistry) -> None:  # noqa: F811
+def test_get_blob_detects_corruption(client: RegistryClient, registry: RunningRegistry) -> None:
     repo = _repo()
     data, digest = _blob(10_000)
     client.upload_blob(repo, digest, len(data), lambda: io.BytesIO(data))
@@ -316,7 +327,7 @@ def _auth_round_trip(reg: RunningRegistry, **kwargs: object) -> RegistryClient:
 
 
 def test_basic_auth_from_env(
-    registry_basic_auth: RunningRegistry,  # noqa: F811
+    registry_basic_auth: RunningRegistry,
     no_ambient_credentials: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -325,13 +336,13 @@ def test_basic_auth_from_env(
     _auth_round_trip(registry_basic_auth)
 
 
-def test_basic_auth_explicit(registry_basic_auth: RunningRegistry, no_ambient_credentials: Path) -> None:  # noqa: F811
+def test_basic_auth_explicit(registry_basic_auth: RunningRegistry, no_ambient_credentials: Path) -> None:
     creds = Credentials(registry_basic_auth.username or "", registry_basic_auth.password or "")
     _auth_round_trip(registry_basic_auth, auth=creds)
 
 
 def test_basic_auth_from_docker_config(
-    registry_basic_auth: RunningRegistry,  # noqa: F811
+    registry_basic_auth: RunningRegistry,
     no_ambient_credentials: Path,
 ) -> None:
     token = base64.b64encode(
@@ -343,7 +354,7 @@ def test_basic_auth_from_docker_config(
 
 
 def test_basic_auth_from_credential_helper(
-    registry_basic_auth: RunningRegistry,  # noqa: F811
+    registry_basic_auth: RunningRegistry,
     no_ambient_credentials: Path,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
@@ -373,7 +384,7 @@ def test_basic_auth_from_credential_helper(
 
 
 def test_basic_auth_wrong_password(
-    registry_basic_auth: RunningRegistry,  # noqa: F811
+    registry_basic_auth: RunningRegistry,
     no_ambient_credentials: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -389,7 +400,7 @@ def test_basic_auth_wrong_password(
 
 
 def test_basic_auth_without_credentials(
-    registry_basic_auth: RunningRegistry,  # noqa: F811
+    registry_basic_auth: RunningRegistry,
     no_ambient_credentials: Path,
 ) -> None:
     client = RegistryClient(registry_basic_auth.host, insecure=True)
@@ -398,7 +409,7 @@ def test_basic_auth_without_credentials(
 
 
 def test_thread_pool_shares_one_client(
-    registry_basic_auth: RunningRegistry,  # noqa: F811
+    registry_basic_auth: RunningRegistry,
     no_ambient_credentials: Path,
 ) -> None:
     creds = Credentials(registry_basic_auth.username or "", registry_basic_auth.password or "")
@@ -418,3 +429,47 @@ def test_thread_pool_shares_one_client(
     assert client.stats.bytes_uploaded == 16 * 20_000
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert all(pool.map(lambda item: _download(client, repo, item[1]) == item[0], blobs))
+
+
+def test_bearer_token_auth(
+    registry_token_auth: RunningRegistry,
+    no_ambient_credentials: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tokens = registry_token_auth.token_server
+    assert tokens is not None
+    monkeypatch.setenv(ENV_USERNAME, tokens.username)
+    monkeypatch.setenv(ENV_PASSWORD, tokens.password)
+    tokens.requests.clear()
+    client = _auth_round_trip(registry_token_auth)
+    # One token per scope set, cached across the push and the download.
+    scopes = [tuple(q.get("scope", [])) for q in tokens.requests]
+    assert len(scopes) == len(set(scopes))
+    assert all(q.get("service") == [tokens.service] for q in tokens.requests)
+    assert any(s and s[0].endswith(":pull,push") for s in scopes)
+
+    # A mount asks for push on the target and pull on the source in one token.
+    source, target = _repo("src"), _repo("dst")
+    data, digest = _blob()
+    client.upload_blob(source, digest, len(data), lambda: io.BytesIO(data))
+    assert client.mount_blob(target, digest, source) is True
+    assert sorted(tokens.requests[-1]["scope"]) == sorted(
+        [f"repository:{target}:pull,push", f"repository:{source}:pull"]
+    )
+
+
+def test_bearer_token_wrong_password(
+    registry_token_auth: RunningRegistry,
+    no_ambient_credentials: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(ENV_USERNAME, registry_token_auth.username or "")
+    monkeypatch.setenv(ENV_PASSWORD, "wrong")
+    client = RegistryClient(registry_token_auth.host, insecure=True)
+    with pytest.raises(RegistryError) as err:
+        client.blob_exists("team/envs", sha256_digest(b"x"))
+    message = str(err.value)
+    assert message.startswith(
+        f"authentication to {registry_token_auth.host} failed for repository:team/envs:pull"
+    )
+    assert f"check credentials from {ENV_USERNAME}" in message and "\n" not in message

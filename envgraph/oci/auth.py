@@ -288,11 +288,14 @@ class Authenticator:
 
     @staticmethod
     def _key(scopes: tuple[str, ...], challenge: Challenge) -> tuple[str, ...]:
+        """The scopes to ask the token service for: ours; the challenge's only when we have none (``/v2/``).
+
+        A challenge's scope describes the request that was refused, so it is not carried over to others.
+        """
+        if scopes:
+            return tuple(sorted(set(scopes)))
         extra = challenge.params.get("scope")
-        all_scopes = set(scopes)
-        if extra:
-            all_scopes.update(extra.split(" "))
-        return tuple(sorted(all_scopes))
+        return tuple(sorted(set(extra.split(" ")))) if extra else ()
 
     def _token(self, scopes: tuple[str, ...], session: requests.Session, timeout: float) -> str:
         with self._lock:

@@ -1,6 +1,6 @@
 """Registry client over the OCI distribution API: blobs, uploads, mounts, manifests, tags.
 
-Library decision: a small ``requests`` client written here, not ``oras`` (oras-py 0.2.43, checked Nov 2025).
+Library decision: a small ``requests`` client written here, not ``oras`` (oras-py 0.2.43, the current release when this was written).
 oras-py has token and Basic auth and reads ``credHelpers``/``credsStore`` from the Docker config, but:
 its monolithic upload does ``fd.read()`` (the whole blob in memory), it uploads from file paths rather
 than streams, it has no cross-repo mount, ``download_blob`` does not verify digests, it works on
