@@ -94,6 +94,11 @@ def materialize(root: Path, model: Model, seed: int) -> None:
         os.utime(root / path, (t, t), follow_symlinks=False)
 
 
+def members_of(data: bytes) -> list[tarfile.TarInfo]:
+    with members_of(data) as tf:
+        return tf.getmembers()
+
+
 def tar_bytes(root: Path, prefix: str) -> tuple[bytes, list[str]]:
     buf = io.BytesIO()
     paths = tar_directory(root, buf, prefix=prefix)
@@ -118,7 +123,7 @@ def test_same_tree_gives_identical_tar(tree: dict[str, Any], seeds: tuple[int, i
         assert paths1 == paths2
 
         pre = prefix.rstrip("/") + "/" if prefix else ""
-        members = tarfile.open(fileobj=io.BytesIO(data1)).getmembers()
+        members = members_of(data1)
         names_ = [m.name for m in members]
         # sorted by UTF-8 bytes, each path once
         assert names_ == sorted(names_, key=lambda n: n.encode()) and len(set(names_)) == len(names_)
@@ -147,7 +152,8 @@ def test_same_tree_gives_identical_tar(tree: dict[str, Any], seeds: tuple[int, i
 
         out = Path(tmp) / "out"
         out.mkdir()
-        tarfile.open(fileobj=io.BytesIO(data1)).extractall(out, filter="fully_trusted")
+        with tarfile.open(fileobj=io.BytesIO(data1)) as tf:
+            tf.extractall(out, filter="fully_trusted")
         extracted = out / pre if pre else out
         assert tree_sha256(extracted) == tree_sha256(one)
         for path, node in model.items():
@@ -165,7 +171,7 @@ def test_hard_link_targets_first_sorted_path(tmp_path: Path) -> None:
     os.link(root / "z", root / "a")
     os.link(root / "z", root / "m")
     data, paths = tar_bytes(root, "")
-    members = {m.name: m for m in tarfile.open(fileobj=io.BytesIO(data))}
+    members = {m.name: m for m in members_of(data)}
     assert members["a"].isreg() and members["a"].size == 4
     assert members["m"].islnk() and members["m"].linkname == "a"
     assert members["z"].islnk() and members["z"].linkname == "a"
@@ -177,7 +183,7 @@ def test_prefix_parents_and_only_non_directories_returned(tmp_path: Path) -> Non
     (root / "pkg" / "empty").mkdir(parents=True)
     (root / "pkg" / "mod.py").write_text("x = 1\n")
     data, paths = tar_bytes(root, "/opt/venv")
-    names_ = [m.name for m in tarfile.open(fileobj=io.BytesIO(data))]
+    names_ = [m.name for m in members_of(data)]
     assert names_ == ["opt", "opt/venv", "opt/venv/pkg", "opt/venv/pkg/empty", "opt/venv/pkg/mod.py"]
     assert paths == ["opt/venv/pkg/mod.py"]
 
@@ -187,7 +193,7 @@ def test_source_date_epoch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     assert layer_mtime() == 1700000000
     data, _ = tar_bytes(tmp_path, "")
-    assert [m.mtime for m in tarfile.open(fileobj=io.BytesIO(data))] == [1700000000]
+    assert [m.mtime for m in members_of(data)] == [1700000000]
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
     with pytest.raises(BuildError, match="SOURCE_DATE_EPOCH"):
         layer_mtime()
@@ -201,7 +207,7 @@ def test_owner_from_fs(tmp_path: Path) -> None:
         os.chown(tmp_path / "f", 1234, 4321)
     buf = io.BytesIO()
     tar_directory(tmp_path, buf, owner_from_fs=True)
-    (m,) = tarfile.open(fileobj=io.BytesIO(buf.getvalue())).getmembers()
+    (m,) = members_of(buf.getvalue())
     st = os.stat(tmp_path / "f")
     assert (m.uid, m.gid, m.uname, m.gname) == (st.st_uid, st.st_gid, "", "")
 
@@ -237,7 +243,7 @@ def test_write_tar_entries() -> None:
     again = io.BytesIO()
     write_tar(entries, again)
     assert buf.getvalue() == again.getvalue()
-    members = {m.name: m for m in tarfile.open(fileobj=io.BytesIO(buf.getvalue()))}
+    members = {m.name: m for m in members_of(buf.getvalue())}
     assert set(members) >= {"etc", "etc/app", "usr", "usr/bin", "usr/lib", "usr/lib/app"}
     assert members["usr/lib/app/run"].mode == 0o755
 
