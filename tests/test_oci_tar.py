@@ -95,7 +95,7 @@ def materialize(root: Path, model: Model, seed: int) -> None:
 
 
 def members_of(data: bytes) -> list[tarfile.TarInfo]:
-    with members_of(data) as tf:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
         return tf.getmembers()
 
 
