@@ -13,7 +13,7 @@ from pathlib import Path
 
 import networkx as nx
 from attrs import evolve, frozen
-from packaging.requirements import Requirement
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from ..errors import LockError, ResolutionError, StaleLockError
@@ -104,7 +104,9 @@ class Locker:
         self.log = log
         p = spec.project
         self.find_links = [spec.root / fl for fl in p.find_links]
-        self.index = PackageIndex([p.index_url, *p.extra_index_urls], self.find_links, root=spec.root)
+        # An empty index-url means no index at all: only find-links (offline, like pip's --no-index).
+        indexes = [u for u in (p.index_url, *p.extra_index_urls) if u]
+        self.index = PackageIndex(indexes, self.find_links, root=spec.root)
 
     # -- public -------------------------------------------------------------------
     def lock(
@@ -201,6 +203,16 @@ class Locker:
         return Target(p.python, p.platform, libc_of(self.spec.bases[self.graph.root_base(env)]))
 
     def requirements(self, env: str) -> list[str]:
+        reqs = self._declared_requirements(env)
+        for r in reqs:
+            try:
+                Requirement(r)
+            except InvalidRequirement as e:
+                reason = str(e).splitlines()[0]
+                raise ResolutionError(f"env {env}: invalid requirement {r!r}: {reason}") from None
+        return reqs
+
+    def _declared_requirements(self, env: str) -> list[str]:
         decl = self.spec.env[env]
         if decl.requirements_file is None:
             return list(decl.requirements)

@@ -208,7 +208,7 @@ def pip_compile(
             interpreter, "-m", "piptools", "compile", "--quiet", "--generate-hashes", "--strip-extras",
             "--allow-unsafe", "--no-header", "--no-annotate", "--no-emit-index-url", "--no-emit-find-links",
             "--resolver=backtracking", "--pip-args", "--only-binary=:all:",
-            "--index-url", index_url, "-o", str(d / "requirements.txt"),
+            *(["--index-url", index_url] if index_url else ["--no-index"]), "-o", str(d / "requirements.txt"),
         ]  # fmt: skip
         for u in extra_index_urls:
             args += ["--extra-index-url", u]

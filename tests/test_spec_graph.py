@@ -1,0 +1,115 @@
+"""Declarations and graph validation: every bad input is one clear line, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import envgraph
+from envgraph.errors import SpecError
+from envgraph.schema import spec_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GOOD = """
+[project]
+name = "x"
+python = "3.11"
+[bases.b]
+image = "scratch"
+[env.a]
+base = "b"
+[env.c]
+parent = "a"
+[pipeline.p]
+steps = { one = "a", two = "c" }
+"""
+
+
+def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "envgraph.cli", *args], cwd=cwd, capture_output=True, text=True)
+
+
+BAD = [
+    ("[project\n", "invalid TOML: Expected ']' at the end of a table declaration (at line 1"),
+    (GOOD.replace('parent = "a"', 'parent = "zzz"'), "env.c: unknown parent env 'zzz' (known: a, c)"),
+    (GOOD.replace('[env.a]\nbase = "b"', '[env.a]\nbase = "nope"'), "env.a: unknown base 'nope'"),
+    (GOOD.replace('[env.a]\nbase = "b"', '[env.a]\nparent = "c"'), "cycle in env parents: a -> c -> a"),
+    (GOOD.replace('[env.a]\nbase = "b"', '[env.a]\nbase = "b"\nparent = "c"'), "env.a: set exactly one of 'base' or 'parent'"),
+    (GOOD.replace('[env.a]\nbase = "b"', "[env.a]"), "env.a: set exactly one of 'base' or 'parent'"),
+    (GOOD.replace('two = "c"', 'two = "ghost"'), "pipeline.p: step 'two' uses unknown env 'ghost'"),
+    (GOOD + '[pipeline.a]\nsteps = { s = "a" }\n', "duplicate name 'a': used by both env.a and pipeline.a"),
+    (GOOD + '[env.a]\nbase = "b"\n', "invalid TOML: Cannot declare ('env', 'a') twice (at line"),
+    (GOOD.replace('python = "3.11"', "python = 3.11"), "project.python: invalid value for type, expected str"),
+    (GOOD.replace('[env.a]\nbase = "b"', '[env.a]\nbase = "b"\nrequirements = "numpy"'), "env.a.requirements: invalid value"),
+    (GOOD.replace('[env.a]\nbase = "b"', '[env.a]\nbase = "b"\nenvironment = { X = 1 }'), "env.a.environment.X: invalid value for type, expected str"),
+    (GOOD.replace('[env.a]\nbase = "b"', '[env.a]\nbase = "b"\nrequirement = ["x"]'), "unknown key(s) requirement in env.a"),
+    (GOOD.replace('image = "scratch"', 'image = "ftp://x"'), "bases.b: unknown transport in image 'ftp://x'"),
+    (GOOD.replace('python = "3.11"', 'python = "3"'), "project.python must be a major.minor version"),
+    ("[project]\nname = 'x'\n", "missing required key project.python"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD, ids=[f"bad{i}" for i in range(len(BAD))])
+def test_bad_input_is_one_clear_line(tmp_path: Path, text: str, expected: str) -> None:
+    (tmp_path / "envgraph.toml").write_text(text)
+    with pytest.raises(SpecError) as info:
+        envgraph.load(tmp_path / "envgraph.toml")
+    assert expected in str(info.value)
+    proc = run_cli(tmp_path, "graph")
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_declaration_found_upward(tmp_path: Path) -> None:
+    (tmp_path / "envgraph.toml").write_text(GOOD)
+    sub = tmp_path / "deep" / "er"
+    sub.mkdir(parents=True)
+    proc = run_cli(sub, "graph")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[:3] == ["base b", "  env a  (used by pipeline p)", "    env c  (used by pipeline p)"]
+
+
+def test_missing_declaration(tmp_path: Path) -> None:
+    proc = run_cli(tmp_path, "graph")
+    assert proc.returncode == 1 and "no envgraph.toml found" in proc.stderr
+
+
+def test_graph_formats_and_pipeline_filter(tmp_path: Path) -> None:
+    (tmp_path / "envgraph.toml").write_text(GOOD + '[env.other]\nbase = "b"\n[pipeline.q]\nsteps = { s = "other" }\n')
+    data = json.loads(run_cli(tmp_path, "graph", "--format", "json", "--pipeline", "q").stdout)
+    assert {n["name"] for n in data["nodes"]} == {"b", "other", "q"}
+    dot = run_cli(tmp_path, "graph", "--format", "dot").stdout
+    assert '"env a" -> "env c";' in dot
+    mermaid = run_cli(tmp_path, "graph", "--format", "mermaid").stdout
+    assert mermaid.startswith("graph LR")
+    ws = envgraph.load(tmp_path / "envgraph.toml")
+    assert ws.graph.select(pipelines=["p"]) == ["a", "c"]
+    assert ws.graph.select(envs=["c"]) == ["a", "c"]
+
+
+def test_bundled_example_loads() -> None:
+    ws = envgraph.load(ROOT / "envgraph.toml")
+    assert ws.graph.envs() == ["core", "serve", "train"]
+    assert set(ws.spec.pipeline) == {"training", "serving"}
+
+
+def test_shipped_schema_is_generated_from_the_models() -> None:
+    shipped = json.loads((ROOT / "envgraph" / "schema" / "envgraph.schema.json").read_text())
+    assert shipped == spec_schema()
+    env = shipped["$defs"]["Env"]["properties"]
+    assert "requirements-file" in env and env["files"]["items"] == {"$ref": "#/$defs/FileSpec"}
+
+
+def test_readme_documents_every_key() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for key in ["index-url", "extra-index-urls", "find-links", "max-layers", "resolve-timeout", "requirements-file",
+                "environment", "files", "workdir", "entrypoint", "libc"]:  # fmt: skip
+        assert f"`{key}`" in readme, key

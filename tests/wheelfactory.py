@@ -1,0 +1,56 @@
+"""Small real wheels built by the tests themselves, so unit tests need no network."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+__all__ = ["make_wheel"]
+
+
+def _record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def make_wheel(
+    directory: Path,
+    name: str,
+    version: str,
+    *,
+    requires: Sequence[str] = (),
+    files: Mapping[str, str | bytes] | None = None,
+    scripts: Mapping[str, str] | None = None,
+    tag: str = "py3-none-any",
+) -> Path:
+    """Write ``name-version-tag.whl`` into ``directory``; by default it holds ``<name>/__init__.py`` with ``__version__``."""
+    dist = name.replace("-", "_")
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{dist}-{version}-{tag}.whl"
+    contents: dict[str, bytes] = {}
+    for rel, text in (files or {f"{dist}/__init__.py": f'__version__ = "{version}"\n'}).items():
+        contents[rel] = text.encode() if isinstance(text, str) else text
+    info = f"{dist}-{version}.dist-info"
+    meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    meta += [f"Requires-Dist: {r}" for r in requires]
+    contents[f"{info}/METADATA"] = ("\n".join(meta) + "\n").encode()
+    py, abi, plat = tag.split("-")
+    contents[f"{info}/WHEEL"] = (
+        f"Wheel-Version: 1.0\nGenerator: envgraph-tests\nRoot-Is-Purelib: {'true' if abi == 'none' else 'false'}\n"
+        f"Tag: {tag}\n"
+    ).encode()
+    if scripts:
+        lines = ["[console_scripts]", *(f"{k} = {v}" for k, v in scripts.items())]
+        contents[f"{info}/entry_points.txt"] = ("\n".join(lines) + "\n").encode()
+    record = [f"{rel},{_record_hash(data)},{len(data)}" for rel, data in contents.items()]
+    record.append(f"{info}/RECORD,,")
+    contents[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for rel, data in contents.items():
+            zi = zipfile.ZipInfo(rel, date_time=(2020, 1, 1, 0, 0, 0))
+            zi.external_attr = 0o644 << 16
+            zi.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(zi, data)
+    return path
