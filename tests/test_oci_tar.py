@@ -26,7 +26,7 @@ names = st.text(
     max_size=6,
 ).filter(lambda s: s not in (".", ".."))
 
-leaf = st.one_of(
+leaf: st.SearchStrategy[Any] = st.one_of(
     st.tuples(st.just("file"), st.binary(max_size=300), st.booleans()),
     st.tuples(st.just("symlink"), st.sampled_from(["target", "../up", "/abs/path", "sub/é", "."])),
     st.tuples(st.just("hardlink"), st.integers(0, 50)),
