@@ -1,0 +1,169 @@
+"""Docker daemon access against a real daemon (started for the session if none runs)."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from envgraph.build.debian import DebianRootfs
+from envgraph.docker import connect, load_archive, run, tag
+from envgraph.errors import DockerError
+from envgraph.hashing import canonical_json, file_sha256, sha256_hex
+from tests.docker_fixture import debian_rootfs, docker_client  # noqa: F401
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
+
+PYTHON = "/usr/bin/python3.11"
+
+
+def _add_bytes(tf: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tf.addfile(info, io.BytesIO(data))
+
+
+def write_docker_archive(layer_tar: Path, out: Path, repo_tag: str) -> str:
+    """A minimal one-layer docker-archive (``manifest.json`` + config + layer); returns the config digest.
+
+    Stand-in for the real exporter in ``envgraph.oci``: just enough for ``docker load``.
+    """
+    diff_id = "sha256:" + file_sha256(layer_tar)[0]
+    config = canonical_json(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        }
+    )
+    config_name = sha256_hex(config) + ".json"
+    layer_name = diff_id.removeprefix("sha256:") + "/layer.tar"
+    manifest = [{"Config": config_name, "RepoTags": [repo_tag], "Layers": [layer_name]}]
+    with tarfile.open(out, "w") as tf:
+        _add_bytes(tf, config_name, config)
+        tf.add(layer_tar, arcname=layer_name)  # copied in chunks, not read into memory
+        _add_bytes(tf, "manifest.json", json.dumps(manifest).encode())
+    return "sha256:" + sha256_hex(config)
+
+
+@pytest.fixture(scope="module")
+def base_image(
+    docker_client: docker.DockerClient,  # noqa: F811
+    debian_rootfs: DebianRootfs,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    ref = f"envgraph-test/debian-base:{uuid.uuid4().hex[:12]}"
+    archive = tmp_path_factory.mktemp("archive") / "base.tar"
+    write_docker_archive(debian_rootfs.tar_path, archive, ref)
+    started = time.monotonic()
+    loaded = load_archive(docker_client, archive)
+    print(f"docker load of {archive.stat().st_size} bytes took {time.monotonic() - started:.1f} s")
+    assert loaded == [ref]
+    yield ref
+    docker_client.images.remove(ref, force=True)
+
+
+def test_run_streams_output_and_returns_zero(
+    docker_client: docker.DockerClient,  # noqa: F811
+    base_image: str,
+) -> None:
+    out = io.StringIO()
+    code = run(docker_client, base_image, [PYTHON, "-c", "print('hi')"], stream_to=out)
+    assert code == 0
+    assert out.getvalue() == "hi\n"
+
+
+def test_run_passes_environment_and_stderr(
+    docker_client: docker.DockerClient,  # noqa: F811
+    base_image: str,
+) -> None:
+    out = io.StringIO()
+    script = "import os, sys; print(os.environ['GREETING']); print('ünïcode on stderr', file=sys.stderr)"
+    code = run(
+        docker_client, base_image, [PYTHON, "-c", script], environment={"GREETING": "hello"}, stream_to=out
+    )
+    assert code == 0
+    assert "hello\n" in out.getvalue()
+    assert "ünïcode on stderr\n" in out.getvalue()
+
+
+def test_run_returns_the_exit_code_and_removes_the_container(
+    docker_client: docker.DockerClient,  # noqa: F811
+    base_image: str,
+) -> None:
+    before = {c.id for c in docker_client.containers.list(all=True)}
+    code = run(docker_client, base_image, [PYTHON, "-c", "import sys; sys.exit(3)"], stream_to=io.StringIO())
+    assert code == 3
+    assert {c.id for c in docker_client.containers.list(all=True)} == before
+
+
+def test_run_defaults_to_the_current_stdout(
+    docker_client: docker.DockerClient,  # noqa: F811
+    base_image: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(docker_client, base_image, ["/bin/sh", "-c", "echo from-sh"]) == 0
+    assert capsys.readouterr().out == "from-sh\n"
+
+
+def test_run_of_an_unknown_image_is_one_line_error(docker_client: docker.DockerClient) -> None:  # noqa: F811
+    with pytest.raises(DockerError, match="no such image") as info:
+        run(docker_client, "envgraph-test/does-not-exist:nope", ["true"])
+    assert "\n" not in str(info.value)
+
+
+def test_tag_adds_a_reference(docker_client: docker.DockerClient, base_image: str) -> None:  # noqa: F811
+    ref = tag(docker_client, base_image, "envgraph-test/retagged", "t1")
+    try:
+        assert ref == "envgraph-test/retagged:t1"
+        assert docker_client.images.get(ref).id == docker_client.images.get(base_image).id
+    finally:
+        docker_client.images.remove(ref)
+    with pytest.raises(DockerError, match="has no image"):
+        tag(docker_client, "envgraph-test/does-not-exist:nope", "envgraph-test/x", "y")
+
+
+def test_load_error_inside_the_stream_is_a_docker_error(
+    docker_client: docker.DockerClient,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    # A manifest whose layer is missing: the daemon answers with an error object.
+    archive = tmp_path / "broken.tar"
+    config = canonical_json(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+    )
+    with tarfile.open(archive, "w") as tf:
+        _add_bytes(tf, "c.json", config)
+        manifest = [
+            {"Config": "c.json", "RepoTags": ["envgraph-test/broken:x"], "Layers": ["missing/layer.tar"]}
+        ]
+        _add_bytes(tf, "manifest.json", json.dumps(manifest).encode())
+    with pytest.raises(DockerError, match="docker load of .* failed") as info:
+        load_archive(docker_client, archive)
+    assert "\n" not in str(info.value)
+
+
+def test_load_of_a_missing_file_is_a_docker_error(
+    docker_client: docker.DockerClient,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(DockerError, match="No such file"):
+        load_archive(docker_client, tmp_path / "nope.tar")
+
+
+def test_connect_to_a_dead_socket_is_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sock = tmp_path / "dead.sock"
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{sock}")
+    for var in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(DockerError) as info:
+        connect()
+    assert str(info.value) == f"no Docker daemon answers at unix://{sock}: start dockerd or set DOCKER_HOST"
