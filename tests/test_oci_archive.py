@@ -65,6 +65,13 @@ def test_oci_archive_round_trip(tmp_path: Path) -> None:
         assert import_oci_archive(f, Store.open(tmp_path / "third")) == desc
     with pytest.raises(StoreError, match="no image tagged"):
         import_oci_archive(tmp_path / "one.tar", fresh, "other")
+    other = image(store, tmp_path, ("c",))
+    export_oci_archive(store, {"app:1": desc, "tool:1": other, "tool:2": other}, tmp_path / "many.tar")
+    assert import_oci_archive(tmp_path / "many.tar", fresh, "2") == other  # unique tag part
+    with pytest.raises(StoreError, match="ambiguous"):
+        import_oci_archive(tmp_path / "many.tar", fresh, "1")
+    with pytest.raises(StoreError, match="holds 3 images"):
+        import_oci_archive(tmp_path / "many.tar", fresh)
 
 
 def test_import_oci_layout_from_a_store(tmp_path: Path) -> None:

@@ -24,7 +24,13 @@ from envgraph.oci.compress import (
     open_decompressed,
     sniff_compression,
 )
-from envgraph.oci.layer import layer_from_directory, layer_from_tarstream, write_layer
+from envgraph.oci.layer import (
+    layer_format,
+    layer_from_directory,
+    layer_from_tarstream,
+    record_layer,
+    write_layer,
+)
 from envgraph.oci.store import Store
 from envgraph.oci.tar import tar_directory
 
@@ -134,3 +140,16 @@ def test_write_layer_returns_producer_result(tmp_path: Path) -> None:
     assert blob.media_type == MEDIA_TYPE_LAYER_ZSTD
     assert blob.descriptor().digest == blob.digest
     assert blob.image_layer("pkg").diff_id == blob.diff_id
+
+
+def test_record_layer_and_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store.open(tmp_path / "s")
+    blob, paths = layer_from_directory(store, make_tree(tmp_path / "tree"), "opt/")
+    key = "sha256:" + hashlib.sha256(b"numpy 1.0 " + layer_format(Compression.GZIP).encode()).hexdigest()
+    record = record_layer(store, key, blob, paths)
+    assert store.get_key(key) == record and store.read_paths(record) == paths
+    assert record.descriptor() == blob.descriptor()
+    fmt = layer_format(Compression.GZIP)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "86400")
+    assert layer_format(Compression.GZIP) != fmt
+    assert layer_format(Compression.ZSTD) != layer_format(Compression.GZIP)

@@ -48,7 +48,14 @@ from envgraph.oci.image import (
     read_manifest,
     write_image,
 )
-from envgraph.oci.layer import LayerBlob, layer_from_directory, layer_from_tarstream, write_layer
+from envgraph.oci.layer import (
+    LayerBlob,
+    layer_format,
+    layer_from_directory,
+    layer_from_tarstream,
+    record_layer,
+    write_layer,
+)
 from envgraph.oci.store import BlobWriter, LayerRecord, Store
 from envgraph.oci.tar import DEFAULT_MTIME, FORMAT_ID, LayerEntry, layer_mtime, tar_directory, write_tar
 
@@ -88,6 +95,7 @@ __all__ = [
     "import_docker_archive",
     "import_oci_archive",
     "import_oci_layout",
+    "layer_format",
     "layer_from_directory",
     "layer_from_tarstream",
     "layer_mtime",
@@ -95,6 +103,7 @@ __all__ = [
     "read_config",
     "read_index",
     "read_manifest",
+    "record_layer",
     "sniff_compression",
     "tar_directory",
     "write_image",

@@ -128,11 +128,24 @@ def _select(index: Index, tag: str | None, source: str) -> Descriptor:
         if len(index.manifests) != 1:
             raise StoreError(f"{source} holds {len(index.manifests)} images; name the tag to import")
         return index.manifests[0]
+    by_name: dict[str, Descriptor] = {}
     for d in index.manifests:
         ann = d.annotations or {}
-        names = {ann.get(ANNOTATION_REF_NAME), ann.get(_CONTAINERD_NAME)}
-        if tag in names or any(n and n.rsplit(":", 1)[-1] == tag and ":" in n for n in names):
-            return d
+        for key in (ANNOTATION_REF_NAME, _CONTAINERD_NAME):
+            if key in ann:
+                by_name.setdefault(ann[key], d)
+    return by_name[_match_tag(list(by_name), tag, source)]
+
+
+def _match_tag(names: list[str], tag: str, source: str) -> str:
+    """``tag`` itself, else the one name whose tag part (after the last ``:``) is ``tag``."""
+    if tag in names:
+        return tag
+    suffix = [n for n in names if ":" in n and n.rsplit(":", 1)[1] == tag]
+    if len(suffix) == 1:
+        return suffix[0]
+    if suffix:
+        raise StoreError(f"{source}: tag {tag!r} is ambiguous ({', '.join(sorted(suffix))})")
     raise StoreError(f"{source} has no image tagged {tag!r}")
 
 
@@ -296,14 +309,11 @@ def import_docker_archive(file: Path | IO[bytes], store: Store, tag: str | None 
             raise StoreError(f"{file} holds {len(docker_manifest)} images; name the tag to import")
         entry = docker_manifest[0]
     else:
-        matches = [
-            e
-            for e in docker_manifest
-            if any(t == tag or t.rsplit(":", 1)[-1] == tag for t in e.get("RepoTags") or [])
-        ]
-        if not matches:
-            raise StoreError(f"{file} has no image tagged {tag!r}")
-        entry = matches[0]
+        by_tag: dict[str, Any] = {}
+        for e in docker_manifest:
+            for t in e.get("RepoTags") or []:
+                by_tag.setdefault(t, e)
+        entry = by_tag[_match_tag(list(by_tag), tag, str(file))]
 
     cfg_digest, cfg_size, _ = lookup(entry["Config"])
     config = read_config(store, cfg_digest)

@@ -18,10 +18,17 @@ import attrs
 from envgraph.hashing import CHUNK
 from envgraph.oci.compress import Compression, Compressor
 from envgraph.oci.image import Descriptor, ImageLayer
-from envgraph.oci.store import Store
-from envgraph.oci.tar import tar_directory
+from envgraph.oci.store import LayerRecord, Store
+from envgraph.oci.tar import FORMAT_ID, layer_mtime, tar_directory
 
-__all__ = ["LayerBlob", "layer_from_directory", "layer_from_tarstream", "write_layer"]
+__all__ = [
+    "LayerBlob",
+    "layer_format",
+    "layer_from_directory",
+    "layer_from_tarstream",
+    "record_layer",
+    "write_layer",
+]
 
 T = TypeVar("T")
 
@@ -38,6 +45,23 @@ class LayerBlob:
 
     def image_layer(self, history_comment: str | None = None) -> ImageLayer:
         return ImageLayer(self.diff_id, self.descriptor(), history_comment)
+
+    def record(self, key: str, paths_digest: str | None = None) -> LayerRecord:
+        return LayerRecord(key, self.diff_id, self.digest, self.size, self.media_type, paths_digest)
+
+
+def layer_format(compression: Compression) -> str:
+    """Everything besides the content that a layer's bytes depend on (tar format, mtime, compressor):
+    put it into every layer key, so changing any of them rebuilds instead of reusing stale records."""
+    return f"{FORMAT_ID};mtime={layer_mtime()};{compression.compressor_id}"
+
+
+def record_layer(store: Store, key: str, blob: LayerBlob, paths: list[str]) -> LayerRecord:
+    """Store ``paths`` as a JSON blob and record ``key`` -> ``blob``; returns the record."""
+    paths_digest, _ = store.add_json(paths)
+    record = blob.record(key, paths_digest)
+    store.put_key(record)
+    return record
 
 
 class _TarSink(io.RawIOBase):

@@ -182,9 +182,10 @@ class Store:
         except OSError as err:
             raise StoreError(f"cannot create a store at {root}: {err.strerror or err}") from err
         try:
-            version = json.loads(layout.read_bytes()).get("imageLayoutVersion")
+            doc = json.loads(layout.read_bytes())
         except ValueError:
-            version = None
+            doc = None
+        version = doc.get("imageLayoutVersion") if isinstance(doc, dict) else None
         if version != "1.0.0":
             raise StoreError(f"{layout}: unsupported OCI layout version {version!r}")
         return store

@@ -196,7 +196,11 @@ def write_tar(entries: Iterable[LayerEntry], out: BinaryIO, *, mtime: int | None
                     info.size = len(e.data)
                     tf.addfile(info, io.BytesIO(e.data))
                 elif e.source is not None:
-                    with open(e.source, "rb") as f:
+                    try:
+                        fd = os.open(e.source, os.O_RDONLY | os.O_NOFOLLOW)
+                    except OSError as err:
+                        raise BuildError(f"cannot read {e.source}: {err.strerror}") from err
+                    with os.fdopen(fd, "rb") as f:
                         st = os.fstat(f.fileno())
                         if not stat.S_ISREG(st.st_mode):
                             raise BuildError(f"{e.source} is not a regular file")
