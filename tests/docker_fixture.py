@@ -1,7 +1,6 @@
 """Session fixtures for tests that need a Docker daemon or a Debian base rootfs.
 
-Use them from a test module with ``from tests.docker_fixture import docker_client, debian_rootfs``
-(``python -m pytest`` puts the repository root on ``sys.path``).
+Registered for every test by ``pytest_plugins`` in ``tests/conftest.py``.
 """
 
 from __future__ import annotations

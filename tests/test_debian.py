@@ -10,7 +10,7 @@ import pytest
 from envgraph.build.debian import DebianRootfs, build_debian_rootfs, parse_versions
 from envgraph.errors import BuildError
 from envgraph.hashing import file_sha256
-from tests.docker_fixture import BASE_PACKAGES, BASE_SUITE, debian_rootfs  # noqa: F401
+from tests.docker_fixture import BASE_PACKAGES, BASE_SUITE
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -21,7 +21,7 @@ def _members(tar_path: Path) -> set[str]:
 
 
 @pytest.mark.debian
-def test_base_records_every_installed_version(debian_rootfs: DebianRootfs) -> None:  # noqa: F811
+def test_base_records_every_installed_version(debian_rootfs: DebianRootfs) -> None:
     versions = debian_rootfs.versions
     assert list(versions) == sorted(versions)
     for name in ("python3.11-minimal", "libpython3.11-stdlib", "libc6", "ca-certificates", "dpkg"):
@@ -40,7 +40,7 @@ def test_base_records_every_installed_version(debian_rootfs: DebianRootfs) -> No
 
 
 @pytest.mark.debian
-def test_base_tar_is_a_usable_slim_layer(debian_rootfs: DebianRootfs) -> None:  # noqa: F811
+def test_base_tar_is_a_usable_slim_layer(debian_rootfs: DebianRootfs) -> None:
     names = _members(debian_rootfs.tar_path)
     assert "usr/bin/python3.11" in names
     assert "etc/ssl/certs/ca-certificates.crt" in names
@@ -60,7 +60,7 @@ def test_base_tar_is_a_usable_slim_layer(debian_rootfs: DebianRootfs) -> None:  
 
 @pytest.mark.debian
 def test_pinned_rebuilds_are_bit_identical_and_honour_pins(
-    debian_rootfs: DebianRootfs,  # noqa: F811
+    debian_rootfs: DebianRootfs,
     tmp_path: Path,
 ) -> None:
     pins = debian_rootfs.versions

@@ -17,7 +17,6 @@ from envgraph.build.debian import DebianRootfs
 from envgraph.docker import connect, load_archive, run, tag
 from envgraph.errors import DockerError
 from envgraph.hashing import canonical_json, file_sha256, sha256_hex
-from tests.docker_fixture import debian_rootfs, docker_client  # noqa: F401
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
@@ -56,8 +55,8 @@ def write_docker_archive(layer_tar: Path, out: Path, repo_tag: str) -> str:
 
 @pytest.fixture(scope="module")
 def base_image(
-    docker_client: docker.DockerClient,  # noqa: F811
-    debian_rootfs: DebianRootfs,  # noqa: F811
+    docker_client: docker.DockerClient,
+    debian_rootfs: DebianRootfs,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
     ref = f"envgraph-test/debian-base:{uuid.uuid4().hex[:12]}"
@@ -72,7 +71,7 @@ def base_image(
 
 
 def test_run_streams_output_and_returns_zero(
-    docker_client: docker.DockerClient,  # noqa: F811
+    docker_client: docker.DockerClient,
     base_image: str,
 ) -> None:
     out = io.StringIO()
@@ -82,7 +81,7 @@ def test_run_streams_output_and_returns_zero(
 
 
 def test_run_passes_environment_and_stderr(
-    docker_client: docker.DockerClient,  # noqa: F811
+    docker_client: docker.DockerClient,
     base_image: str,
 ) -> None:
     out = io.StringIO()
@@ -96,7 +95,7 @@ def test_run_passes_environment_and_stderr(
 
 
 def test_run_returns_the_exit_code_and_removes_the_container(
-    docker_client: docker.DockerClient,  # noqa: F811
+    docker_client: docker.DockerClient,
     base_image: str,
 ) -> None:
     before = {c.id for c in docker_client.containers.list(all=True)}
@@ -106,7 +105,7 @@ def test_run_returns_the_exit_code_and_removes_the_container(
 
 
 def test_run_defaults_to_the_current_stdout(
-    docker_client: docker.DockerClient,  # noqa: F811
+    docker_client: docker.DockerClient,
     base_image: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -114,13 +113,13 @@ def test_run_defaults_to_the_current_stdout(
     assert capsys.readouterr().out == "from-sh\n"
 
 
-def test_run_of_an_unknown_image_is_one_line_error(docker_client: docker.DockerClient) -> None:  # noqa: F811
+def test_run_of_an_unknown_image_is_one_line_error(docker_client: docker.DockerClient) -> None:
     with pytest.raises(DockerError, match="no such image") as info:
         run(docker_client, "envgraph-test/does-not-exist:nope", ["true"])
     assert "\n" not in str(info.value)
 
 
-def test_tag_adds_a_reference(docker_client: docker.DockerClient, base_image: str) -> None:  # noqa: F811
+def test_tag_adds_a_reference(docker_client: docker.DockerClient, base_image: str) -> None:
     ref = tag(docker_client, base_image, "envgraph-test/retagged", "t1")
     try:
         assert ref == "envgraph-test/retagged:t1"
@@ -132,7 +131,7 @@ def test_tag_adds_a_reference(docker_client: docker.DockerClient, base_image: st
 
 
 def test_load_error_inside_the_stream_is_a_docker_error(
-    docker_client: docker.DockerClient,  # noqa: F811
+    docker_client: docker.DockerClient,
     tmp_path: Path,
 ) -> None:
     # A manifest whose layer is missing: the daemon answers with an error object.
@@ -152,7 +151,7 @@ def test_load_error_inside_the_stream_is_a_docker_error(
 
 
 def test_load_of_a_missing_file_is_a_docker_error(
-    docker_client: docker.DockerClient,  # noqa: F811
+    docker_client: docker.DockerClient,
     tmp_path: Path,
 ) -> None:
     with pytest.raises(DockerError, match="No such file"):
