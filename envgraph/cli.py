@@ -55,8 +55,15 @@ def handle_errors(fn: F) -> F:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-f", "--file", "file", metavar="FILE", help="Declaration file (default: envgraph.toml found upward).")
-@click.option("--store", metavar="DIR", envvar="ENVGRAPH_STORE", help="Store directory (default: .envgraph/ beside the file).")
+@click.option(
+    "-f", "--file", "file", metavar="FILE", help="Declaration file (default: envgraph.toml found upward)."
+)
+@click.option(
+    "--store",
+    metavar="DIR",
+    envvar="ENVGRAPH_STORE",
+    help="Store directory (default: .envgraph/ beside the file).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(package_name="envgraph")
 @click.pass_context
@@ -76,7 +83,9 @@ def _say(quiet: bool) -> Callable[[str], None]:
 @click.argument("envs", nargs=-1)
 @click.option("--pipeline", "pipelines", multiple=True, metavar="P", help="Lock what pipeline P needs.")
 @click.option("--upgrade", "-U", is_flag=True, help="Resolve afresh, ignoring current pins.")
-@click.option("--upgrade-package", "-P", "upgrade_packages", multiple=True, metavar="NAME", help="Upgrade one package.")
+@click.option(
+    "--upgrade-package", "-P", "upgrade_packages", multiple=True, metavar="NAME", help="Upgrade one package."
+)
 @click.option("--check", is_flag=True, help="Change nothing; exit non-zero when any lockfile is stale.")
 @click.option("-j", "--jobs", type=int, default=None, help="Envs resolved at once.")
 @click.option("-q", "--quiet", is_flag=True)
@@ -94,7 +103,13 @@ def lock(
 ) -> None:
     """Resolve envs into lockfiles/ (only those whose inputs changed)."""
     result = c.ws.lock(
-        envs, pipelines, upgrade=upgrade, upgrade_packages=upgrade_packages, check=check, jobs=jobs, log=_say(quiet)
+        envs,
+        pipelines,
+        upgrade=upgrade,
+        upgrade_packages=upgrade_packages,
+        check=check,
+        jobs=jobs,
+        log=_say(quiet),
     )
     if check:
         stale = result.stale
@@ -119,6 +134,180 @@ def lock(
 def graph(c: Context, fmt: str, pipeline: str | None) -> None:
     """Print the graph of bases, envs and pipelines."""
     click.echo(c.ws.graph.render(fmt, pipeline))
+
+
+@main.command()
+@click.argument("envs", nargs=-1)
+@click.option("--pipeline", "pipelines", multiple=True, metavar="P", help="Build what pipeline P needs.")
+@click.option("-j", "--jobs", type=int, default=None, help="Parallel layer builds (default: number of CPUs).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
+@click.option("--dry-run", is_flag=True, help="Print the plan: what would be built, what is reused, and why.")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write a JSON build report.",
+)
+@click.option(
+    "--cache",
+    "cache_ref",
+    default=None,
+    metavar="REGISTRY/REPO",
+    help="Registry used as a shared layer cache.",
+)
+@click.option("--cache-mode", type=click.Choice(["read", "readwrite"]), default="readwrite")
+@click.option("--insecure", is_flag=True, help="Plain HTTP to the cache registry.")
+@pass_ctx
+@handle_errors
+def build(
+    c: Context,
+    envs: tuple[str, ...],
+    pipelines: tuple[str, ...],
+    jobs: int | None,
+    quiet: bool,
+    dry_run: bool,
+    report_path: str | None,
+    cache_ref: str | None,
+    cache_mode: str,
+    insecure: bool,
+) -> None:
+    """Build images from the lockfiles into the store (default: every env)."""
+    from .build.dryrun import describe_plan
+    from .build.progress import make_reporter
+    from .build.report import build_report
+
+    ws = c.ws
+    if dry_run:
+        click.echo(describe_plan(ws, ws.plan(envs, pipelines)))
+        return
+    cache = None
+    cache_ref = cache_ref or ws.spec.project.cache
+    if cache_ref:
+        from .cache import RegistryCache
+
+        cache = RegistryCache.from_reference(cache_ref, mode=cache_mode, insecure=insecure)
+    result = ws.build(envs, pipelines, jobs=jobs, reporter=make_reporter(quiet), cache=cache)
+    report = build_report(result, ws.open_store())
+    if report_path:
+        Path(report_path).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    _summary(report)
+    if not result.ok:
+        for f in result.failures:
+            click.echo(f"envgraph: error: {f}", err=True)
+        sys.exit(1)
+
+
+def _summary(report: dict[str, Any]) -> None:
+    for e in report["envs"]:
+        built = sum(1 for layer in e["layers"] if layer["status"] == "built")
+        pulled = sum(1 for layer in e["layers"] if layer["status"] == "pulled")
+        reused = len(e["layers"]) - built - pulled
+        digest = e["digest"] or "FAILED"
+        extra = f", {pulled} pulled" if pulled else ""
+        click.echo(
+            f"{e['env']:<16} {digest}  layers: {built} built, {reused} reused{extra}  {e['seconds']:.2f}s"
+        )
+    t = report["totals"]
+    click.echo(
+        f"total: {t['layers_built']} layers built, {t['layers_reused']} reused, {t['layers_pulled']} pulled; "
+        f"{t['bytes_written'] / 1e6:.1f} MB written; dedup {t['dedup_ratio']:.2f}x; {t['seconds']:.2f}s"
+    )
+
+
+@main.command()
+@pass_ctx
+@handle_errors
+def images(c: Context) -> None:
+    """What the store holds: env, drv, digest, size, layer count."""
+    from .inspect import list_images
+
+    rows = list_images(c.ws.open_store())
+    if not rows:
+        click.echo("no images in the store: run `envgraph build`")
+        return
+    click.echo(f"{'ENV':<16} {'DRV':<14} {'DIGEST':<20} {'SIZE':>10} {'LAYERS':>6}  TAGS")
+    for r in rows:
+        click.echo(
+            f"{r.env:<16} {r.drv[7:19]:<14} {r.digest[:19]:<20} {r.size / 1e6:>8.1f}MB {r.layers:>6}  {', '.join(r.tags)}"
+        )
+
+
+@main.command()
+@click.argument("env")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Archive to write.")
+@click.option("--format", "fmt", type=click.Choice(["oci-archive", "docker-archive"]), default="oci-archive")
+@pass_ctx
+@handle_errors
+def export(c: Context, env: str, output: str, fmt: str) -> None:
+    """Write an env's image as an OCI or docker archive."""
+    from .inspect import export_env
+
+    ref = export_env(c.ws, env, Path(output), fmt)
+    click.echo(f"wrote {output} ({fmt}, {ref})")
+
+
+@main.command(name="load")
+@click.argument("envs", nargs=-1, required=True)
+@pass_ctx
+@handle_errors
+def load_cmd(c: Context, envs: tuple[str, ...]) -> None:
+    """Load env images into the local Docker daemon as envgraph/<env>:<drv12> and :latest."""
+    from .inspect import load_env
+
+    for env in envs:
+        for tag in load_env(c.ws, env):
+            click.echo(f"loaded {tag}")
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("env")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@pass_ctx
+@handle_errors
+def run(c: Context, env: str, command: tuple[str, ...]) -> None:
+    """Run a command in an env's image (loaded into Docker first): envgraph run ENV -- CMD ..."""
+    from .inspect import run_env
+
+    sys.exit(run_env(c.ws, env, list(command)))
+
+
+@main.command()
+@pass_ctx
+@handle_errors
+def verify(c: Context) -> None:
+    """Rehash every blob the store refers to and report problems."""
+    store = c.ws.open_store()
+    problems = store.verify()
+    for p in problems:
+        click.echo(f"problem: {p}")
+    if problems:
+        click.echo(
+            f"envgraph: error: {len(problems)} problems in {store.root}: run `envgraph build` to repair",
+            err=True,
+        )
+        sys.exit(1)
+    click.echo(f"store {store.root} is consistent")
+
+
+@main.command()
+@click.option(
+    "--keep-last",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Images kept per env besides the current ones.",
+)
+@click.option("--dry-run", is_flag=True)
+@pass_ctx
+@handle_errors
+def gc(c: Context, keep_last: int, dry_run: bool) -> None:
+    """Remove blobs no current lockfile or kept image refers to."""
+    from .inspect import collect_garbage
+
+    freed, removed_tags = collect_garbage(c.ws, keep_last=keep_last, dry_run=dry_run)
+    verb = "would free" if dry_run else "freed"
+    click.echo(f"{verb} {freed / 1e6:.1f} MB; untagged {len(removed_tags)} old images")
 
 
 @main.command()

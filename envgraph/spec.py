@@ -66,6 +66,8 @@ class Project:
     max_layers: int = field(default=100, metadata=_key("max-layers"))
     resolve_timeout: float = field(default=120.0, metadata=_key("resolve-timeout"))
     cache: str | None = None
+    # Ship hash-checked .pyc files (compiled by a local interpreter of the target version when there is one).
+    bytecode: bool = True
 
 
 @frozen
@@ -202,7 +204,7 @@ def _validate(spec: Spec, origin: str) -> None:
                 "(use docker://, oci:, oci-archive:, docker-archive:, docker-daemon: or scratch)"
             )
         if base.debian is not None and base.debian.suite not in DEBIAN_GLIBC and base.libc is None:
-            fail(f"bases.{name}: unknown Debian suite {base.debian.suite!r}: declare libc = \"glibc-2.NN\"")
+            fail(f'bases.{name}: unknown Debian suite {base.debian.suite!r}: declare libc = "glibc-2.NN"')
         if base.libc is not None and not LIBC_RE.match(base.libc):
             fail(f'bases.{name}: libc must look like "glibc-2.36" or "musl-1.2", got {base.libc!r}')
         if base.image != "scratch" and base.python is None:

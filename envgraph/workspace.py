@@ -6,9 +6,12 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from .build.plan import Plan, make_plan
+from .build.scheduler import BuildResult, RemoteCache, Reporter, Scheduler
 from .graph import EnvGraph, build_graph
 from .lock.locker import Locker, LockResult
 from .lock.lockfile import LOCKDIR
+from .oci.store import Store
 from .spec import Spec, find_declaration, read_spec
 
 __all__ = ["Workspace", "load"]
@@ -46,6 +49,34 @@ class Workspace:
         return self.locker(jobs=jobs, log=log).lock(
             envs, pipelines, upgrade=upgrade, upgrade_packages=upgrade_packages, check=check
         )
+
+    def open_store(self) -> Store:
+        return Store.open(self.store_path)
+
+    def plan(self, envs: Iterable[str] = (), pipelines: Iterable[str] = ()) -> Plan:
+        """Every layer and image the request needs, from the lockfiles (which must be fresh)."""
+        return make_plan(self, envs, pipelines)
+
+    def build(
+        self,
+        envs: Iterable[str] = (),
+        pipelines: Iterable[str] = (),
+        *,
+        jobs: int | None = None,
+        reporter: Reporter | None = None,
+        cache: RemoteCache | None = None,
+    ) -> BuildResult:
+        """Build the selected envs (default: all) into the store; returns what was built, reused and failed."""
+        plan = self.plan(envs, pipelines)
+        scheduler = Scheduler(
+            self.open_store(),
+            self.root,
+            platform=self.spec.project.platform,
+            jobs=jobs,
+            reporter=reporter,
+            cache=cache,
+        )
+        return scheduler.run(plan)
 
 
 def load(path: str | os.PathLike[str] | None = None, *, store: Path | None = None) -> Workspace:

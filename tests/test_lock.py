@@ -50,7 +50,10 @@ def lock(path: Path, **kw: object) -> dict[str, str]:
 
 
 def drvs(root: Path) -> dict[str, str]:
-    return {p.name.split(".")[0]: json.loads(p.read_text())["drv"] for p in sorted((root / "lockfiles").glob("*.lock.json"))}
+    return {
+        p.name.split(".")[0]: json.loads(p.read_text())["drv"]
+        for p in sorted((root / "lockfiles").glob("*.lock.json"))
+    }
 
 
 @pytest.fixture
@@ -61,11 +64,19 @@ def chain(make_project, tmp_path: Path) -> Path:
 
 
 def test_lock_writes_canonical_lockfiles_and_requirements(chain: Path) -> None:
-    assert lock(chain) == {"none": "resolved", "core": "resolved", "serve": "resolved", "train": "resolved", "leaf": "resolved"}
+    assert lock(chain) == {
+        "none": "resolved",
+        "core": "resolved",
+        "serve": "resolved",
+        "train": "resolved",
+        "leaf": "resolved",
+    }
     root = chain.parent
     core = json.loads((root / "lockfiles" / "core.lock.json").read_text())
     assert [(p["name"], p["version"]) for p in core["packages"]] == [("alpha", "1.0")]
-    assert core["packages"][0]["wheel"]["url"] == "wheels/alpha-1.0-py3-none-any.whl"  # relative, no absolute paths
+    assert (
+        core["packages"][0]["wheel"]["url"] == "wheels/alpha-1.0-py3-none-any.whl"
+    )  # relative, no absolute paths
     text = (root / "lockfiles" / "core.lock.json").read_text()
     assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
     leaf = json.loads((root / "lockfiles" / "leaf.lock.json").read_text())
@@ -108,9 +119,20 @@ def test_drv_is_stable_across_directories(chain: Path, tmp_path_factory: pytest.
     [
         (lambda t: t.replace('A = "1"', 'A = "2"'), {"core", "train", "serve", "leaf"}),
         (lambda t: t.replace('requirements = ["delta"]', 'requirements = ["gamma"]'), {"serve"}),
-        (lambda t: t.replace('requirements = ["gamma"]', 'requirements = ["gamma"]\nenvironment = { B = "x" }'), {"train", "leaf"}),
-        (lambda t: t.replace('requirements = ["alpha<2"]', 'requirements = ["alpha>=2"]'), {"core", "train", "serve", "leaf"}),
-        (lambda t: t.replace('requirements = ["beta<2"]', 'requirements = ["beta<2"]\nworkdir = "/w"'), {"leaf"}),
+        (
+            lambda t: t.replace(
+                'requirements = ["gamma"]', 'requirements = ["gamma"]\nenvironment = { B = "x" }'
+            ),
+            {"train", "leaf"},
+        ),
+        (
+            lambda t: t.replace('requirements = ["alpha<2"]', 'requirements = ["alpha>=2"]'),
+            {"core", "train", "serve", "leaf"},
+        ),
+        (
+            lambda t: t.replace('requirements = ["beta<2"]', 'requirements = ["beta<2"]\nworkdir = "/w"'),
+            {"leaf"},
+        ),
     ],
     ids=["env-var-at-root", "requirement-in-leaf", "env-var-in-middle", "parent-pin", "workdir"],
 )
@@ -137,9 +159,16 @@ def test_file_content_changes_drv(chain: Path) -> None:
 
 def test_check_names_stale_envs_and_changes_nothing(chain: Path) -> None:
     lock(chain)
-    chain.write_text(chain.read_text().replace('requirements = ["delta"]', 'requirements = ["delta", "alpha"]'))
+    chain.write_text(
+        chain.read_text().replace('requirements = ["delta"]', 'requirements = ["delta", "alpha"]')
+    )
     before = {p: p.read_bytes() for p in (chain.parent / "lockfiles").rglob("*") if p.is_file()}
-    proc = subprocess.run([sys.executable, "-m", "envgraph.cli", "lock", "--check"], cwd=chain.parent, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "envgraph.cli", "lock", "--check"],
+        cwd=chain.parent,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         "envgraph: error: stale lockfiles: env serve (inputs changed): run `envgraph lock`"
@@ -161,38 +190,56 @@ def test_existing_pins_are_kept_unless_upgraded(make_project, wheelhouse: Path) 
     lock(path)
     (wheelhouse.parent / "held-back.whl").rename(wheelhouse / "alpha-2.0-py3-none-any.whl")
     lock(path)  # the wheelhouse changed, so inputs changed, but pip-compile keeps the existing pin
-    assert json.loads((path.parent / "lockfiles" / "e.lock.json").read_text())["packages"][0]["version"] == "1.0"
+    assert (
+        json.loads((path.parent / "lockfiles" / "e.lock.json").read_text())["packages"][0]["version"] == "1.0"
+    )
     lock(path, upgrade_packages=["alpha"])
-    assert json.loads((path.parent / "lockfiles" / "e.lock.json").read_text())["packages"][0]["version"] == "2.0"
+    assert (
+        json.loads((path.parent / "lockfiles" / "e.lock.json").read_text())["packages"][0]["version"] == "2.0"
+    )
 
 
 def test_child_conflicting_with_parent_pin_names_both(make_project) -> None:
-    path = make_project('[env.p]\nbase = "none"\nrequirements = ["alpha<2"]\n[env.c]\nparent = "p"\nrequirements = ["alpha>=2"]\n')
-    with pytest.raises(ResolutionError, match=r"env c: requirement 'alpha>=2' conflicts with parent env p's pin alpha==1.0"):
+    path = make_project(
+        '[env.p]\nbase = "none"\nrequirements = ["alpha<2"]\n[env.c]\nparent = "p"\nrequirements = ["alpha>=2"]\n'
+    )
+    with pytest.raises(
+        ResolutionError, match=r"env c: requirement 'alpha>=2' conflicts with parent env p's pin alpha==1.0"
+    ):
         lock(path)
 
 
 def test_parent_pin_blocking_newer_releases_is_named(make_project) -> None:
     # beta's newest release needs alpha>=2, but the parent pins alpha 1.0: say so instead of silently taking beta 1.0.
-    path = make_project('[env.p]\nbase = "none"\nrequirements = ["alpha<2"]\n[env.c]\nparent = "p"\nrequirements = ["beta"]\n')
+    path = make_project(
+        '[env.p]\nbase = "none"\nrequirements = ["alpha<2"]\n[env.c]\nparent = "p"\nrequirements = ["beta"]\n'
+    )
     with pytest.raises(ResolutionError) as info:
         lock(path)
     msg = str(info.value)
     assert "env c: 'beta' resolved to 1.0, far older than 2.0" in msg
-    assert "beta 2.0 (newest release allowed by 'beta') requires 'alpha>=2', but parent env p pins alpha==1.0" in msg
+    assert (
+        "beta 2.0 (newest release allowed by 'beta') requires 'alpha>=2', but parent env p pins alpha==1.0"
+        in msg
+    )
 
 
 def test_impossible_transitive_requirement_names_the_pin(make_project, wheelhouse: Path) -> None:
     make_wheel(wheelhouse, "needy", "1.0", requires=["alpha>=2"])
-    path = make_project('[env.p]\nbase = "none"\nrequirements = ["alpha<2"]\n[env.c]\nparent = "p"\nrequirements = ["needy"]\n')
-    with pytest.raises(ResolutionError, match=r"env c: cannot resolve: needy 1.0 .* requires 'alpha>=2', but parent env p pins alpha==1.0"):
+    path = make_project(
+        '[env.p]\nbase = "none"\nrequirements = ["alpha<2"]\n[env.c]\nparent = "p"\nrequirements = ["needy"]\n'
+    )
+    with pytest.raises(
+        ResolutionError,
+        match=r"env c: cannot resolve: needy 1.0 .* requires 'alpha>=2', but parent env p pins alpha==1.0",
+    ):
         lock(path)
 
 
 def test_resolution_time_budget(make_project) -> None:
     path = make_project('[env.e]\nbase = "none"\nrequirements = ["alpha"]\n',
                         header=__import__("tests.conftest", fromlist=["HEADER"]).HEADER + "resolve-timeout = 0.001\n")  # fmt: skip
-    text = path.read_text().replace('resolve-timeout = 0.001\n', "")
+    text = path.read_text().replace("resolve-timeout = 0.001\n", "")
     text = text.replace('find-links = ["wheels"]', 'find-links = ["wheels"]\nresolve-timeout = 0.001')
     path.write_text(text)
     with pytest.raises(ResolutionError, match=r"env e: resolution did not finish within 0.001 s"):
@@ -225,7 +272,9 @@ def test_requirements_file(make_project, tmp_path: Path) -> None:
 def test_layer_budget_merges_least_shared(make_project, wheelhouse: Path) -> None:
     body = '[env.p]\nbase = "none"\nrequirements = ["alpha<2", "delta"]\n[env.c]\nparent = "p"\nrequirements = ["gamma", "beta<2"]\n'
     path = make_project(body)
-    path.write_text(path.read_text().replace('find-links = ["wheels"]', 'find-links = ["wheels"]\nmax-layers = 4'))
+    path.write_text(
+        path.read_text().replace('find-links = ["wheels"]', 'find-links = ["wheels"]\nmax-layers = 4')
+    )
     lock(path)
     c = json.loads((path.parent / "lockfiles" / "c.lock.json").read_text())
     # 0 base layers + venv = 1 fixed; 3 left: 2 own layers (alpha, delta: in both images) + 1 merged (beta, gamma).
@@ -275,9 +324,15 @@ def test_lockfile_round_trip(lock_: Lockfile) -> None:
     assert dumps(again) == text
 
 
-@given(st.lists(packages, max_size=5, unique_by=lambda p: p.name), st.dictionaries(texts, texts, max_size=5), st.randoms())
+@given(
+    st.lists(packages, max_size=5, unique_by=lambda p: p.name),
+    st.dictionaries(texts, texts, max_size=5),
+    st.randoms(),
+)
 @settings(max_examples=100, deadline=None)
-def test_drv_ignores_order_but_not_content(pkgs: list[LockedPackage], environment: dict[str, str], rnd) -> None:
+def test_drv_ignores_order_but_not_content(
+    pkgs: list[LockedPackage], environment: dict[str, str], rnd
+) -> None:
     def drv(ps, env):
         return env_drv(env="e", source="s", packages=ps, merged=(), environment=env, files=(), workdir=None,
                        entrypoint=None, cmd=None, python="3.11", platform="linux/amd64")  # fmt: skip

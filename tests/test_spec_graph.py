@@ -32,7 +32,9 @@ steps = { one = "a", two = "c" }
 
 
 def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "envgraph.cli", *args], cwd=cwd, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "envgraph.cli", *args], cwd=cwd, capture_output=True, text=True
+    )
 
 
 BAD = [
@@ -40,15 +42,30 @@ BAD = [
     (GOOD.replace('parent = "a"', 'parent = "zzz"'), "env.c: unknown parent env 'zzz' (known: a, c)"),
     (GOOD.replace('[env.a]\nbase = "b"', '[env.a]\nbase = "nope"'), "env.a: unknown base 'nope'"),
     (GOOD.replace('[env.a]\nbase = "b"', '[env.a]\nparent = "c"'), "cycle in env parents: a -> c -> a"),
-    (GOOD.replace('[env.a]\nbase = "b"', '[env.a]\nbase = "b"\nparent = "c"'), "env.a: set exactly one of 'base' or 'parent'"),
+    (
+        GOOD.replace('[env.a]\nbase = "b"', '[env.a]\nbase = "b"\nparent = "c"'),
+        "env.a: set exactly one of 'base' or 'parent'",
+    ),
     (GOOD.replace('[env.a]\nbase = "b"', "[env.a]"), "env.a: set exactly one of 'base' or 'parent'"),
     (GOOD.replace('two = "c"', 'two = "ghost"'), "pipeline.p: step 'two' uses unknown env 'ghost'"),
     (GOOD + '[pipeline.a]\nsteps = { s = "a" }\n', "duplicate name 'a': used by both env.a and pipeline.a"),
     (GOOD + '[env.a]\nbase = "b"\n', "invalid TOML: Cannot declare ('env', 'a') twice (at line"),
-    (GOOD.replace('python = "3.11"', "python = 3.11"), "project.python: invalid value for type, expected str"),
-    (GOOD.replace('[env.a]\nbase = "b"', '[env.a]\nbase = "b"\nrequirements = "numpy"'), "env.a.requirements: invalid value"),
-    (GOOD.replace('[env.a]\nbase = "b"', '[env.a]\nbase = "b"\nenvironment = { X = 1 }'), "env.a.environment.X: invalid value for type, expected str"),
-    (GOOD.replace('[env.a]\nbase = "b"', '[env.a]\nbase = "b"\nrequirement = ["x"]'), "unknown key(s) requirement in env.a"),
+    (
+        GOOD.replace('python = "3.11"', "python = 3.11"),
+        "project.python: invalid value for type, expected str",
+    ),
+    (
+        GOOD.replace('[env.a]\nbase = "b"', '[env.a]\nbase = "b"\nrequirements = "numpy"'),
+        "env.a.requirements: invalid value",
+    ),
+    (
+        GOOD.replace('[env.a]\nbase = "b"', '[env.a]\nbase = "b"\nenvironment = { X = 1 }'),
+        "env.a.environment.X: invalid value for type, expected str",
+    ),
+    (
+        GOOD.replace('[env.a]\nbase = "b"', '[env.a]\nbase = "b"\nrequirement = ["x"]'),
+        "unknown key(s) requirement in env.a",
+    ),
     (GOOD.replace('image = "scratch"', 'image = "ftp://x"'), "bases.b: unknown transport in image 'ftp://x'"),
     (GOOD.replace('python = "3.11"', 'python = "3"'), "project.python must be a major.minor version"),
     ("[project]\nname = 'x'\n", "missing required key project.python"),
@@ -74,7 +91,11 @@ def test_declaration_found_upward(tmp_path: Path) -> None:
     sub.mkdir(parents=True)
     proc = run_cli(sub, "graph")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[:3] == ["base b", "  env a  (used by pipeline p)", "    env c  (used by pipeline p)"]
+    assert proc.stdout.splitlines()[:3] == [
+        "base b",
+        "  env a  (used by pipeline p)",
+        "    env c  (used by pipeline p)",
+    ]
 
 
 def test_missing_declaration(tmp_path: Path) -> None:
@@ -83,7 +104,9 @@ def test_missing_declaration(tmp_path: Path) -> None:
 
 
 def test_graph_formats_and_pipeline_filter(tmp_path: Path) -> None:
-    (tmp_path / "envgraph.toml").write_text(GOOD + '[env.other]\nbase = "b"\n[pipeline.q]\nsteps = { s = "other" }\n')
+    (tmp_path / "envgraph.toml").write_text(
+        GOOD + '[env.other]\nbase = "b"\n[pipeline.q]\nsteps = { s = "other" }\n'
+    )
     data = json.loads(run_cli(tmp_path, "graph", "--format", "json", "--pipeline", "q").stdout)
     assert {n["name"] for n in data["nodes"]} == {"b", "other", "q"}
     dot = run_cli(tmp_path, "graph", "--format", "dot").stdout

@@ -13,14 +13,13 @@ from typing import TYPE_CHECKING
 
 from ..errors import BuildError
 from ..lock.model import LOCK_VERSION, BaseLock, DebianPin, ImagePin
+from ..oci.store import Store
 from ..spec import Base, libc_of
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
 
-__all__ = ["BasePinner", "DEFAULT_MIRROR"]
-
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
+__all__ = ["BasePinner"]
 
 
 class BasePinner:
@@ -30,7 +29,9 @@ class BasePinner:
         self.ws = workspace
 
     def __call__(self, name: str, base: Base, existing: BaseLock | None) -> BaseLock:
-        common = dict(version=LOCK_VERSION, name=name, python=base.python, libc=libc_of(base), inputs="", identity="")
+        common = dict(
+            version=LOCK_VERSION, name=name, python=base.python, libc=libc_of(base), inputs="", identity=""
+        )
         if base.image == "scratch":
             return BaseLock(**common, image=ImagePin(reference="scratch", digest=None, layers=0))  # type: ignore[arg-type]
         if base.debian is not None:
@@ -41,12 +42,14 @@ class BasePinner:
     def _pin_debian(self, name: str, base: Base) -> DebianPin:
         from .debian_base import pin_debian_base
 
-        return pin_debian_base(self.ws, name, base)
+        return pin_debian_base(Store.open(self.ws.store_path), name, base)
 
     def _pin_image(self, name: str, reference: str) -> ImagePin:
         from .image_base import pin_image_base
 
         try:
-            return pin_image_base(self.ws, reference)
+            return pin_image_base(
+                Store.open(self.ws.store_path), reference, self.ws.root, self.ws.spec.project.platform
+            )
         except BuildError as e:
             raise BuildError(f"base {name}: {e}") from None

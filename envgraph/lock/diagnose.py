@@ -20,7 +20,14 @@ from packaging.version import Version
 from .index import IndexFile, PackageIndex
 from .wheels import Target, best_wheel, target_tags
 
-__all__ = ["Blocker", "find_blockers", "newest_release", "is_far_older", "direct_conflicts", "OLD_RELEASE_DAYS"]
+__all__ = [
+    "Blocker",
+    "find_blockers",
+    "newest_release",
+    "is_far_older",
+    "direct_conflicts",
+    "OLD_RELEASE_DAYS",
+]
 
 # A direct requirement resolved to a release this much older than its newest eligible release is suspicious.
 OLD_RELEASE_DAYS = 365
@@ -90,7 +97,9 @@ def newest_release(index: PackageIndex, requirement: str, target: Target) -> tup
     return eligible[0] if eligible else None
 
 
-def is_far_older(index: PackageIndex, requirement: str, resolved: str, target: Target) -> tuple[Version, IndexFile] | None:
+def is_far_older(
+    index: PackageIndex, requirement: str, resolved: str, target: Target
+) -> tuple[Version, IndexFile] | None:
     """The newest eligible release when ``resolved`` is far behind it (a major version, or a year of uploads)."""
     eligible = _eligible(index, Requirement(requirement), target)
     if not eligible:
@@ -139,5 +148,7 @@ def find_blockers(
                 continue
             pinned = parent_pins.get(canonicalize_name(d.name))
             if pinned is not None and not d.specifier.contains(pinned, prereleases=True):
-                out.append(Blocker(r, f"{req.name} {version}", dep.split(";")[0].strip(), f"{d.name}=={pinned}"))
+                out.append(
+                    Blocker(r, f"{req.name} {version}", dep.split(";")[0].strip(), f"{d.name}=={pinned}")
+                )
     return out

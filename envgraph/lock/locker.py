@@ -64,7 +64,11 @@ def base_inputs(name: str, base: Base) -> str:
             "lock-version": LOCK_VERSION,
             "debian": None
             if base.debian is None
-            else {"suite": base.debian.suite, "packages": sorted(base.debian.packages), "mirror": base.debian.mirror},
+            else {
+                "suite": base.debian.suite,
+                "packages": sorted(base.debian.packages),
+                "mirror": base.debian.mirror,
+            },
             "image": base.image,
             "python": base.python,
             "libc": libc_of(base),
@@ -141,7 +145,10 @@ class Locker:
         for generation in nx.topological_generations(sub):
             names = sorted(n for _, n in generation)
             if check:
-                results = [self._resolve_env(e, locks, bases, check=True, upgrade=False, upgrade_names=set()) for e in names]
+                results = [
+                    self._resolve_env(e, locks, bases, check=True, upgrade=False, upgrade_names=set())
+                    for e in names
+                ]
             else:
                 with ThreadPoolExecutor(max_workers=max(1, min(self.jobs, len(names)))) as pool:
                     results = list(
@@ -185,7 +192,11 @@ class Locker:
         base = self.spec.bases[name]
         inputs = base_inputs(name, base)
         existing = read_base_lock(self.lockdir, name)
-        if existing is not None and existing.inputs == inputs and existing.identity == base_identity(existing):
+        if (
+            existing is not None
+            and existing.inputs == inputs
+            and existing.identity == base_identity(existing)
+        ):
             return existing, LockOutcome(name, "base", "unchanged")
         if check:
             why = "no lockfile" if existing is None else "declaration changed"
@@ -220,13 +231,17 @@ class Locker:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except OSError as e:
-            raise LockError(f"env {env}: cannot read requirements-file {decl.requirements_file}: {e.strerror}") from None
+            raise LockError(
+                f"env {env}: cannot read requirements-file {decl.requirements_file}: {e.strerror}"
+            ) from None
         reqs = []
         for ln in lines:
             ln = ln.split(" #", 1)[0].strip()
             if ln and not ln.startswith("#"):
                 if ln.startswith("-"):
-                    raise LockError(f"env {env}: {decl.requirements_file}: options like {ln.split()[0]!r} are not supported")
+                    raise LockError(
+                        f"env {env}: {decl.requirements_file}: options like {ln.split()[0]!r} are not supported"
+                    )
                 reqs.append(ln)
         return reqs
 
@@ -241,7 +256,8 @@ class Locker:
     def _inputs(self, env: str, locks: Mapping[str, Lockfile]) -> str:
         p = self.spec.project
         fl = {
-            Path(rel).as_posix(): sorted(x.name for x in (self.spec.root / rel).glob("*.whl")) for rel in p.find_links
+            Path(rel).as_posix(): sorted(x.name for x in (self.spec.root / rel).glob("*.whl"))
+            for rel in p.find_links
         }
         return env_inputs(
             env=env,
@@ -279,7 +295,9 @@ class Locker:
         if existing is not None and existing.inputs == inputs and not forced:
             return existing, LockOutcome(env, "env", "unchanged")
         if check:
-            return None, LockOutcome(env, "env", "stale", "no lockfile" if existing is None else "inputs changed")
+            return None, LockOutcome(
+                env, "env", "stale", "no lockfile" if existing is None else "inputs changed"
+            )
         self.log(f"resolving env {env}")
         packages = self._resolve(env, locks, existing, upgrade=upgrade, upgrade_names=upgrade_names)
         draft = Lockfile(
@@ -319,13 +337,19 @@ class Locker:
         target = self.target(env)
         conflicts = direct_conflicts(reqs, pins)
         if conflicts:
-            req = next(r for r in reqs if canonicalize_name(Requirement(r).name) == canonicalize_name(conflicts[0].split("==")[0]))
+            req = next(
+                r
+                for r in reqs
+                if canonicalize_name(Requirement(r).name) == canonicalize_name(conflicts[0].split("==")[0])
+            )
             raise ResolutionError(
                 f"env {env}: requirement '{req}' conflicts with parent env {parent}'s pin {conflicts[0]}"
             )
         previous = None
         if existing is not None:
-            previous = "".join(f"{q.name}=={q.version}\n" for q in closure({**locks, env: existing}, self.graph, env))
+            previous = "".join(
+                f"{q.name}=={q.version}\n" for q in closure({**locks, env: existing}, self.graph, env)
+            )
         try:
             result = pip_compile(
                 p.python,
@@ -341,8 +365,13 @@ class Locker:
             )
         except ResolverTimeout as e:
             blockers = find_blockers(self.index, reqs, pins, target) if pins else []
-            cause = self._blocker_text(blockers, parent) or "no parent pin explains it; narrow the requirements or raise project.resolve-timeout"
-            raise ResolutionError(f"env {env}: resolution did not finish within {e.seconds:g} s: {cause}") from None
+            cause = (
+                self._blocker_text(blockers, parent)
+                or "no parent pin explains it; narrow the requirements or raise project.resolve-timeout"
+            )
+            raise ResolutionError(
+                f"env {env}: resolution did not finish within {e.seconds:g} s: {cause}"
+            ) from None
         except ResolverFailed as e:
             blockers = find_blockers(self.index, reqs, pins, target) if pins else []
             cause = self._blocker_text(blockers, parent) or _pip_conflict(e.output)
@@ -370,7 +399,9 @@ class Locker:
     def _blocker_text(blockers: list[Blocker], parent: str | None) -> str:
         return "; ".join(b.describe(parent or "?") for b in blockers[:3])
 
-    def _choose_wheel(self, env: str, name: str, version: str, hashes: frozenset[str], target: Target) -> LockedPackage:
+    def _choose_wheel(
+        self, env: str, name: str, version: str, hashes: frozenset[str], target: Target
+    ) -> LockedPackage:
         files = self.index.release_files(name, version)
         chosen = best_wheel([f.filename for f in files], target_tags(target))
         if chosen is None:
@@ -382,7 +413,9 @@ class Locker:
         if f.sha256 is None:
             raise ResolutionError(f"env {env}: the index gives no sha256 for {f.filename}")
         if hashes and f.sha256 not in hashes:
-            raise ResolutionError(f"env {env}: {f.filename} sha256 {f.sha256} is not among the hashes pip-compile pinned")
+            raise ResolutionError(
+                f"env {env}: {f.filename} sha256 {f.sha256} is not among the hashes pip-compile pinned"
+            )
         size = f.size if f.size is not None else self.index.size_of(f.url)
         return LockedPackage(name=name, version=version, wheel=Wheel(f.filename, f.sha256, size, f.url))
 

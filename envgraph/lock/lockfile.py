@@ -85,7 +85,9 @@ def _read(path: Path, cls: type[T]) -> T | None:
     except (OSError, ValueError) as e:
         raise StaleLockError(f"{path}: unreadable lockfile ({e}): run `envgraph lock`") from None
     if not isinstance(data, dict) or data.get("version") != LOCK_VERSION:
-        raise StaleLockError(f"{path}: lockfile version {data.get('version')!r} is not {LOCK_VERSION}: run `envgraph lock`")
+        raise StaleLockError(
+            f"{path}: lockfile version {data.get('version')!r} is not {LOCK_VERSION}: run `envgraph lock`"
+        )
     try:
         result: T = structure(data, cls)
     except cattrs.BaseValidationError as e:

@@ -95,9 +95,7 @@ def _interpreter_version(python: str) -> str | None:
 
 
 def _has_pinned_piptools(python: str) -> bool:
-    probe = (
-        "from importlib.metadata import version as v; print(v('pip'), v('pip-tools'))"
-    )
+    probe = "from importlib.metadata import version as v; print(v('pip'), v('pip-tools'))"
     out = subprocess.run([python, "-c", probe], capture_output=True, text=True)
     return out.returncode == 0 and out.stdout.split() == [PIP_VERSION, PIP_TOOLS_VERSION]
 
@@ -133,7 +131,9 @@ def find_interpreter(python: str) -> str:
         )  # fmt: skip
     except subprocess.CalledProcessError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ResolutionError(f"cannot install pip-tools {PIP_TOOLS_VERSION} for Python {python}: {_last_line(e.stderr)}") from None
+        raise ResolutionError(
+            f"cannot install pip-tools {PIP_TOOLS_VERSION} for Python {python}: {_last_line(e.stderr)}"
+        ) from None
     try:
         os.replace(tmp, venv)
     except OSError:
@@ -149,7 +149,9 @@ def _ensure(p: Path) -> Path:
 def _clean_env() -> dict[str, str]:
     # The machine's pip configuration (extra indexes, find-links, constraints) must not leak into a lock.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k == "PIP_CERT"}
-    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", PYTHONUTF8="1", LC_ALL="C.UTF-8")
+    env.update(
+        PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", PYTHONUTF8="1", LC_ALL="C.UTF-8"
+    )
     return env
 
 

@@ -1,0 +1,190 @@
+"""Layer builders: the venv layer, one layer per package (or one merged layer), and files layers.
+
+Every layer has a **key**: a hash of exactly the inputs that decide its bytes (wheel sha256s,
+install prefix, interpreter path and version, bytecode mode, tar and compressor format, layer
+format version). The store maps key -> (diff_id, digest, size, media type); building the same
+key anywhere gives the same digests.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from attrs import frozen
+from installer import install
+from installer.destinations import SchemeDictionaryDestination
+from installer.sources import WheelFile
+
+from ..errors import BuildError
+from ..hashing import digest_of, tree_sha256
+from ..oci.compress import Compression
+from ..oci.layer import layer_format, layer_from_directory, record_layer, write_layer
+from ..oci.store import LayerRecord, Store
+from ..oci.tar import LayerEntry, write_tar
+
+__all__ = [
+    "LAYER_FORMAT",
+    "VENV",
+    "InstallTarget",
+    "venv_key",
+    "package_key",
+    "files_key",
+    "build_venv_layer",
+    "build_package_layer",
+    "build_files_layer",
+    "bytecode_interpreter",
+]
+
+# Bump when what goes into a layer changes (scheme, pyc policy, venv contents).
+LAYER_FORMAT = 1
+VENV = "/opt/venv"
+
+
+@frozen
+class InstallTarget:
+    """Where and for what interpreter packages are installed; part of every package layer key."""
+
+    python: str  # "3.11"
+    interpreter: str  # the base's interpreter path, e.g. /usr/bin/python3.11
+    bytecode: bool = True
+    compression: Compression = Compression.GZIP
+
+    @property
+    def site_packages(self) -> str:
+        return f"{VENV}/lib/python{self.python}/site-packages"
+
+    def scheme(self) -> dict[str, str]:
+        return {
+            "purelib": self.site_packages,
+            "platlib": self.site_packages,
+            "headers": f"{VENV}/include/site/python{self.python}",
+            "scripts": f"{VENV}/bin",
+            "data": VENV,
+        }
+
+    def identity(self) -> dict[str, object]:
+        return {
+            "prefix": VENV,
+            "python": self.python,
+            "interpreter": self.interpreter,
+            # pyc files are only deterministic with hash-based invalidation from the target's own version.
+            "bytecode": f"cp{self.python.replace('.', '')}-checked-hash" if self.bytecode else "none",
+            "layer": layer_format(self.compression),
+            "format": LAYER_FORMAT,
+        }
+
+
+def bytecode_interpreter(python: str) -> str | None:
+    """An interpreter of the target version to compile .pyc files with, or None (then layers ship no .pyc)."""
+    if f"{sys.version_info[0]}.{sys.version_info[1]}" == python:
+        return sys.executable
+    return shutil.which(f"python{python}")
+
+
+def venv_key(target: InstallTarget) -> str:
+    return digest_of({"kind": "venv", **target.identity()})
+
+
+def package_key(target: InstallTarget, wheels: Sequence[tuple[str, str]]) -> str:
+    """``wheels`` are (filename, sha256); several for a merged layer."""
+    return digest_of({"kind": "packages", "wheels": sorted([list(w) for w in wheels]), **target.identity()})
+
+
+def files_key(target: InstallTarget, dest: str, content: str) -> str:
+    return digest_of(
+        {"kind": "files", "dest": dest, "content": content, "layer": layer_format(target.compression)}
+    )
+
+
+def build_venv_layer(store: Store, target: InstallTarget) -> LayerRecord:
+    """``/opt/venv`` with ``pyvenv.cfg`` and ``bin/python`` pointing at the base's interpreter."""
+    home = str(Path(target.interpreter).parent)
+    cfg = f"home = {home}\ninclude-system-site-packages = false\nversion = {target.python}\n"
+    v = VENV.strip("/")
+    entries = [
+        LayerEntry.from_bytes(f"{v}/pyvenv.cfg", cfg.encode()),
+        LayerEntry.symlink(f"{v}/bin/python", target.interpreter),
+        LayerEntry.symlink(f"{v}/bin/python3", "python"),
+        LayerEntry.symlink(f"{v}/bin/python{target.python}", "python"),
+        LayerEntry.directory(f"{v}/lib/python{target.python}/site-packages"),
+        LayerEntry.symlink(f"{v}/lib64", "lib"),
+        LayerEntry.directory(f"{v}/include"),
+    ]
+    blob, paths = write_layer(store, lambda sink: write_tar(entries, sink), target.compression)
+    return record_layer(store, venv_key(target), blob, paths)
+
+
+def build_package_layer(
+    store: Store,
+    target: InstallTarget,
+    key: str,
+    wheels: Sequence[tuple[str, Path]],
+    work_dir: Path | None = None,
+) -> LayerRecord:
+    """Install wheels ((project name, path) pairs) under a staging root and store them as layer ``key``."""
+    with tempfile.TemporaryDirectory(prefix="envgraph-stage-", dir=work_dir) as tmp:
+        stage = Path(tmp)
+        owners: dict[str, str] = {}
+        for name, path in sorted(wheels, key=lambda w: w[0]):
+            before = set(_files(stage))
+            destination = SchemeDictionaryDestination(
+                target.scheme(),
+                interpreter=f"{VENV}/bin/python",
+                script_kind="posix",
+                bytecode_optimization_levels=(),
+                destdir=str(stage),
+            )
+            try:
+                with WheelFile.open(path) as source:
+                    install(source, destination, {"INSTALLER": b"envgraph\n"})
+            except FileExistsError as e:
+                clash = str(e).split(str(stage), 1)[-1]
+                other = next((o for p, o in owners.items() if clash.endswith(p)), "another package")
+                raise BuildError(f"packages {other} and {name} both write {clash}") from None
+            except Exception as e:  # installer raises several kinds for bad wheels
+                raise BuildError(f"cannot install {path.name}: {e}") from None
+            for p in set(_files(stage)) - before:
+                owners[p] = name
+        if target.bytecode:
+            _compile(stage, target)
+        blob, paths = layer_from_directory(store, stage, "", target.compression)
+    return record_layer(store, key, blob, paths)
+
+
+def _files(root: Path) -> list[str]:
+    return [p.relative_to(root).as_posix() for p in root.rglob("*") if not p.is_dir()]
+
+
+def _compile(stage: Path, target: InstallTarget) -> None:
+    python = bytecode_interpreter(target.python)
+    site = stage / target.site_packages.lstrip("/")
+    if python is None or not site.is_dir():
+        return
+    # Hash-based pycs are reproducible; -s/-p make the embedded source paths the runtime ones.
+    proc = subprocess.run(
+        [python, "-m", "compileall", "-q", "-j", "1", "--invalidation-mode", "checked-hash",
+         "-s", str(stage), "-p", "/", str(site)],
+        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": "0"},
+    )  # fmt: skip
+    # A package may ship files that do not compile for this version (tests, templates): those just get no .pyc.
+    del proc
+
+
+def build_files_layer(store: Store, target: InstallTarget, src: Path, dest: str, content: str) -> LayerRecord:
+    """The env's ``files``: a directory's contents (or one file) placed at ``dest``."""
+    actual = tree_sha256(src)
+    if actual != content:
+        raise BuildError(f"files {src.name} changed since the lockfile was written: run `envgraph lock`")
+    key = files_key(target, dest, content)
+    prefix = dest.strip("/")
+    if src.is_dir():
+        blob, paths = layer_from_directory(store, src, prefix, target.compression)
+    else:
+        entries = [LayerEntry.from_file(prefix, src, executable=bool(src.stat().st_mode & 0o111))]
+        blob, paths = write_layer(store, lambda sink: write_tar(entries, sink), target.compression)
+    return record_layer(store, key, blob, paths)
