@@ -269,7 +269,10 @@ def run(c: Context, env: str, command: tuple[str, ...]) -> None:
     """Run a command in an env's image (loaded into Docker first): envgraph run ENV -- CMD ..."""
     from .inspect import run_env
 
-    sys.exit(run_env(c.ws, env, list(command)))
+    args = list(command)
+    if args[:1] == ["--"]:
+        args = args[1:]
+    sys.exit(run_env(c.ws, env, args))
 
 
 @main.command()

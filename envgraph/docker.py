@@ -109,6 +109,7 @@ def run(
     *,
     environment: Mapping[str, str] | None = None,
     stream_to: TextIO | None = None,
+    entrypoint: list[str] | None = None,
 ) -> int:
     """Run ``command`` in a new container of ``image``, stream its output live, remove it; returns the exit code.
 
@@ -117,7 +118,9 @@ def run(
     """
     out = stream_to if stream_to is not None else sys.stdout
     try:
-        container = client.containers.create(image, command, environment=dict(environment or {}))
+        container = client.containers.create(
+            image, command, environment=dict(environment or {}), entrypoint=entrypoint
+        )
     except docker.errors.ImageNotFound as err:
         raise DockerError(f"cannot run {image}: the daemon has no such image") from err
     except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
@@ -142,3 +145,16 @@ def run(
         # Already gone (or the daemon went away): nothing the caller could do about it.
         with contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException):
             container.remove(force=True)
+
+
+def save_image(client: docker.DockerClient, name: str, out: Path) -> None:
+    """Write a daemon image as a docker-archive file, streamed (used by ``docker-daemon:`` bases)."""
+    try:
+        image = client.images.get(name)
+        with open(out, "wb") as f:
+            for chunk in image.save(named=True):
+                f.write(chunk)
+    except docker.errors.ImageNotFound:
+        raise DockerError(f"the Docker daemon has no image {name}") from None
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
+        raise DockerError(f"cannot save {name} from the Docker daemon: {_explain(err)}") from err

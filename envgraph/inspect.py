@@ -92,7 +92,10 @@ def run_env(ws: Workspace, env: str, command: list[str]) -> int:
     from .docker import connect, run
 
     tags = load_env(ws, env)
-    return run(connect(), tags[0], command)
+    # A given command replaces the image's entrypoint (like `docker run --entrypoint`); none runs the image's own.
+    if command:
+        return run(connect(), tags[0], command[1:], entrypoint=command[:1])
+    return run(connect(), tags[0], [])
 
 
 def collect_garbage(ws: Workspace, *, keep_last: int = 1, dry_run: bool = False) -> tuple[int, list[str]]:
