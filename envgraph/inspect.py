@@ -9,7 +9,7 @@ from pathlib import Path
 from attrs import frozen
 
 from .build.plan import LABEL_DRV, LABEL_ENV
-from .errors import BuildError
+from .errors import BuildError, EnvgraphError
 from .lock.lockfile import read_lock
 from .oci.archive import export_docker_archive, export_oci_archive
 from .oci.image import Descriptor, read_config, read_manifest
@@ -127,9 +127,9 @@ def collect_garbage(ws: Workspace, *, keep_last: int = 1, dry_run: bool = False)
     current_keys: set[str] = set()
     try:
         current_keys = set(ws.plan().layers)
-    except Exception:  # stale or missing lockfiles: keep by tags and age only
+    except EnvgraphError:  # stale or missing lockfiles: keep by tags and age only
         current_keys = set()
-    for record in store.keys():
+    for record in store.keys():  # noqa: SIM118 (a Store method, not dict.keys)
         if record.key in current_keys or store._key_path(record.key).stat().st_mtime > recent:
             keep.add(record.digest)
             if record.paths_digest:

@@ -22,7 +22,11 @@ def _type_schema(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
         options = [a for a in args if a is not type(None)]
-        inner = _type_schema(options[0], defs) if len(options) == 1 else {"anyOf": [_type_schema(a, defs) for a in options]}
+        inner = (
+            _type_schema(options[0], defs)
+            if len(options) == 1
+            else {"anyOf": [_type_schema(a, defs) for a in options]}
+        )
         return inner
     if origin is tuple:
         return {"type": "array", "items": _type_schema(args[0], defs)}

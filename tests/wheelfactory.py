@@ -33,7 +33,7 @@ def make_wheel(
     for rel, text in (files or {f"{dist}/__init__.py": f'__version__ = "{version}"\n'}).items():
         contents[rel] = text.encode() if isinstance(text, str) else text
     info = f"{dist}-{version}.dist-info"
-    meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     meta += [f"Requires-Dist: {r}" for r in requires]
     contents[f"{info}/METADATA"] = ("\n".join(meta) + "\n").encode()
     py, abi, plat = tag.split("-")

@@ -69,8 +69,10 @@ _MERGED_USR_HOOKS = Path("/usr/share/mmdebstrap/hooks/merged-usr")
 _PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?$")
 _VERSION_RE = re.compile(r"^[A-Za-z0-9.+~:-]+$")
 _NOT_FOUND_RE = re.compile(r"Version '([^']+)' for '([^']+)' was not found")
-# mmdebstrap's own wrap-up lines say nothing about the cause.
-_NOISE = ("E: mmdebstrap failed", "E: setup failed")
+# mmdebstrap's and apt's wrap-up lines ("... failed") come after the line that says why.
+_NOISE_RE = re.compile(
+    r"^E: (mmdebstrap failed|setup failed|Some index files failed|.*\bapt-get\b.* failed$)"
+)
 
 
 @attrs.frozen
@@ -159,10 +161,10 @@ def _failure_message(stderr: str, suite: str, mirror: str) -> str:
             f"Debian package {name}={version} is not in {suite} at {mirror}: "
             "relock, or set ENVGRAPH_DEBIAN_MIRROR to an archive snapshot that has it"
         )
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("E: ") and not ln.startswith(_NOISE)]
-    last = errors[-1] if errors else (lines[-1] if lines else "no output")
-    return f"mmdebstrap failed for {suite}: {last}"
+    lines = [" ".join(ln.split()) for ln in stderr.splitlines() if ln.strip()]
+    causes = [ln.removeprefix("E: ") for ln in lines if ln.startswith("E: ") and not _NOISE_RE.match(ln)]
+    cause = causes[0] if causes else (lines[-1] if lines else "no output")
+    return f"mmdebstrap failed for {suite}: {cause}"
 
 
 def build_debian_rootfs(

@@ -48,7 +48,7 @@ class Blocker:
 
 
 def target_environment(target: Target) -> dict[str, str]:
-    env = dict(default_environment())
+    env: dict[str, str] = {k: str(v) for k, v in default_environment().items()}
     major, minor = target.python.split(".")
     env.update(
         python_version=target.python,

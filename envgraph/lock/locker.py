@@ -126,10 +126,10 @@ class Locker:
         outcomes: list[LockOutcome] = []
         bases: dict[str, BaseLock] = {}
         for b in sorted({self.graph.root_base(e) for e in selected}):
-            lock, outcome = self._lock_base(b, check)
-            outcomes.append(outcome)
-            if lock is not None:
-                bases[b] = lock
+            base_lock, base_outcome = self._lock_base(b, check)
+            outcomes.append(base_outcome)
+            if base_lock is not None:
+                bases[b] = base_lock
 
         # All existing env locks: unselected envs still count for layer popularity and as parents.
         locks: dict[str, Lockfile] = {}
@@ -138,7 +138,7 @@ class Locker:
             if existing is not None:
                 locks[e] = existing
 
-        upgrade_names = {canonicalize_name(n) for n in upgrade_packages}
+        upgrade_names: set[str] = {str(canonicalize_name(n)) for n in upgrade_packages}
         resolved: dict[str, Lockfile] = {}
         env_outcomes: dict[str, LockOutcome] = {}
         sub = self.graph.dag.subgraph([("env", e) for e in selected])
@@ -159,11 +159,11 @@ class Locker:
                             names,
                         )
                     )
-            for e, (lock, outcome) in zip(names, results, strict=True):
-                env_outcomes[e] = outcome
-                if lock is not None:
-                    locks[e] = lock
-                    resolved[e] = lock
+            for e, (env_lock, env_outcome) in zip(names, results, strict=True):
+                env_outcomes[e] = env_outcome
+                if env_lock is not None:
+                    locks[e] = env_lock
+                    resolved[e] = env_lock
 
         # Second pass: layer budget (needs every env's packages) and drvs, parents first.
         for e in selected:

@@ -100,20 +100,23 @@ def _has_pinned_piptools(python: str) -> bool:
     return out.returncode == 0 and out.stdout.split() == [PIP_VERSION, PIP_TOOLS_VERSION]
 
 
+HOST_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
 def find_interpreter(python: str) -> str:
     """An interpreter of the target minor version with the pinned pip-tools installed.
 
     The running interpreter is used when it matches and has the pinned resolver; otherwise
     ``pythonX.Y`` from PATH gets a cached virtual environment with the pinned resolver.
     """
-    if "%d.%d" % sys.version_info[:2] == python and _has_pinned_piptools(sys.executable):
+    if python == HOST_PYTHON and _has_pinned_piptools(sys.executable):
         return sys.executable
     venv = cache_dir() / "resolvers" / f"py{python}-pip{PIP_VERSION}-piptools{PIP_TOOLS_VERSION}"
     vpython = venv / "bin" / "python"
     if vpython.exists() and _has_pinned_piptools(str(vpython)):
         return str(vpython)
     candidates = [shutil.which(f"python{python}")]
-    if "%d.%d" % sys.version_info[:2] == python:
+    if python == HOST_PYTHON:
         candidates.insert(0, sys.executable)
     host = next((c for c in candidates if c and _interpreter_version(c) == python), None)
     if host is None:
