@@ -108,3 +108,23 @@ def test_names_that_would_break_the_command_line_are_refused(
 def test_parse_versions_keeps_installed_packages_only() -> None:
     text = "ii \tzlib1g\t1:1.2.13\nrc \told\t1.0\nii \tbash\t5.2-2\n"
     assert parse_versions(text) == {"bash": "5.2-2", "zlib1g": "1:1.2.13"}
+
+
+@pytest.mark.debian
+def test_unknown_package_names_the_cause(tmp_path: Path) -> None:
+    with pytest.raises(BuildError) as info:
+        build_debian_rootfs(BASE_SUITE, ["envgraph-no-such-package"], pins=None, out_tar=tmp_path / "x.tar")
+    assert (
+        str(info.value) == "mmdebstrap failed for bookworm: Unable to locate package envgraph-no-such-package"
+    )
+
+
+def test_mirror_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Nothing listens on the discard port of the loopback address: apt's own reason must come through.
+    monkeypatch.setenv("ENVGRAPH_DEBIAN_MIRROR", "http://127.0.0.1:9/debian")
+    with pytest.raises(BuildError) as info:
+        build_debian_rootfs(BASE_SUITE, ["python3-minimal"], pins=None, out_tar=tmp_path / "x.tar")
+    message = str(info.value)
+    assert message.startswith("mmdebstrap failed for bookworm: Failed to fetch http://127.0.0.1:9/debian/")
+    assert "\n" not in message
+    assert list(tmp_path.iterdir()) == []
