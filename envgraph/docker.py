@@ -110,16 +110,18 @@ def run(
     environment: Mapping[str, str] | None = None,
     stream_to: TextIO | None = None,
     entrypoint: list[str] | None = None,
+    network: str | None = None,
 ) -> int:
     """Run ``command`` in a new container of ``image``, stream its output live, remove it; returns the exit code.
 
     Output (stdout and stderr, interleaved as they come) goes to ``stream_to``, by default the
     ``sys.stdout`` of the moment of the call (so pytest's capture and redirections apply).
+    ``network`` is a Docker network mode ("none", "host", a network name); None keeps the daemon's default.
     """
     out = stream_to if stream_to is not None else sys.stdout
     try:
         container = client.containers.create(
-            image, command, environment=dict(environment or {}), entrypoint=entrypoint
+            image, command, environment=dict(environment or {}), entrypoint=entrypoint, network_mode=network
         )
     except docker.errors.ImageNotFound as err:
         raise DockerError(f"cannot run {image}: the daemon has no such image") from err

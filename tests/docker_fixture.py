@@ -45,10 +45,9 @@ def _start_dockerd(log_path: Path) -> subprocess.Popen[bytes]:
     if host != DEFAULT_DOCKER_HOST:
         cmd += ["--host", host]
     with open(log_path, "ab") as log:
-        # Own session: a Ctrl-C aimed at pytest must not kill the daemon before we stop it cleanly.
-        return subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        # Same process group as pytest on purpose: when pytest is killed before its teardown
+        # (Ctrl-C, `timeout`), the daemon gets the signal too instead of living on as an orphan.
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

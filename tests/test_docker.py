@@ -21,6 +21,9 @@ from envgraph.hashing import canonical_json, file_sha256, sha256_hex
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
 PYTHON = "/usr/bin/python3.11"
+# Containers here cannot reach the internet anyway, and a daemon started with `--bridge none`
+# (or whose docker0 bridge went missing) cannot attach one: the tests need no network.
+NET = "none"
 
 
 def _add_bytes(tf: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -75,7 +78,7 @@ def test_run_streams_output_and_returns_zero(
     base_image: str,
 ) -> None:
     out = io.StringIO()
-    code = run(docker_client, base_image, [PYTHON, "-c", "print('hi')"], stream_to=out)
+    code = run(docker_client, base_image, [PYTHON, "-c", "print('hi')"], stream_to=out, network=NET)
     assert code == 0
     assert out.getvalue() == "hi\n"
 
@@ -87,7 +90,12 @@ def test_run_passes_environment_and_stderr(
     out = io.StringIO()
     script = "import os, sys; print(os.environ['GREETING']); print('ünïcode on stderr', file=sys.stderr)"
     code = run(
-        docker_client, base_image, [PYTHON, "-c", script], environment={"GREETING": "hello"}, stream_to=out
+        docker_client,
+        base_image,
+        [PYTHON, "-c", script],
+        environment={"GREETING": "hello"},
+        stream_to=out,
+        network=NET,
     )
     assert code == 0
     assert "hello\n" in out.getvalue()
@@ -99,7 +107,13 @@ def test_run_returns_the_exit_code_and_removes_the_container(
     base_image: str,
 ) -> None:
     before = {c.id for c in docker_client.containers.list(all=True)}
-    code = run(docker_client, base_image, [PYTHON, "-c", "import sys; sys.exit(3)"], stream_to=io.StringIO())
+    code = run(
+        docker_client,
+        base_image,
+        [PYTHON, "-c", "import sys; sys.exit(3)"],
+        stream_to=io.StringIO(),
+        network=NET,
+    )
     assert code == 3
     assert {c.id for c in docker_client.containers.list(all=True)} == before
 
@@ -109,7 +123,7 @@ def test_run_defaults_to_the_current_stdout(
     base_image: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert run(docker_client, base_image, ["/bin/sh", "-c", "echo from-sh"]) == 0
+    assert run(docker_client, base_image, ["/bin/sh", "-c", "echo from-sh"], network=NET) == 0
     assert capsys.readouterr().out == "from-sh\n"
 
 
