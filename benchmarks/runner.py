@@ -1,0 +1,243 @@
+"""``python -m benchmarks``: build every image of a workload with each contender through every scenario."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+
+import attrs
+from rich.console import Console
+
+from benchmarks import report
+from benchmarks.contenders import (
+    BuildkitUv,
+    DockerCache,
+    Envgraph,
+    PerPipelineDocker,
+    Unavailable,
+)
+from benchmarks.records import CONTENDERS, SCENARIOS, LowerBound, Measurement, RunResult, ratios
+from benchmarks.services import CpuMeter, docker_daemon, registry, registry_binary, wheel_server
+from benchmarks.wheels import PIP_WHEEL, extract_uv, lower_bound, tool_wheel
+from benchmarks.workloads import BASE_PACKAGES, Version, get, materialize
+
+HERE = Path(__file__).resolve().parent
+DOCKER_CONTENDERS = {
+    "per-pipeline-docker": PerPipelineDocker,
+    "docker-cache": DockerCache,
+    "buildkit-uv": BuildkitUv,
+}
+BASE_MAX_AGE_S = 7 * 24 * 3600
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="small versions of each workload (a few minutes)")
+    p.add_argument("--workload", choices=["realistic", "synthetic", "tiny"], default="realistic")
+    p.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS), metavar="NAME",
+                   help=f"any of {', '.join(CONTENDERS)} (default: all)")  # fmt: skip
+    p.add_argument("--out", type=Path, default=HERE / "results", help="where the JSON and PNG go")
+    p.add_argument(
+        "--work", type=Path, default=HERE / ".work", help="caches and scratch (wheelhouse, base, daemon)"
+    )
+    p.add_argument(
+        "-j", "--jobs", type=int, default=os.cpu_count() or 2, help="parallel builds where a contender can"
+    )
+    p.add_argument(
+        "--docker-host", default=None, help="use this daemon instead of starting a private dockerd"
+    )
+    p.add_argument("--no-push", action="store_true", help="skip pushing to a local registry")
+    return p.parse_args(argv)
+
+
+def machine(docker_host: str | None) -> dict[str, object]:
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor())  # fmt: skip
+    mem = next((int(ln.split()[1]) * 1024 for ln in Path("/proc/meminfo").read_text().splitlines()
+                if ln.startswith("MemTotal")), 0)  # fmt: skip
+    git = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
+    ).stdout.strip()
+    info: dict[str, object] = {"cpu": cpu, "cores": os.cpu_count(), "memory_bytes": mem, "kernel": platform.release(),
+                               "python": platform.python_version(), "envgraph_commit": git}  # fmt: skip
+    if docker_host:
+        v = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True,
+                           env=dict(os.environ, DOCKER_HOST=docker_host))  # fmt: skip
+        info["docker_server"] = v.stdout.strip()
+    return info
+
+
+def debian_base_tar(work: Path, log: Callable[[str], None]) -> Path:
+    """The bookworm rootfs envgraph's ``[bases.debian]`` builds (same function, same packages), cached a week."""
+    from envgraph.build.debian import build_debian_rootfs
+
+    d = work / "base"
+    d.mkdir(parents=True, exist_ok=True)
+    tar = d / f"bookworm-{'-'.join(sorted(BASE_PACKAGES)).replace('.', '')[:60]}.tar"
+    if tar.exists() and time.time() - tar.stat().st_mtime < BASE_MAX_AGE_S:
+        return tar
+    log("building the Debian base rootfs with mmdebstrap (cached for a week)")
+    tmp = tar.with_suffix(".part.tar")
+    build_debian_rootfs("bookworm", BASE_PACKAGES, pins=None, out_tar=tmp)
+    os.replace(tmp, tar)
+    return tar
+
+
+def lower_bounds(versions: list[Version], wheelhouse: Path) -> list[LowerBound]:
+    out, seen = [], set()
+    prev: set[str] = set()
+    for v in versions:
+        now = {w for ws in v.wheels.values() for w in ws}
+        seen |= now
+        lb = lower_bound(v.scenario, [wheelhouse / w for w in now - prev])
+        cumulative = lower_bound("all", [wheelhouse / w for w in seen]).installed_bytes
+        out.append(attrs.evolve(lb, cumulative_installed_bytes=cumulative))
+        prev = now
+    return out
+
+
+def run_contender(
+    contender, versions: list[Version], wheel_url: str, jobs: int, meter: CpuMeter, work: Path,
+    push: bool, log: Callable[[str], None],
+) -> list[Measurement]:  # fmt: skip
+    out: list[Measurement] = []
+    log(f"[bold]{contender.name}[/bold]: reset for cold")
+    if isinstance(contender, Envgraph):
+        contender.reset(versions[0])
+    else:
+        contender.reset()
+    with ExitStack() as stack:
+        reg = None
+        push_note = None
+        if push:
+            if registry_binary() is None:
+                push_note = "no docker-registry binary (apt-get install docker-registry)"
+            else:
+                reg = stack.enter_context(registry(work / "registry" / contender.name))
+        else:
+            push_note = "--no-push"
+        for v in versions:
+            notes: list[str] = []
+            snap = meter.snap()
+            t0 = time.perf_counter()
+            try:
+                outcome = contender.build(v, wheel_url, jobs)
+            except Exception as e:  # one failed build must not lose the others' numbers
+                log(f"  [red]{contender.name} {v.scenario} failed: {e}[/red]")
+                out.append(Measurement(contender.name, v.scenario, ok=False, notes=(str(e)[-500:],)))
+                continue
+            wall = time.perf_counter() - t0
+            cpu = meter.since(snap)
+            stored = contender.stored_bytes()
+            pushed: int | None = None
+            push_s: float | None = None
+            if reg is not None:
+                before = reg.stored_bytes()
+                t1 = time.perf_counter()
+                try:
+                    contender.push(v, reg)
+                    push_s = round(time.perf_counter() - t1, 3)
+                    pushed = reg.stored_bytes() - before
+                except Unavailable as e:
+                    notes.append(f"bytes pushed: {e}")
+                except Exception as e:
+                    notes.append(f"push failed: {str(e)[-300:]}")
+            elif push_note:
+                notes.append(f"bytes pushed: {push_note}")
+            notes += outcome.notes
+            m = Measurement(
+                contender=contender.name, scenario=v.scenario, ok=True, wall_seconds=round(wall, 3), cpu_seconds=cpu,
+                bytes_stored=stored, bytes_pushed=pushed, push_seconds=push_s, layers_built=outcome.layers_built,
+                images=outcome.images, notes=tuple(notes),
+            )  # fmt: skip
+            log(f"  {v.scenario}: {m.wall_seconds:.2f} s wall, {cpu:.2f} s cpu, {stored / 1e6:.1f} MB stored, "
+                f"{'–' if pushed is None else f'{pushed / 1e6:.1f} MB'} pushed, {m.layers_built} layers built")  # fmt: skip
+            out.append(m)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    console = Console(stderr=True)
+    log = console.print
+    work: Path = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    workload = get(args.workload, args.quick)
+    wl_dir = work / "workloads" / f"{workload.name}{'-quick' if args.quick else ''}"
+    wheelhouse = work / "wheelhouse"
+    versions = materialize(workload, wl_dir, wheelhouse, log)
+    lbs = lower_bounds(versions, wheelhouse)
+    missing: list[str] = []
+    measurements: list[Measurement] = []
+    wanted = [c for c in CONTENDERS if c in args.contenders]
+    docker_wanted = [c for c in wanted if c in DOCKER_CONTENDERS]
+    info_host: str | None = None
+
+    with ExitStack() as stack:
+        url = stack.enter_context(wheel_server(wheelhouse))
+        daemon = None
+        if docker_wanted:
+            daemon = stack.enter_context(
+                docker_daemon(
+                    work,
+                    args.docker_host,
+                    lambda m: (
+                        missing.append(m.removeprefix("missing: ")) if m.startswith("missing") else log(m)
+                    ),
+                )
+            )  # noqa: E501
+        meter = CpuMeter(daemon.pid if daemon else None)
+        for name in wanted:
+            try:
+                if name == "envgraph":
+                    contender = Envgraph(work, wheelhouse, log)
+                else:
+                    if daemon is None:
+                        raise Unavailable("no Docker daemon (see above)")
+                    info_host = daemon.host
+                    base_tar = debian_base_tar(work, log)
+                    pip = tool_wheel(work / "tools", f"pip=={PIP_WHEEL.split('-')[1]}", "pip")
+                    kw = {}
+                    if name == "buildkit-uv":
+                        uv = extract_uv(tool_wheel(work / "tools", "uv", "uv"), work / "tools" / "bin" / "uv")
+                        kw["uv_binary"] = uv
+                    contender = DOCKER_CONTENDERS[name](daemon, work, wheelhouse, base_tar, pip, log, **kw)
+            except Unavailable as e:
+                missing.append(f"{name}: {e}")
+                measurements += [
+                    Measurement(name, s, ok=False, notes=(f"unavailable: {e}",)) for s in SCENARIOS
+                ]
+                continue
+            measurements += run_contender(
+                contender, versions, url, args.jobs, meter, work, not args.no_push, log
+            )
+
+    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    ms = tuple(measurements)
+    result = RunResult(
+        workload=workload.name, quick=args.quick, date=date, machine=machine(info_host),
+        workload_info={**workload.describe, "locked_by": sorted({v.locked_by for v in versions}),
+                       "images_per_scenario": {v.scenario: len(v.graph.images()) for v in versions}},
+        lower_bounds=tuple(lbs), measurements=ms, ratios=ratios(ms), missing=tuple(missing),
+    )  # fmt: skip
+    stem = f"{date}-{workload.name}{'-quick' if args.quick else ''}"
+    out: Path = args.out
+    report.write_json(result, out / f"{stem}.json")
+    report.chart(result, out / f"{stem}.png")
+    report.table(result, Console())
+    log(f"wrote {out / (stem + '.json')} and {out / (stem + '.png')}")
+    json.dumps(attrs.asdict(result))  # fail loudly here rather than in a reader
+    return 0 if all(m.ok for m in ms if not any(n.startswith("unavailable") for n in m.notes)) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""What the runner needs running: a Docker daemon, local registries, an HTTP wheelhouse; and the meters."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import attrs
+import docker
+import requests
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+CGROUP_PARENT = "envgraph-bench"
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes a tree occupies on disk (``du -sxB1``: hard links once, sparse files as stored)."""
+    if not path.exists():
+        return 0
+    out = subprocess.run(["du", "-sxB1", str(path)], capture_output=True, text=True)
+    return int(out.stdout.split()[0]) if out.stdout else 0
+
+
+# --------------------------------------------------------------------------------------------- CPU
+
+
+def _proc_children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def _tree_ticks(root: int) -> int:
+    """utime+stime+cutime+cstime of ``root`` and all its live descendants, in clock ticks."""
+    kids, total, todo = _proc_children(), 0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in f[11:15])
+        except (OSError, IndexError, ValueError):
+            pass
+        todo += kids.get(pid, [])
+    return total
+
+
+def _cgroup_ns() -> int:
+    p = Path(f"/sys/fs/cgroup/cpuacct/{CGROUP_PARENT}/cpuacct.usage")
+    try:
+        return int(p.read_text())
+    except (OSError, ValueError):
+        return 0
+
+
+@attrs.frozen
+class CpuSnapshot:
+    children: float
+    daemon_ticks: int
+    cgroup_ns: int
+
+
+class CpuMeter:
+    """CPU seconds of our children (rusage), the daemon's process tree (/proc/<pid>/stat) and its containers' cgroup."""
+
+    def __init__(self, daemon_pid: int | None) -> None:
+        self.daemon_pid = daemon_pid
+
+    def snap(self) -> CpuSnapshot:
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        ticks = _tree_ticks(self.daemon_pid) if self.daemon_pid else 0
+        return CpuSnapshot(ru.ru_utime + ru.ru_stime, ticks, _cgroup_ns())
+
+    def since(self, s: CpuSnapshot) -> float:
+        now = self.snap()
+        return round(
+            (now.children - s.children)
+            + (now.daemon_ticks - s.daemon_ticks) / CLK_TCK
+            + (now.cgroup_ns - s.cgroup_ns) / 1e9,
+            3,
+        )
+
+
+def self_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+# --------------------------------------------------------------------------------------------- dockerd
+
+
+@attrs.frozen
+class Daemon:
+    host: str
+    pid: int | None
+    data_root: Path | None  # known for a daemon we started, else from `docker info`
+    started: bool
+
+
+def _ping(host: str) -> docker.DockerClient | None:
+    try:
+        c = docker.DockerClient(base_url=host, timeout=600)
+        c.ping()
+        return c
+    except Exception:
+        return None
+
+
+def _pid_of_socket_owner(data_root: Path | None) -> int | None:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if (
+                cmd
+                and cmd[0].endswith(b"dockerd")
+                and (data_root is None or str(data_root).encode() in b" ".join(cmd))
+            ):
+                return int(entry)
+    return None
+
+
+@contextmanager
+def docker_daemon(workdir: Path, host: str | None, log) -> Iterator[Daemon | None]:
+    """The daemon given by ``host`` if it answers; else a private ``dockerd`` with its own data root under ``workdir``.
+
+    A private daemon keeps the measurements clean (its data root holds only what the benchmark built)
+    and keeps other users of the machine's default daemon out of the way. Yields None (and says why)
+    when no daemon can be had.
+    """
+    if host:
+        client = _ping(host)
+        if client is None:
+            log(f"missing: no Docker daemon answers at {host}")
+            yield None
+            return
+        root = Path(client.info()["DockerRootDir"])
+        client.close()
+        yield Daemon(host, _pid_of_socket_owner(None), root, started=False)
+        return
+    if shutil.which("dockerd") is None:
+        log("missing: dockerd is not installed (apt-get install docker.io)")
+        yield None
+        return
+    if os.geteuid() != 0:
+        log("missing: starting a private dockerd needs root (or pass --docker-host)")
+        yield None
+        return
+    d = workdir / "dockerd"
+    d.mkdir(parents=True, exist_ok=True)
+    sock = d / "docker.sock"
+    host = f"unix://{sock}"
+    cmd = [
+        "dockerd",
+        "--host", host,
+        "--data-root", str(d / "data"),
+        "--exec-root", str(d / "exec"),
+        "--pidfile", str(d / "docker.pid"),
+        "--bridge", "none",  # builds run with network none/host: no bridge to fight over with another daemon
+        "--iptables=false",
+        "--ip-masq=false",
+        "--cgroup-parent", f"/{CGROUP_PARENT}",
+    ]  # fmt: skip
+    logf = open(d / "dockerd.log", "ab")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while (client := _ping(host)) is None:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = (d / "dockerd.log").read_text(errors="replace").splitlines()[-3:]
+                log(f"missing: private dockerd did not start: {' | '.join(tail)}")
+                yield None
+                return
+            time.sleep(0.3)
+        client.close()
+        log(f"started a private dockerd at {host} (data root {d / 'data'})")
+        yield Daemon(host, proc.pid, d / "data", started=True)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        logf.close()
+
+
+# --------------------------------------------------------------------------------------------- registry
+
+
+@attrs.frozen
+class Registry:
+    host: str
+    storage: Path
+    process: subprocess.Popen[bytes]
+
+    def stored_bytes(self) -> int:
+        return disk_usage(self.storage)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def registry_binary() -> str | None:
+    return shutil.which("docker-registry") or shutil.which("registry")
+
+
+@contextmanager
+def registry(workdir: Path) -> Iterator[Registry]:
+    """A fresh ``docker-registry`` on 127.0.0.1 with filesystem storage under ``workdir`` (wiped first)."""
+    binary = registry_binary()
+    if binary is None:
+        raise RuntimeError("docker-registry is not installed (apt-get install docker-registry)")
+    shutil.rmtree(workdir, ignore_errors=True)
+    storage = workdir / "storage"
+    storage.mkdir(parents=True)
+    port = _free_port()
+    config = workdir / "config.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n  secret: envgraph-bench\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    with open(workdir / "registry.log", "wb") as logf:
+        proc = subprocess.Popen(
+            [binary, "serve", str(config)], stdout=logf, stderr=subprocess.STDOUT, env=env
+        )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"docker-registry did not start: {(workdir / 'registry.log').read_text()[-500:]}"
+                )
+            time.sleep(0.05)
+        yield Registry(f"127.0.0.1:{port}", storage, proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# --------------------------------------------------------------------------------------------- wheels over HTTP
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def wheel_server(wheelhouse: Path) -> Iterator[str]:
+    """Serve the wheelhouse on 127.0.0.1 (a find-links page) for builds without BuildKit's bind mounts."""
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(wheelhouse))
+    )
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
