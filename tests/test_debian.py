@@ -103,6 +103,8 @@ def test_names_that_would_break_the_command_line_are_refused(
 ) -> None:
     with pytest.raises(BuildError, match="^invalid Debian"):
         build_debian_rootfs(BASE_SUITE, packages, pins=pins, out_tar=tmp_path / "x.tar")
+    with pytest.raises(BuildError, match="^invalid Debian suite"):
+        build_debian_rootfs("--help", ["python3"], pins=None, out_tar=tmp_path / "x.tar")
 
 
 def test_parse_versions_keeps_installed_packages_only() -> None:

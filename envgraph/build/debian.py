@@ -68,6 +68,7 @@ _MERGED_USR_HOOKS = Path("/usr/share/mmdebstrap/hooks/merged-usr")
 # Debian policy 5.6.1 (names) and 5.6.12 (versions); anything else would break --include's syntax.
 _PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?$")
 _VERSION_RE = re.compile(r"^[A-Za-z0-9.+~:-]+$")
+_SUITE_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 _NOT_FOUND_RE = re.compile(r"Version '([^']+)' for '([^']+)' was not found")
 # mmdebstrap's and apt's wrap-up lines ("... failed") come after the line that says why.
 _NOISE_RE = re.compile(
@@ -114,7 +115,7 @@ def mmdebstrap_command(
     arch: str = "amd64",
     mode: str | None = None,
 ) -> list[str]:
-    """The mmdebstrap argv; ``versions_file`` receives ``package<TAB>version`` lines."""
+    """The mmdebstrap argv; ``versions_file`` receives ``status<TAB>package<TAB>version`` lines."""
     cmd = [
         "mmdebstrap",
         "--variant=essential",
@@ -182,7 +183,10 @@ def build_debian_rootfs(
 
     ``out_tar`` appears only when the build succeeded (written beside it, then renamed).
     """
-    _includes(packages, pins)  # refuse bad names before anything runs
+    # Refuse what would be read as an option or break --include's syntax before anything runs.
+    if not _SUITE_RE.match(suite) or not _SUITE_RE.match(arch):
+        raise BuildError(f"invalid Debian suite or architecture {suite!r}/{arch!r}")
+    _includes(packages, pins)
     if shutil.which("mmdebstrap") is None:
         raise BuildError("mmdebstrap is not installed: apt-get install mmdebstrap")
     mirror = mirror or default_mirror()
