@@ -116,6 +116,7 @@ class _DiffIdWriter:
         self._hash = hashlib.sha256()
         self._compression = compression
         self._z: Any = None
+        self.error: str | None = None
         if compression is Compression.GZIP:
             self._z = zlib.decompressobj(wbits=31)
         elif compression is Compression.ZSTD:
@@ -126,6 +127,15 @@ class _DiffIdWriter:
     def write(self, data: bytes) -> int:
         n = len(data)
         self._sink.write(data)
+        if self.error is not None:
+            return n  # keep writing: the digest check (which comes first) decides what to report
+        try:
+            self._feed(data)
+        except Exception as err:  # zlib.error, zstandard.ZstdError
+            self.error = str(err)
+        return n
+
+    def _feed(self, data: bytes) -> None:
         if self._compression is Compression.NONE:
             self._hash.update(data)
         elif self._compression is Compression.GZIP:
@@ -138,7 +148,6 @@ class _DiffIdWriter:
                     data = b""
         else:
             self._hash.update(self._z.decompress(data))
-        return n
 
     def seekable(self) -> bool:
         return False
@@ -269,12 +278,12 @@ class RegistryCache:
                     raise RegistryError(
                         f"layer {layer.digest} has {size} bytes, its record says {layer.size}"
                     )
+                if tee.error is not None:
+                    raise RegistryError(f"layer {layer.digest} does not decompress: {tee.error}")
                 if tee.diff_id != record.diff_id:
                     raise RegistryError(
                         f"layer {layer.digest} decompresses to {tee.diff_id}, its record says {record.diff_id}"
                     )
-        except zlib.error as err:
-            raise RegistryError(f"layer {layer.digest} does not decompress: {err}") from None
         except EnvgraphError as err:
             if isinstance(err, RegistryError):
                 raise

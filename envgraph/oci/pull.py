@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import IO
 
 from envgraph.errors import HashMismatchError, RegistryError, StoreError
 from envgraph.oci.image import (
@@ -34,7 +33,7 @@ from envgraph.oci.registry import (
     RegistryClient,
     is_local_host,
 )
-from envgraph.oci.store import Store
+from envgraph.oci.store import BlobWriter, Store
 
 __all__ = ["open_client", "pull_image", "pull_env", "fetch_blob", "select_platform"]
 
@@ -63,11 +62,11 @@ def open_client(host: str, *, insecure: bool = False) -> RegistryClient:
 class _WriterIO:
     """What :meth:`RegistryClient.get_blob` writes into: a store blob writer (not seekable)."""
 
-    def __init__(self, writer: IO[bytes] | object) -> None:
+    def __init__(self, writer: BlobWriter) -> None:
         self._writer = writer
 
     def write(self, data: bytes) -> int:
-        return int(self._writer.write(data))  # type: ignore[attr-defined]
+        return self._writer.write(data)
 
     def seekable(self) -> bool:
         return False
