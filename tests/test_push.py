@@ -385,3 +385,29 @@ def test_docker_pulls_and_runs_pushed_image(
         assert out.strip() == b"hello from gamma"
     finally:
         client.images.remove(f"{ref}:app", force=True)
+
+
+def test_docker_base_from_a_registry(
+    built: Workspace, registry: RunningRegistry, tmp_path: Path, wheelhouse: Path
+) -> None:
+    """A ``docker://`` base is pulled (verified) at lock time, pinned by digest, and built on."""
+    repo = unique("pull/base")
+    (base,) = push_images(built, ["core"], [], f"{registry.host}/{repo}", insecure=True)
+    project = tmp_path / "on-base"
+    project.mkdir()
+    shutil.copytree(wheelhouse, project / "wheels")
+    (project / "envgraph.toml").write_text(
+        HEADER.replace('image = "scratch"', f'image = "docker://{registry.host}/{repo}:core"')
+        + '\n[env.extra]\nbase = "none"\nrequirements = ["delta"]\n'
+    )
+    ws = envgraph.load(project / "envgraph.toml", store=tmp_path / "on-base-store")
+    ws.lock()
+    result = ws.build()
+    assert result.ok, result.failures
+    (image,) = result.images
+    assert image.base_layers  # the pulled image's layers come first
+    store = ws.open_store()
+    manifest = from_json(store.read_blob(image.descriptor.digest), Manifest)  # type: ignore[union-attr]
+    base_manifest = from_json(store.read_blob(base.digest), Manifest)
+    assert manifest.layers[: len(base_manifest.layers)] == base_manifest.layers
+    assert store.verify() == []
