@@ -188,10 +188,14 @@ def build(
 
         cache = RegistryCache.from_reference(cache_ref, mode=cache_mode, insecure=insecure)
     result = ws.build(envs, pipelines, jobs=jobs, reporter=make_reporter(quiet), cache=cache)
+    if cache is not None:
+        click.echo(f"cache: {cache.stats.hits} layers pulled, {cache.stats.published} published", err=True)
     report = build_report(result, ws.open_store())
     if report_path:
         Path(report_path).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     _summary(report)
+    for w in result.warnings:
+        click.echo(f"envgraph: warning: {w}", err=True)
     if not result.ok:
         for f in result.failures:
             click.echo(f"envgraph: error: {f}", err=True)
@@ -320,6 +324,11 @@ def schema() -> None:
     from .schema import spec_schema
 
     click.echo(json.dumps(spec_schema(), indent=2, sort_keys=True))
+
+
+from .push import push_command  # noqa: E402  (push imports this module's error handling)
+
+main.add_command(push_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -61,6 +61,7 @@ class BuildResult:
     seconds: float
     bytes_written: int
     failures: tuple[str, ...] = field(factory=tuple)
+    warnings: tuple[str, ...] = field(factory=tuple)
 
     @property
     def ok(self) -> bool:
@@ -120,6 +121,7 @@ class Scheduler:
         self.wheels = wheels or WheelCache(project_root)
         self._written = 0
         self._lock = threading.Lock()
+        self.warnings: list[str] = []
 
     # -- planning helpers ------------------------------------------------------------------------
     def missing(self, plan: Plan) -> list[LayerTask]:
@@ -175,7 +177,14 @@ class Scheduler:
             for i in images
             if i.status == "failed" and i.error and "layer " not in i.error
         ]
-        return BuildResult(results, tuple(images), time.monotonic() - start, self._written, tuple(failures))
+        return BuildResult(
+            results,
+            tuple(images),
+            time.monotonic() - start,
+            self._written,
+            tuple(failures),
+            tuple(self.warnings),
+        )
 
     def _submit(
         self,
@@ -203,40 +212,56 @@ class Scheduler:
             except Exception as e:  # a bug, but one layer's bug must not hide the others' results
                 finish("failed", None, t0, f"{type(e).__name__}: {e}")
 
-        if not task.wheels:
-            builds.submit(build, [])
-            return
-        pending: list[Future[Path]] = [downloads.submit(self.wheels.fetch, w) for _, w in task.wheels]
-        remaining = [len(pending)]
-        lock = threading.Lock()
-
-        def on_download(_: Future[Path]) -> None:
-            with lock:
-                remaining[0] -= 1
-                if remaining[0]:
-                    return
-            errors = [f.exception() for f in pending if f.cancelled() or f.exception() is not None]
-            if errors:
-                err = errors[0]
-                finish("failed", None, time.monotonic(), str(err) if err else "cancelled")
+        def start() -> None:
+            if not task.wheels:
+                builds.submit(build, [])
                 return
-            try:
-                builds.submit(build, [f.result() for f in pending])
-            except RuntimeError:  # pool shut down (interrupted)
-                finish("failed", None, time.monotonic(), "interrupted")
+            pending: list[Future[Path]] = [downloads.submit(self.wheels.fetch, w) for _, w in task.wheels]
+            remaining = [len(pending)]
+            lock = threading.Lock()
 
-        for f in pending:
-            f.add_done_callback(on_download)
+            def on_download(_: Future[Path]) -> None:
+                with lock:
+                    remaining[0] -= 1
+                    if remaining[0]:
+                        return
+                errors = [f.exception() for f in pending if f.cancelled() or f.exception() is not None]
+                if errors:
+                    err = errors[0]
+                    finish("failed", None, time.monotonic(), str(err) if err else "cancelled")
+                    return
+                try:
+                    builds.submit(build, [f.result() for f in pending])
+                except RuntimeError:  # pool shut down (interrupted)
+                    finish("failed", None, time.monotonic(), "interrupted")
+
+            for f in pending:
+                f.add_done_callback(on_download)
+
+        if self.cache is None:
+            start()
+            return
+
+        def try_cache() -> None:
+            # Ask the remote cache first: a hit needs neither the wheels nor a build.
+            t0 = time.monotonic()
+            try:
+                record = None if self.store.get_key(task.key) else self.cache.fetch(task.key, self.store)  # type: ignore[union-attr]
+            except EnvgraphError as e:
+                finish("failed", None, t0, str(e))
+                return
+            if record is not None:
+                finish("pulled", record, t0)
+                return
+            start()
+
+        downloads.submit(try_cache)
 
     def _build_one(self, task: LayerTask, plan: Plan, paths: list[Path]) -> tuple[str, LayerRecord]:
         # Another process (or an earlier task of ours) may have built it meanwhile.
         record = self.store.get_key(task.key)
         if record is not None:
             return "reused", record
-        if self.cache is not None:
-            record = self.cache.fetch(task.key, self.store)
-            if record is not None:
-                return "pulled", record
         if task.kind == "debian":
             assert task.base is not None
             blk = plan.bases[task.base]
@@ -258,7 +283,11 @@ class Scheduler:
         with self._lock:
             self._written += record.size
         if self.cache is not None:
-            self.cache.publish(record, self.store)
+            try:
+                self.cache.publish(record, self.store)
+            except EnvgraphError as e:
+                # The layer is built and stored; only sharing it failed. Say so, but keep the build going.
+                self.warnings.append(f"layer {task.label}: not published to the cache: {e}")
         return "built", record
 
     # -- images ------------------------------------------------------------------------------
