@@ -115,7 +115,9 @@ class DockerContender:
                 keep.add(img_id)
                 img_id = self.api.inspect_image(img_id).get("Parent") or ""
         for img in self.client.images.list(all=True):
-            if img.id not in keep:
+            ours = any(t.startswith(f"{IMAGE_REPO}/") or f"/{self.name}/" in t for t in img.tags)
+            # On a daemon we did not start, remove only what the benchmark made (and dangling layers).
+            if img.id not in keep and (self.daemon.started or ours or not img.tags):
                 try:
                     self.client.images.remove(img.id, force=True, noprune=False)
                 except docker.errors.NotFound:

@@ -131,7 +131,7 @@ def realistic(quick: bool) -> Workload:
     v2 = v0.replace_requirement("core", "packaging==24.1", "packaging==24.2")
     v3 = v2.replace_requirement("sklearn", "joblib==1.4.0", "joblib==1.4.2")
     new_env = Env("anomaly", "core", ("scipy>=1.13,<1.16",) if quick else ("statsmodels>=0.14,<0.15",))
-    v4 = v3.add((new_env,), ("anomaly", (("detect", "anomaly"), ("report", "viz"))))
+    v4 = v3.add((new_env,), ("outliers", (("detect", "anomaly"), ("report", "viz"))))
     return Workload(
         name="realistic",
         offline=False,
