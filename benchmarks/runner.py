@@ -7,8 +7,10 @@ import datetime
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -165,8 +167,16 @@ def run_contender(
     return out
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(
+        128 + signum
+    )  # so the private dockerd and registries are stopped by their finally blocks
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     console = Console(stderr=True)
     log = console.print
     work: Path = args.work.resolve()
