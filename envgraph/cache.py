@@ -173,6 +173,8 @@ class RegistryCache:
         self.mode: Mode = mode
         self.stats = CacheStats()
         self._known_lock = threading.Lock()
+        self._key_locks: dict[str, threading.Lock] = {}
+        self._key_locks_guard = threading.Lock()
         self._known: dict[str, KnownBlobs] = {}
 
     def __repr__(self) -> str:
@@ -303,6 +305,13 @@ class RegistryCache:
         if self.mode != "readwrite":
             return
         tag = cache_tag(record.key)
+        # One publisher per key in this process: concurrent uploads of the same blobs make registries fail.
+        with self._key_locks_guard:
+            key_lock = self._key_locks.setdefault(tag, threading.Lock())
+        with key_lock:
+            self._publish(record, store, tag)
+
+    def _publish(self, record: LayerRecord, store: Store, tag: str) -> None:
         record_blob = canonical_json(unstructure(record))
         paths_size = store.blob_size(record.paths_digest) if record.paths_digest else None
         body = entry_manifest(record, record_blob, paths_size)
