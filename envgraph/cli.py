@@ -206,9 +206,11 @@ def _summary(report: dict[str, Any]) -> None:
     for e in report["envs"]:
         built = sum(1 for layer in e["layers"] if layer["status"] == "built")
         pulled = sum(1 for layer in e["layers"] if layer["status"] == "pulled")
-        reused = len(e["layers"]) - built - pulled
+        failed = sum(1 for layer in e["layers"] if layer["status"] == "failed")
+        reused = len(e["layers"]) - built - pulled - failed
         digest = e["digest"] or "FAILED"
         extra = f", {pulled} pulled" if pulled else ""
+        extra += f", {failed} failed" if failed else ""
         click.echo(
             f"{e['env']:<16} {digest}  layers: {built} built, {reused} reused{extra}  {e['seconds']:.2f}s"
         )
