@@ -138,11 +138,13 @@ def run(
         result = container.wait()
         if result.get("Error"):
             raise DockerError(
-                f"{image} {' '.join(command)}: {result['Error'].get('Message', result['Error'])}"
+                f"{image} {' '.join([*(entrypoint or []), *command])}: {result['Error'].get('Message', result['Error'])}"
             )
         return int(result["StatusCode"])
     except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
-        raise DockerError(f"running {' '.join(command)} in {image} failed: {_explain(err)}") from err
+        raise DockerError(
+            f"running {' '.join([*(entrypoint or []), *command])} in {image} failed: {_explain(err)}"
+        ) from err
     finally:
         # Already gone (or the daemon went away): nothing the caller could do about it.
         with contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException):

@@ -9,7 +9,6 @@ from typing import TextIO
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     TaskID,
@@ -82,18 +81,19 @@ class RichReporter(QuietReporter):
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            DownloadColumn(),
             TimeElapsedColumn(),
             console=console,
             transient=True,
         )
         self.overall: TaskID | None = None
+        self.bytes: TaskID | None = None
         self.running: dict[str, TaskID] = {}
         self.lock = threading.Lock()
 
     def plan(self, total_layers: int, to_build: int, total_bytes: int) -> None:
         self.progress.start()
         self.overall = self.progress.add_task("layers", total=total_layers)
+        self.bytes = self.progress.add_task("bytes to build", total=total_bytes or None)
 
     def started(self, task: LayerTask) -> None:
         with self.lock:
@@ -106,6 +106,8 @@ class RichReporter(QuietReporter):
                 self.progress.remove_task(tid)
             if self.overall is not None:
                 self.progress.advance(self.overall)
+            if self.bytes is not None and result.status in ("built", "pulled"):
+                self.progress.advance(self.bytes, task.size_hint)
             if result.status == "failed":
                 self.progress.console.print(f"[red]failed[/red] layer {task.label}: {result.error}")
 

@@ -167,6 +167,7 @@ class Scheduler:
             stop.set()
             downloads.shutdown(wait=True, cancel_futures=True)
             builds.shutdown(wait=True, cancel_futures=True)
+            self.reporter.close()
             raise
         downloads.shutdown(wait=True)
         builds.shutdown(wait=True)
@@ -398,3 +399,8 @@ class Scheduler:
                         f"packages {other.split(' ')[0]} and {label.split(' ')[0]} both write /{path}"
                     )
                 owner[path] = label
+
+
+def _names(label: str) -> str:
+    """The package(s) of a layer label: "numpy 2.0" -> "numpy"; "merged a, b" -> "a, b"."""
+    return label.removeprefix("merged ") if label.startswith("merged ") else label.split(" ")[0]
