@@ -44,7 +44,11 @@ def _check(data: dict, contenders: list[str]) -> None:
                 assert isinstance(m[metric], int | float), (c, s, metric)
             # Bytes pushed is a number, or null with the reason in the notes.
             assert isinstance(m["bytes_pushed"], int) or any("bytes pushed" in n for n in m["notes"])
-        assert by[(c, "noop")]["layers_built"] == 0
+        # per-pipeline-docker builds without a cache by design, so even its no-op rebuilds everything.
+        if c == "per-pipeline-docker":
+            assert by[(c, "noop")]["layers_built"] == by[(c, "cold")]["layers_built"] > 0
+        else:
+            assert by[(c, "noop")]["layers_built"] == 0
         assert by[(c, "cold")]["layers_built"] > 0
 
 
