@@ -269,16 +269,19 @@ def load_cmd(c: Context, envs: tuple[str, ...]) -> None:
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("env")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option(
+    "--network", default=None, metavar="NAME", help="Docker network for the container (none: no network)."
+)
 @pass_ctx
 @handle_errors
-def run(c: Context, env: str, command: tuple[str, ...]) -> None:
+def run(c: Context, env: str, command: tuple[str, ...], network: str | None) -> None:
     """Run a command in an env's image (loaded into Docker first): envgraph run ENV -- CMD ..."""
     from .inspect import run_env
 
     args = list(command)
     if args[:1] == ["--"]:
         args = args[1:]
-    sys.exit(run_env(c.ws, env, args))
+    sys.exit(run_env(c.ws, env, args, network=network))
 
 
 @main.command()
@@ -328,9 +331,43 @@ def schema() -> None:
     click.echo(json.dumps(spec_schema(), indent=2, sort_keys=True))
 
 
-from .push import push_command  # noqa: E402  (push imports this module's error handling)
+@main.command()
+@click.argument("envs", nargs=-1)
+@click.option("--pipeline", "pipelines", multiple=True, metavar="P", help="Push the envs of a pipeline.")
+@click.option("--registry", "registry_ref", required=True, metavar="HOST[:PORT]/REPO", help="Where to push.")
+@click.option("--insecure", is_flag=True, help="Plain HTTP to the registry (localhost registries).")
+@click.option(
+    "-j", "--jobs", type=click.IntRange(1, 64), default=4, show_default=True, help="Parallel uploads."
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print only the pushed references.")
+@pass_ctx
+@handle_errors
+def push(
+    c: Context,
+    envs: tuple[str, ...],
+    pipelines: tuple[str, ...],
+    registry_ref: str,
+    insecure: bool,
+    jobs: int,
+    quiet: bool,
+) -> None:
+    """Push built images, tagged <env>-<drv12> and <env>, uploading only blobs the registry lacks."""
+    from .push import human, plain_progress, push_images
 
-main.add_command(push_command)
+    progress = None if quiet else plain_progress(sys.stderr)
+    results = push_images(
+        c.ws, envs, pipelines, registry_ref, insecure=insecure, jobs=jobs, progress=progress
+    )
+    for r in results:
+        click.echo(f"pushed {r.reference} {r.digest}")
+    if not quiet:
+        total = sum(r.bytes_uploaded for r in results)
+        up = sum(r.blobs_uploaded for r in results)
+        mounted = sum(r.blobs_mounted for r in results)
+        skipped = sum(r.blobs_skipped for r in results)
+        click.echo(
+            f"uploaded {human(total)} ({total} bytes) in {up} blobs; {mounted} mounted, {skipped} already there"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -87,15 +87,18 @@ def load_env(ws: Workspace, env: str) -> list[str]:
     return [f"envgraph/{tag}", f"envgraph/{env}:latest"]
 
 
-def run_env(ws: Workspace, env: str, command: list[str]) -> int:
-    """Run a command in the env's image, streaming its output; returns its exit code."""
+def run_env(ws: Workspace, env: str, command: list[str], *, network: str | None = None) -> int:
+    """Run a command in the env's image, streaming its output; returns its exit code.
+
+    ``network`` is a Docker network name (``none`` for no network); default: the daemon's default network.
+    """
     from .docker import connect, run
 
     tags = load_env(ws, env)
     # A given command replaces the image's entrypoint (like `docker run --entrypoint`); none runs the image's own.
     if command:
-        return run(connect(), tags[0], command[1:], entrypoint=command[:1])
-    return run(connect(), tags[0], [])
+        return run(connect(), tags[0], command[1:], entrypoint=command[:1], network=network)
+    return run(connect(), tags[0], [], network=network)
 
 
 def collect_garbage(ws: Workspace, *, keep_last: int = 1, dry_run: bool = False) -> tuple[int, list[str]]:

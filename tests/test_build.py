@@ -29,12 +29,9 @@ from envgraph.errors import SpecError
 from envgraph.oci.image import read_config, read_manifest
 from envgraph.oci.store import LayerRecord, Store
 from envgraph.oci.tar import DEFAULT_MTIME
-from tests.conftest import HEADER
-from tests.wheelfactory import make_wheel
-
-PYTHON = "/usr/bin/python3.11"
-SCRATCH_HEADER = HEADER.replace('image = "scratch"\n', f'image = "scratch"\npython = "{PYTHON}"\n')
-assert SCRATCH_HEADER != HEADER
+from tests.conftest import BUILD_HEADER as SCRATCH_HEADER
+from tests.conftest import SCRATCH_PYTHON as PYTHON
+from tests.wheelfactory import make_wheel, standard_wheels
 
 skopeo = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed (CI installs it)")
 
@@ -159,17 +156,6 @@ def layer_file(store: Store, digest: str, name: str) -> bytes:
         member = tf.extractfile(name)
         assert member is not None
         return member.read()
-
-
-def standard_wheels(wh: Path) -> None:
-    """The wheels of conftest's ``wheelhouse`` fixture, for module-scoped projects."""
-    make_wheel(wh, "alpha", "1.0")
-    make_wheel(wh, "alpha", "2.0")
-    make_wheel(wh, "beta", "1.0", requires=["alpha"])
-    make_wheel(wh, "beta", "2.0", requires=["alpha>=2"])
-    make_wheel(wh, "gamma", "1.0", requires=["alpha"], scripts={"gamma-hello": "gamma:main"},
-               files={"gamma/__init__.py": "def main():\n    print('hello from gamma')\n"})  # fmt: skip
-    make_wheel(wh, "delta", "0.5")
 
 
 def locked_template(root: Path, body: str, header: str = SCRATCH_HEADER) -> Path:
@@ -565,12 +551,8 @@ def loaded_cleanup(docker_client: Any) -> Iterator[list[str]]:
 
 
 def docker_run(project: Path, env: str, *command: str) -> subprocess.CompletedProcess[str]:
-    proc = cli(project, "run", env, "--", *command, check=False, timeout=600)
-    if "could not find bridge" in proc.stderr or "failed to create endpoint" in proc.stderr:
-        pytest.skip(
-            f"this Docker daemon cannot attach containers to its default network: {proc.stderr.strip()}"
-        )
-    return proc
+    # No network: the tests need none, and it keeps them independent of the daemon's bridge.
+    return cli(project, "run", "--network", "none", env, "--", *command, check=False, timeout=600)
 
 
 @pytest.mark.docker
