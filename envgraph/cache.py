@@ -34,7 +34,7 @@ from envgraph.hashing import canonical_json, sha256_digest
 from envgraph.oci.compress import Compression, compression_of_media_type
 from envgraph.oci.image import Descriptor
 from envgraph.oci.pull import open_client
-from envgraph.oci.registry import OCI_MANIFEST, RegistryClient
+from envgraph.oci.registry import OCI_MANIFEST, Counters, RegistryClient
 from envgraph.oci.store import LayerRecord, Store
 from envgraph.push import KnownBlobs, parse_repository, push_blob
 
@@ -63,24 +63,12 @@ def cache_tag(key: str) -> str:
 
 
 @attrs.define
-class CacheStats:
+class CacheStats(Counters):
     hits: int = 0
     misses: int = 0
     published: int = 0
     already_published: int = 0
     bytes_fetched: int = 0
-    _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False, eq=False)
-
-    def add(self, **counts: int) -> None:
-        with self._lock:
-            for name, n in counts.items():
-                setattr(self, name, getattr(self, name) + n)
-
-    def as_dict(self) -> dict[str, int]:
-        with self._lock:
-            return {
-                f.name: getattr(self, f.name) for f in attrs.fields(type(self)) if not f.name.startswith("_")
-            }
 
 
 def _descriptor_json(d: Descriptor) -> dict[str, Any]:

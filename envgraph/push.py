@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
@@ -41,7 +40,8 @@ __all__ = [
     "BlobEvent",
     "parse_repository",
     "push_images",
-    "push_command",
+    "human",
+    "plain_progress",
 ]
 
 KNOWN_BLOBS_FILE = "registry-blobs.json"
@@ -286,7 +286,7 @@ def push_images(
             cl.close()
 
 
-def _human(n: int) -> str:
+def human(n: int) -> str:
     size = float(n)
     for unit in ("B", "kB", "MB", "GB"):
         if size < 1000 or unit == "GB":
@@ -295,60 +295,13 @@ def _human(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-def _plain_progress(out: Any) -> Callable[[BlobEvent], None]:
+def plain_progress(out: Any) -> Callable[[BlobEvent], None]:
     lock = threading.Lock()
 
     def show(ev: BlobEvent) -> None:
         if ev.outcome == "skipped":
             return
         with lock:
-            click.echo(f"[{ev.done}/{ev.total}] {ev.outcome} {ev.digest[:19]} {_human(ev.size)}", file=out)
+            click.echo(f"[{ev.done}/{ev.total}] {ev.outcome} {ev.digest[:19]} {human(ev.size)}", file=out)
 
     return show
-
-
-@click.command("push")
-@click.argument("envs", nargs=-1)
-@click.option("--pipeline", "pipelines", multiple=True, metavar="P", help="Push the envs of a pipeline.")
-@click.option("--registry", "registry_ref", required=True, metavar="HOST[:PORT]/REPO", help="Where to push.")
-@click.option("--insecure", is_flag=True, help="Plain HTTP to the registry (localhost registries).")
-@click.option(
-    "-j", "--jobs", type=click.IntRange(1, 64), default=4, show_default=True, help="Parallel uploads."
-)
-@click.option("-q", "--quiet", is_flag=True, help="Print only the pushed references.")
-def push_command(
-    envs: tuple[str, ...],
-    pipelines: tuple[str, ...],
-    registry_ref: str,
-    insecure: bool,
-    jobs: int,
-    quiet: bool,
-) -> None:
-    """Push built images, tagged <env>-<drv12> and <env>, uploading only blobs the registry lacks."""
-    from envgraph.cli import handle_errors
-
-    handle_errors(_push)(envs, pipelines, registry_ref, insecure, jobs, quiet)
-
-
-def _push(
-    envs: tuple[str, ...],
-    pipelines: tuple[str, ...],
-    registry_ref: str,
-    insecure: bool,
-    jobs: int,
-    quiet: bool,
-) -> None:
-    ws = click.get_current_context().obj.ws
-    progress = None if quiet else _plain_progress(sys.stderr)
-    results = push_images(ws, envs, pipelines, registry_ref, insecure=insecure, jobs=jobs, progress=progress)
-    for r in results:
-        click.echo(f"pushed {r.reference} {r.digest}")
-    if not quiet:
-        total = sum(r.bytes_uploaded for r in results)
-        up = sum(r.blobs_uploaded for r in results)
-        mounted = sum(r.blobs_mounted for r in results)
-        skipped = sum(r.blobs_skipped for r in results)
-        click.echo(
-            f"uploaded {_human(total)} ({total} bytes) in {up} blobs; "
-            f"{mounted} mounted, {skipped} already there"
-        )

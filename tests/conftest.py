@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.wheelfactory import make_wheel
+from tests.wheelfactory import standard_wheels
 
 pytest_plugins = ["tests.registry_fixture", "tests.docker_fixture"]
 
@@ -16,15 +16,7 @@ pytest_plugins = ["tests.registry_fixture", "tests.docker_fixture"]
 @pytest.fixture
 def wheelhouse(tmp_path: Path) -> Path:
     """A find-links directory: alpha 1.0/2.0, beta 1.0/2.0 (beta 2 needs alpha>=2), gamma 1.0 (needs alpha), delta 0.5."""
-    wh = tmp_path / "wheels"
-    make_wheel(wh, "alpha", "1.0")
-    make_wheel(wh, "alpha", "2.0")
-    make_wheel(wh, "beta", "1.0", requires=["alpha"])
-    make_wheel(wh, "beta", "2.0", requires=["alpha>=2"])
-    make_wheel(wh, "gamma", "1.0", requires=["alpha"], scripts={"gamma-hello": "gamma:main"},
-               files={"gamma/__init__.py": "def main():\n    print('hello from gamma')\n"})  # fmt: skip
-    make_wheel(wh, "delta", "0.5")
-    return wh
+    return standard_wheels(tmp_path / "wheels")
 
 
 HEADER = """
@@ -37,6 +29,10 @@ find-links = ["wheels"]
 [bases.none]
 image = "scratch"
 """
+
+# The same, with an interpreter path for the scratch base, so envs get a venv layer and can be built.
+SCRATCH_PYTHON = "/usr/bin/python3.11"
+BUILD_HEADER = HEADER.replace('image = "scratch"\n', f'image = "scratch"\npython = "{SCRATCH_PYTHON}"\n')
 
 
 @pytest.fixture

@@ -21,21 +21,11 @@ from envgraph.oci.registry import OCI_INDEX, RegistryClient
 from envgraph.oci.store import Store
 from envgraph.push import KNOWN_BLOBS_FILE, push_images
 from envgraph.workspace import Workspace
+from tests.conftest import BUILD_HEADER as HEADER
 from tests.registry_fixture import RunningRegistry
 
 pytestmark = pytest.mark.registry
 
-HEADER = """
-[project]
-name = "t"
-python = "3.11"
-index-url = ""
-find-links = ["wheels"]
-
-[bases.none]
-image = "scratch"
-python = "/usr/bin/python3.11"
-"""
 
 BODY = """
 [env.core]
@@ -297,10 +287,7 @@ def test_pull_local_registry_without_insecure_falls_back_to_http(
 
 def test_push_command(built: Workspace, registry: RunningRegistry) -> None:
     from envgraph.cli import main
-    from envgraph.push import push_command
 
-    if "push" not in main.commands:
-        main.add_command(push_command)
     repo = unique("push/cli")
     args = [
         "-f",

@@ -8,7 +8,7 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["make_wheel"]
+__all__ = ["make_wheel", "standard_wheels"]
 
 
 def _record_hash(data: bytes) -> str:
@@ -54,3 +54,15 @@ def make_wheel(
             zi.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(zi, data)
     return path
+
+
+def standard_wheels(wh: Path) -> Path:
+    """alpha 1.0/2.0, beta 1.0/2.0 (beta 2 needs alpha>=2), gamma 1.0 (needs alpha, script gamma-hello), delta 0.5."""
+    make_wheel(wh, "alpha", "1.0")
+    make_wheel(wh, "alpha", "2.0")
+    make_wheel(wh, "beta", "1.0", requires=["alpha"])
+    make_wheel(wh, "beta", "2.0", requires=["alpha>=2"])
+    make_wheel(wh, "gamma", "1.0", requires=["alpha"], scripts={"gamma-hello": "gamma:main"},
+               files={"gamma/__init__.py": "def main():\n    print('hello from gamma')\n"})  # fmt: skip
+    make_wheel(wh, "delta", "0.5")
+    return wh

@@ -17,26 +17,13 @@ from rich.progress import (
 )
 
 from .plan import LayerTask
-from .scheduler import ImageResult, LayerResult
+from .scheduler import ImageResult, LayerResult, SilentReporter
 
 __all__ = ["PlainReporter", "RichReporter", "QuietReporter", "make_reporter"]
 
 
-class QuietReporter:
-    def plan(self, total_layers: int, to_build: int, total_bytes: int) -> None:
-        pass
-
-    def started(self, task: LayerTask) -> None:
-        pass
-
-    def finished(self, result: LayerResult, task: LayerTask) -> None:
-        pass
-
-    def image(self, result: ImageResult) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+# Quiet mode prints only the summary, which the CLI writes itself.
+QuietReporter = SilentReporter
 
 
 class PlainReporter(QuietReporter):
@@ -119,7 +106,7 @@ class RichReporter(QuietReporter):
         self.progress.stop()
 
 
-def make_reporter(quiet: bool, out: TextIO | None = None) -> QuietReporter:
+def make_reporter(quiet: bool, out: TextIO | None = None) -> SilentReporter:
     out = out or sys.stdout
     if quiet:
         return QuietReporter()

@@ -29,7 +29,15 @@ from .layers import build_files_layer, build_package_layer, build_venv_layer
 from .plan import LABEL_DRV, LABEL_ENV, ImagePlan, LayerTask, Plan
 from .wheelcache import WheelCache
 
-__all__ = ["LayerResult", "ImageResult", "BuildResult", "Reporter", "RemoteCache", "Scheduler"]
+__all__ = [
+    "SilentReporter",
+    "LayerResult",
+    "ImageResult",
+    "BuildResult",
+    "Reporter",
+    "RemoteCache",
+    "Scheduler",
+]
 
 
 @frozen
@@ -83,7 +91,9 @@ class RemoteCache(Protocol):
     def publish(self, record: LayerRecord, store: Store) -> None: ...
 
 
-class _Silent:
+class SilentReporter:
+    """Reports nothing; the base of the other reporters."""
+
     def plan(self, total_layers: int, to_build: int, total_bytes: int) -> None:
         pass
 
@@ -116,7 +126,7 @@ class Scheduler:
         self.root = project_root
         self.platform = platform
         self.jobs = max(1, jobs or os.cpu_count() or 1)
-        self.reporter: Reporter = reporter or _Silent()
+        self.reporter: Reporter = reporter or SilentReporter()
         self.cache = cache
         self.wheels = wheels or WheelCache(project_root)
         self._written = 0

@@ -150,15 +150,9 @@ class Reference:
 
 
 @attrs.define
-class RegistryStats:
-    """Counters for tests and push summaries; safe to update from several threads."""
+class Counters:
+    """Integer counters that several threads may update; subclasses declare the fields."""
 
-    bytes_uploaded: int = 0
-    blobs_uploaded: int = 0
-    blobs_mounted: int = 0
-    blobs_skipped: int = 0
-    bytes_downloaded: int = 0
-    requests: int = 0
     _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False, eq=False)
 
     def add(self, **counts: int) -> None:
@@ -171,6 +165,18 @@ class RegistryStats:
             return {
                 f.name: getattr(self, f.name) for f in attrs.fields(type(self)) if not f.name.startswith("_")
             }
+
+
+@attrs.define
+class RegistryStats(Counters):
+    """Counters for tests and push summaries."""
+
+    bytes_uploaded: int = 0
+    blobs_uploaded: int = 0
+    blobs_mounted: int = 0
+    blobs_skipped: int = 0
+    bytes_downloaded: int = 0
+    requests: int = 0
 
 
 class _Transient(RegistryError):
