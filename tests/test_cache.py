@@ -39,6 +39,23 @@ def image_digests(ws: Workspace) -> dict[str, str]:
     return {img.env: tags[img.tag].digest for img in ws.plan().images}
 
 
+def test_layers_built_before_the_cache_was_used_are_shared_too(
+    project: Path, registry: RunningRegistry, tmp_path: Path
+) -> None:
+    ref = f"{registry.host}/{unique('cache/late')}"
+    ws_a = envgraph.load(project, store=tmp_path / "store-a")
+    assert ws_a.build(jobs=2).ok  # no cache yet
+    cache_a = RegistryCache.from_reference(ref, mode="readwrite", insecure=True)
+    again = ws_a.build(jobs=2, cache=cache_a)
+    assert {r.status for r in again.layers.values()} == {"reused"}
+    assert cache_a.stats.published == len(again.layers)
+
+    ws_b = envgraph.load(project, store=tmp_path / "store-b")
+    second = ws_b.build(jobs=2, cache=RegistryCache.from_reference(ref, mode="read", insecure=True))
+    assert {r.status for r in second.layers.values()} == {"pulled"}
+    assert image_digests(ws_b) == image_digests(ws_a)
+
+
 def test_fresh_store_builds_nothing_with_the_cache(
     project: Path, registry: RunningRegistry, tmp_path: Path
 ) -> None:

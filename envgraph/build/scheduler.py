@@ -172,6 +172,11 @@ class Scheduler:
         try:
             for task in todo:
                 self._submit(task, plan, downloads, builds, done, stop)
+            if self.cache is not None:
+                # Layers the store already had may be missing from the cache (built before it was used): share them too.
+                for key, r in results.items():
+                    if r.record is not None:
+                        downloads.submit(self._publish, r.record, plan.layers[key].label)
             images = self._assemble(plan, results, done, len(todo), base_descs, base_errors, stop)
         except BaseException:
             stop.set()
@@ -293,13 +298,17 @@ class Scheduler:
             raise BuildError(f"unknown layer kind {task.kind}")
         with self._lock:
             self._written += record.size
-        if self.cache is not None:
-            try:
-                self.cache.publish(record, self.store)
-            except EnvgraphError as e:
-                # The layer is built and stored; only sharing it failed. Say so, but keep the build going.
-                self.warnings.append(f"layer {task.label}: not published to the cache: {e}")
+        self._publish(record, task.label)
         return "built", record
+
+    def _publish(self, record: LayerRecord, label: str) -> None:
+        if self.cache is None:
+            return
+        try:
+            self.cache.publish(record, self.store)
+        except EnvgraphError as e:
+            # The layer is built and stored; only sharing it failed. Say so, but keep the build going.
+            self.warnings.append(f"layer {label}: not published to the cache: {e}")
 
     # -- images ------------------------------------------------------------------------------
     def _assemble(
