@@ -16,9 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from attrs import frozen
-from installer import install
-from installer.destinations import SchemeDictionaryDestination
-from installer.sources import WheelFile
 
 from ..errors import BuildError
 from ..hashing import digest_of, tree_sha256
@@ -127,6 +124,10 @@ def build_package_layer(
     work_dir: Path | None = None,
 ) -> LayerRecord:
     """Install wheels ((project name, path) pairs) under a staging root and store them as layer ``key``."""
+    from installer import install  # imported here: a no-op build needs no installer
+    from installer.destinations import SchemeDictionaryDestination
+    from installer.sources import WheelFile
+
     with tempfile.TemporaryDirectory(prefix="envgraph-stage-", dir=work_dir) as tmp:
         stage = Path(tmp)
         owners: dict[str, str] = {}

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import TextIO
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from typing import TYPE_CHECKING, TextIO
 
 from .plan import LayerTask
 from .scheduler import ImageResult, LayerResult, SilentReporter
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
 
 __all__ = ["PlainReporter", "RichReporter", "QuietReporter", "make_reporter"]
 
@@ -64,6 +58,8 @@ class RichReporter(QuietReporter):
     """One overall bar (layers done/total, bytes) and a line per running task."""
 
     def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -111,5 +107,7 @@ def make_reporter(quiet: bool, out: TextIO | None = None) -> SilentReporter:
     if quiet:
         return QuietReporter()
     if out.isatty():
+        from rich.console import Console
+
         return RichReporter(Console(file=out))
     return PlainReporter(out)

@@ -400,8 +400,7 @@ class Scheduler:
         except EnvgraphError as e:
             return failed(str(e))
         status = "reused" if existing is not None and existing.digest == desc.digest else "built"
-        self.store.tag(img.tag, desc)
-        self.store.tag(f"{img.env}:latest", desc)
+        self.store.tag(img.tag, desc, f"{img.env}:latest")
         return ImageResult(img.env, img.drv, status, desc, img.layers, tuple(layer.descriptor for layer in base_layers),
                            time.monotonic() - t0)  # fmt: skip
 

@@ -10,13 +10,15 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-
-import requests
+from typing import TYPE_CHECKING
 
 from ..errors import BuildError, HashMismatchError
 from ..hashing import CHUNK, file_sha256
 from ..lock.model import Wheel
 from ..lock.resolve import cache_dir
+
+if TYPE_CHECKING:
+    import requests
 
 __all__ = ["WheelCache"]
 
@@ -28,6 +30,8 @@ class WheelCache:
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
+        import requests
+
         s = getattr(self._local, "session", None)
         if s is None:
             s = self._local.session = requests.Session()
@@ -47,6 +51,8 @@ class WheelCache:
         if dest.exists():
             return dest  # entries only appear after verification (atomic rename)
         dest.parent.mkdir(parents=True, exist_ok=True)
+        import requests
+
         fd, tmp = tempfile.mkstemp(prefix=".part-", dir=dest.parent)
         h = hashlib.sha256()
         try:

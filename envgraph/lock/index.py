@@ -16,14 +16,17 @@ import urllib.parse
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import requests
 from attrs import frozen
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from ..errors import LockError
 from ..hashing import file_sha256
+
+if TYPE_CHECKING:
+    import requests
 
 __all__ = ["IndexFile", "PackageIndex"]
 
@@ -79,10 +82,19 @@ class PackageIndex:
         self._cache: dict[str, list[IndexFile]] = {}
         self._local: list[IndexFile] | None = None
         self._lock = threading.Lock()
-        self._session = requests.Session()
-        cert = os.environ.get("PIP_CERT")
-        if cert and not os.environ.get("REQUESTS_CA_BUNDLE"):
-            self._session.verify = cert
+        self._http: requests.Session | None = None
+
+    @property
+    def _session(self) -> requests.Session:
+        # Imported and opened on first use: `lock --check` and builds never need the network.
+        if self._http is None:
+            import requests
+
+            self._http = requests.Session()
+            cert = os.environ.get("PIP_CERT")
+            if cert and not os.environ.get("REQUESTS_CA_BUNDLE"):
+                self._http.verify = cert
+        return self._http
 
     def files(self, project: str) -> list[IndexFile]:
         name = canonicalize_name(project)
@@ -112,6 +124,8 @@ class PackageIndex:
         return msg.get_all("Requires-Dist") or []
 
     def size_of(self, url: str) -> int:
+        import requests
+
         try:
             r = self._session.head(url, allow_redirects=True, timeout=self.timeout)
             return int(r.headers["content-length"])
@@ -135,6 +149,8 @@ class PackageIndex:
     def _get(self, url: str, **headers: str) -> requests.Response:
         if url.startswith("file://"):
             raise LockError(f"file:// indexes are not supported ({url}): use find-links")
+        import requests
+
         try:
             r = self._session.get(url, headers=headers, timeout=self.timeout)
         except requests.RequestException as e:

@@ -335,17 +335,26 @@ class Store:
         except FileNotFoundError:
             return Index()
 
-    def tag(self, ref: str, descriptor: Descriptor) -> None:
-        """Point ``ref`` at ``descriptor`` (replacing what it pointed at)."""
-        if not _REF_RE.match(ref):
-            raise StoreError(f"invalid tag {ref!r}: letters, digits and ._:@/+- only")
+    def tag(self, ref: str, descriptor: Descriptor, *more: str) -> None:
+        """Point ``ref`` (and the refs in ``more``) at ``descriptor``, replacing what they pointed at.
+
+        Nothing is written when every ref already points there: a no-op build writes nothing.
+        """
+        refs = (ref, *more)
+        for r in refs:
+            if not _REF_RE.match(r):
+                raise StoreError(f"invalid tag {r!r}: letters, digits and ._:@/+- only")
         _check_digest(descriptor.digest)
-        annotations = {**(descriptor.annotations or {}), ANNOTATION_REF_NAME: ref}
-        entry = descriptor.evolve(annotations=dict(sorted(annotations.items())))
+        entries = []
+        for r in refs:
+            annotations = {**(descriptor.annotations or {}), ANNOTATION_REF_NAME: r}
+            entries.append(descriptor.evolve(annotations=dict(sorted(annotations.items()))))
         with self._locked(exclusive=True):
             index = self.read_index()
-            kept = [d for d in index.manifests if (d.annotations or {}).get(ANNOTATION_REF_NAME) != ref]
-            self._write_index(attrs.evolve(index, manifests=(*kept, entry)))
+            if all(e in index.manifests for e in entries):
+                return
+            kept = [d for d in index.manifests if (d.annotations or {}).get(ANNOTATION_REF_NAME) not in refs]
+            self._write_index(attrs.evolve(index, manifests=(*kept, *entries)))
 
     def untag(self, ref: str) -> bool:
         """Remove ``ref``; True when it existed."""
