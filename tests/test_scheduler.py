@@ -329,6 +329,8 @@ def test_two_concurrent_builds_share_one_store(big: Path) -> None:
     for r in reports:
         assert {e["status"] for e in r["envs"]} <= {"built", "reused"}
         assert r["totals"]["layers_failed"] == 0
+    # Per-key build locks: between them the two processes built each of the 25 layers exactly once.
+    assert sum(r["totals"]["layers_built"] for r in reports) == 25
     store = store_of(big)
     assert len(store.keys()) == 25  # 24 packages + venv
     assert_store_clean(store)

@@ -274,10 +274,18 @@ class Scheduler:
         downloads.submit(try_cache)
 
     def _build_one(self, task: LayerTask, plan: Plan, paths: list[Path]) -> tuple[str, LayerRecord]:
-        # Another process (or an earlier task of ours) may have built it meanwhile.
-        record = self.store.get_key(task.key)
-        if record is not None:
-            return "reused", record
+        # Another process on this store may be building the same key: wait for it, then reuse its work.
+        with self.store.building(task.key):
+            record = self.store.get_key(task.key)
+            if record is not None:
+                return "reused", record
+            record = self._make(task, plan, paths)
+        with self._lock:
+            self._written += record.size
+        self._publish(record, task.label)
+        return "built", record
+
+    def _make(self, task: LayerTask, plan: Plan, paths: list[Path]) -> LayerRecord:
         if task.kind == "debian":
             assert task.base is not None
             blk = plan.bases[task.base]
@@ -296,10 +304,7 @@ class Scheduler:
             record = build_files_layer(self.store, task.target, self.root / task.src, task.dest, task.content)
         else:  # pragma: no cover
             raise BuildError(f"unknown layer kind {task.kind}")
-        with self._lock:
-            self._written += record.size
-        self._publish(record, task.label)
-        return "built", record
+        return record
 
     def _publish(self, record: LayerRecord, label: str) -> None:
         if self.cache is None:

@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -201,6 +202,19 @@ class Store:
             yield
         finally:
             os.close(fd)  # closing releases the lock
+
+    @contextlib.contextmanager
+    def building(self, key: str) -> Iterator[None]:
+        """Held while a process builds layer ``key``, so concurrent builds on one store wait instead of
+        building it twice (the waiter then finds the record). The lock file is never deleted while in use."""
+        locks = self.root / "building"
+        locks.mkdir(exist_ok=True)
+        fd = os.open(locks / f"{_key_hex(key)}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def _write_atomic(self, dest: Path, data: bytes, mode: int = 0o644) -> None:
         fd, name = tempfile.mkstemp(dir=self.tmp_dir, prefix=dest.name + "-", suffix=".tmp")
@@ -417,7 +431,13 @@ class Store:
         for p in self.tmp_dir.iterdir():
             with contextlib.suppress(FileNotFoundError):
                 st = p.lstat()
-                if now - st.st_mtime > max_age:
+                if now - st.st_mtime <= max_age:
+                    continue
+                if p.is_dir() and not p.is_symlink():
+                    # Staging directories of killed layer builds.
+                    freed += sum(f.stat().st_size for f in p.rglob("*") if f.is_file() and not f.is_symlink())
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
                     p.unlink()
                     freed += st.st_size
         return freed
