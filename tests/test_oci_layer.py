@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from envgraph.oci.compress import (
+    GZIP_LEVEL,
     MEDIA_TYPE_LAYER_GZIP,
     MEDIA_TYPE_LAYER_TAR,
     MEDIA_TYPE_LAYER_ZSTD,
@@ -82,7 +83,7 @@ def test_media_types_and_ids() -> None:
     assert Compression.ZSTD.media_type == MEDIA_TYPE_LAYER_ZSTD
     assert Compression.NONE.media_type == MEDIA_TYPE_LAYER_TAR
     assert zlib.ZLIB_RUNTIME_VERSION in Compression.GZIP.compressor_id
-    assert Compression.GZIP.compressor_id.startswith("gzip-6-")
+    assert Compression.GZIP.compressor_id.startswith(f"gzip-{GZIP_LEVEL}-")
     assert Compression.ZSTD.compressor_id != Compression.GZIP.compressor_id
 
 

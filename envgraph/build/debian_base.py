@@ -66,9 +66,10 @@ def ensure_debian_layer(store: Store, key: str, lock: BaseLock, compression: Com
     assert lock.debian is not None
     d = lock.debian
     blob, _ = _build(store, d.suite, d.packages, dict(d.versions), d.mirror, compression)
-    if d.layer is not None and blob.digest != d.layer.digest:
+    # The content (diff_id) is what the lock pins; the compressed digest also depends on the compressor.
+    if d.layer is not None and blob.diff_id != d.layer.diff_id:
         raise BuildError(
-            f"base {lock.name}: rebuilt layer {blob.digest} differs from the locked {d.layer.digest} "
+            f"base {lock.name}: rebuilt layer content {blob.diff_id} differs from the locked {d.layer.diff_id} "
             "(the Debian archive or mmdebstrap changed): run `envgraph lock --upgrade` to re-pin the base"
         )
     # A root filesystem has thousands of paths; the conflict check concerns package layers only, so none are kept.
