@@ -445,3 +445,27 @@ def test_dry_run_names_what_would_be_built_and_why(pipelines: Path) -> None:
     assert "env core: build image (drv " in out and "config changed" in out
     assert "env batch: reuse image" in out
     assert "build layer" not in out
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_build_resumes(big: Path) -> None:
+    proc = popen_build(big, "-j", "1")
+    assert proc.stdout is not None and proc.stderr is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if sum("built layer" in s for s in seen) >= 2:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "envgraph: interrupted"
+    assert "Traceback" not in err
+    store = store_of(big)
+    assert store.verify() == []
+    assert list(store.tmp_dir.iterdir()) == []  # no partial blobs or staging directories left behind
+    done = len(store.keys())
+    assert 2 <= done < 25
+    cli(big, "build", "--report", "r.json")
+    report = read_report(big / "r.json")
+    assert report["totals"]["layers_reused"] == done
+    assert report["totals"]["layers_built"] == 25 - done
