@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 from attrs import frozen
@@ -104,49 +103,40 @@ def run_env(ws: Workspace, env: str, command: list[str], *, network: str | None 
 def collect_garbage(ws: Workspace, *, keep_last: int = 1, dry_run: bool = False) -> tuple[int, list[str]]:
     """Drop old image tags beyond ``keep_last`` per env, then blobs nothing kept refers to.
 
-    Kept: images of the current lockfiles, the ``keep_last`` newest other images per env, the layers
-    of the current lockfiles' keys, and anything written in the last hour (a running build's work).
+    Kept: images of the current lockfiles (and ``latest``), the ``keep_last`` newest other images per env,
+    and the layers of the current lockfiles' keys. Refused while a build uses the store.
     """
     store = ws.open_store()
-    current = set()
-    for env in ws.spec.env:
-        lock = read_lock(ws.lockdir, env)
-        if lock is not None:
-            current.add(f"{env}:{lock.drv.removeprefix('sha256:')[:12]}")
-    tags = store.tags()
-    by_env: dict[str, list[tuple[float, str]]] = {}
-    for ref, desc in tags.items():
-        env, _, name = ref.partition(":")
-        if name == "latest" or ref in current:
-            continue
-        by_env.setdefault(env, []).append((store.blob_path(desc.digest).stat().st_mtime, ref))
-    drop = []
-    for _env, items in by_env.items():
-        items.sort(reverse=True)
-        drop += [ref for _, ref in items[keep_last:]]
-    keep_descs = [d for ref, d in tags.items() if ref not in drop]
-    keep = set(store.reachable(keep_descs))
-    recent = time.time() - 3600
-    current_keys: set[str] = set()
-    try:
-        current_keys = set(ws.plan().layers)
-    except EnvgraphError:  # stale or missing lockfiles: keep by tags and age only
-        current_keys = set()
-    for record in store.keys():  # noqa: SIM118 (a Store method, not dict.keys)
-        if record.key in current_keys or store._key_path(record.key).stat().st_mtime > recent:
-            keep.add(record.digest)
-            if record.paths_digest:
-                keep.add(record.paths_digest)
-    for p in store.root.joinpath("blobs", "sha256").iterdir():
-        if p.stat().st_mtime > recent:
-            keep.add("sha256:" + p.name)
-    if dry_run:
-        total = sum(
-            p.stat().st_size
-            for p in store.root.joinpath("blobs", "sha256").iterdir()
-            if "sha256:" + p.name not in keep
-        )
-        return total, drop
-    for ref in drop:
-        store.untag(ref)
-    return store.gc(keep), drop
+    with store.in_use(exclusive=True):
+        current = set()
+        for env in ws.spec.env:
+            lock = read_lock(ws.lockdir, env)
+            if lock is not None:
+                current.add(f"{env}:{lock.drv.removeprefix('sha256:')[:12]}")
+        tags = store.tags()
+        by_env: dict[str, list[tuple[float, str]]] = {}
+        for ref, desc in tags.items():
+            env, _, name = ref.partition(":")
+            if name == "latest" or ref in current:
+                continue
+            by_env.setdefault(env, []).append((store.blob_path(desc.digest).stat().st_mtime, ref))
+        drop = []
+        for items in by_env.values():
+            items.sort(reverse=True)
+            drop += [ref for _, ref in items[keep_last:]]
+        keep = set(store.reachable([d for ref, d in tags.items() if ref not in drop]))
+        try:
+            current_keys = set(ws.plan().layers)
+        except EnvgraphError:  # stale or missing lockfiles: keep what the tags reach
+            current_keys = set()
+        for record in store.records():
+            if record.key in current_keys:
+                keep.add(record.digest)
+                if record.paths_digest:
+                    keep.add(record.paths_digest)
+        if dry_run:
+            blobs = store.root.joinpath("blobs", "sha256").iterdir()
+            return sum(p.stat().st_size for p in blobs if "sha256:" + p.name not in keep), drop
+        for ref in drop:
+            store.untag(ref)
+        return store.gc(keep), drop

@@ -113,7 +113,7 @@ def store_of(project: Path) -> Store:
 
 
 def key_records(store: Store) -> list[LayerRecord]:
-    return store.keys()  # a method of Store, not a dict (ruff's SIM118 would misread a loop over it)
+    return store.records()
 
 
 def referenced_blobs(store: Store) -> set[str]:

@@ -81,7 +81,7 @@ def test_fresh_store_builds_nothing_with_the_cache(
     assert image_digests(ws_b) == image_digests(ws_a)
     store_b = ws_b.open_store()
     assert store_b.verify() == []
-    records_a = ws_a.open_store().keys()
+    records_a = ws_a.open_store().records()
     assert len(records_a) == len(first.layers)
     for record in records_a:
         assert store_b.get_key(record.key) == record
@@ -96,7 +96,7 @@ def test_entry_format(project: Path, registry: RunningRegistry, tmp_path: Path) 
     ws = envgraph.load(project, store=tmp_path / "store")
     cache = RegistryCache.from_reference(f"{registry.host}/{repo}", insecure=True)
     assert ws.build(cache=cache).ok
-    record = ws.open_store().keys()[0]
+    record = ws.open_store().records()[0]
     client = RegistryClient(registry.host, insecure=True)
     body, media_type, _ = client.get_manifest(repo, cache_tag(record.key), [OCI_MANIFEST])
     doc = json.loads(body)
@@ -115,7 +115,7 @@ def test_readwrite_publish_is_idempotent_and_thread_safe(
     ws = envgraph.load(project, store=tmp_path / "store")
     assert ws.build().ok
     store = ws.open_store()
-    records = store.keys()
+    records = store.records()
     cache = RegistryCache.from_reference(ref, insecure=True)
     errors: list[BaseException] = []
 
@@ -174,7 +174,7 @@ def test_corrupt_entry_is_a_clear_error_and_leaves_nothing(
     ref = f"{registry.host}/{unique('cache/corrupt')}"
     ws = envgraph.load(project, store=tmp_path / "store")
     assert ws.build(cache=RegistryCache.from_reference(ref, insecure=True)).ok
-    record = max(ws.open_store().keys(), key=lambda r: r.size)
+    record = max(ws.open_store().records(), key=lambda r: r.size)
     data_path = registry.blob_data_path(record.digest)
     original = data_path.read_bytes()
     try:
@@ -199,7 +199,7 @@ def test_lying_record_is_refused(project: Path, registry: RunningRegistry, tmp_p
     ws = envgraph.load(project, store=tmp_path / "store")
     assert ws.build().ok
     store = ws.open_store()
-    record = store.keys()[0]
+    record = store.records()[0]
     liar = attrs.evolve(record, diff_id="sha256:" + "1" * 64)
     cache = RegistryCache.from_reference(f"{registry.host}/{repo}", insecure=True)
     cache.publish(liar, store)

@@ -332,7 +332,7 @@ def test_two_concurrent_builds_share_one_store(big: Path) -> None:
     # Per-key build locks: between them the two processes built each of the 25 layers exactly once.
     assert sum(r["totals"]["layers_built"] for r in reports) == 25
     store = store_of(big)
-    assert len(store.keys()) == 25  # 24 packages + venv
+    assert len(store.records()) == 25  # 24 packages + venv
     assert_store_clean(store)
     proc = cli(big, "verify")
     assert "is consistent" in proc.stdout
@@ -353,7 +353,7 @@ def test_build_killed_mid_way_leaves_a_consistent_store_and_rebuilds(big: Path) 
     assert proc.stderr is not None
     proc.stderr.close()
     store = store_of(big)
-    done = len(store.keys())
+    done = len(store.records())
     assert 3 <= done < 25, "nothing left to kill: make the packages bigger"
     verify = cli(big, "verify", check=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr
@@ -463,9 +463,55 @@ def test_ctrl_c_stops_cleanly_and_the_next_build_resumes(big: Path) -> None:
     store = store_of(big)
     assert store.verify() == []
     assert list(store.tmp_dir.iterdir()) == []  # no partial blobs or staging directories left behind
-    done = len(store.keys())
+    done = len(store.records())
     assert 2 <= done < 25
     cli(big, "build", "--report", "r.json")
     report = read_report(big / "r.json")
     assert report["totals"]["layers_reused"] == done
     assert report["totals"]["layers_built"] == 25 - done
+
+
+def test_gc_keeps_current_and_recent_images_and_frees_the_rest(pipelines: Path) -> None:
+    cli(pipelines, "build", "-q")
+    store = store_of(pipelines)
+    old_serve = store.tags()["serve:latest"]
+    old_delta = {r.digest for r in store.records() if r.size and "delta" in str(store.read_paths(r))}
+    toml = pipelines / "envgraph.toml"
+    toml.write_text(
+        toml.read_text().replace('requirements = ["delta==0.5"]', 'requirements = ["delta==0.6"]')
+    )
+    lock(toml)
+    cli(pipelines, "build", "-q")
+    current = {ref: d.digest for ref, d in store.tags().items() if ref.endswith(":latest")}
+
+    kept = cli(pipelines, "gc", "--keep-last", "1").stdout
+    assert kept.startswith("freed 0.0 MB; untagged 0 old images")
+    assert store.has_blob(old_serve.digest)  # the previous serve image is the one kept
+
+    dry = cli(pipelines, "gc", "--keep-last", "0", "--dry-run").stdout
+    assert (
+        dry.startswith("would free") and "untagged 2 old images" in dry
+    )  # serve's and api's previous images
+    assert store.has_blob(old_serve.digest)
+
+    out = cli(pipelines, "gc", "--keep-last", "0").stdout
+    assert "untagged 2 old images" in out
+    assert not store.has_blob(old_serve.digest)
+    # delta 0.5 is still locked by batch, so its layer stays; every current image is intact.
+    assert all(store.has_blob(d) for d in old_delta)
+    assert {ref: d.digest for ref, d in store.tags().items() if ref.endswith(":latest")} == current
+    assert cli(pipelines, "verify").returncode == 0
+    report = cli(pipelines, "build", "--report", "r.json")
+    assert report.returncode == 0
+    assert read_report(pipelines / "r.json")["totals"]["layers_built"] == 0
+
+
+def test_gc_refuses_while_a_build_uses_the_store(pipelines: Path) -> None:
+    cli(pipelines, "build", "-q")
+    store = store_of(pipelines)
+    with store.in_use():
+        proc = cli(pipelines, "gc", check=False)
+    assert proc.returncode == 1
+    assert (
+        proc.stderr.strip() == f"envgraph: error: a build is using {store.root}: run gc when it has finished"
+    )

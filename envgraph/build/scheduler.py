@@ -140,6 +140,10 @@ class Scheduler:
 
     # -- run ---------------------------------------------------------------------------------
     def run(self, plan: Plan, *, stop: threading.Event | None = None) -> BuildResult:
+        with self.store.in_use():
+            return self._run(plan, stop)
+
+    def _run(self, plan: Plan, stop: threading.Event | None) -> BuildResult:
         start = time.monotonic()
         stop = stop or threading.Event()
         results: dict[str, LayerResult] = {}

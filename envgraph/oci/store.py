@@ -204,6 +204,20 @@ class Store:
             os.close(fd)  # closing releases the lock
 
     @contextlib.contextmanager
+    def in_use(self, *, exclusive: bool = False) -> Iterator[None]:
+        """Builds hold this shared for their whole run; garbage collection holds it exclusively, so it never
+        removes what a running build has written but not yet tagged. Exclusive use does not wait."""
+        fd = os.open(self.root / "in-use", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB if exclusive else fcntl.LOCK_SH)
+            except BlockingIOError:
+                raise StoreError(f"a build is using {self.root}: run gc when it has finished") from None
+            yield
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
     def building(self, key: str) -> Iterator[None]:
         """Held while a process builds layer ``key``, so concurrent builds on one store wait instead of
         building it twice (the waiter then finds the record). The lock file is never deleted while in use."""
@@ -333,7 +347,7 @@ class Store:
             path.parent.mkdir(exist_ok=True)
             self._write_atomic(path, data)
 
-    def keys(self) -> list[LayerRecord]:
+    def records(self) -> list[LayerRecord]:
         """Every readable key record (unreadable ones are reported by :meth:`verify`)."""
         out = []
         for path in sorted(self.keys_dir.glob("*/*.json")):
