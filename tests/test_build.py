@@ -209,6 +209,27 @@ def test_same_lock_gives_same_digests_in_other_store_and_directory(
     }
 
 
+def test_bytecode_on_ships_hash_checked_pycs_reproducibly(
+    graph_project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    toml = graph_project / "envgraph.toml"
+    toml.write_text(toml.read_text().replace("[project]\n", "[project]\nbytecode = true\n", 1))
+    assert (
+        cli(graph_project, "build", "train", "-q", check=False).returncode == 1
+    )  # bytecode is part of the drv
+    lock(toml)
+    cli(graph_project, "build", "train", "-q")
+    other_store = tmp_path_factory.mktemp("other-store") / "store"
+    cli(graph_project, "--store", str(other_store), "build", "train", "-q", "-j", "1")
+    store = store_of(graph_project)
+    assert store.tags()["train:latest"].digest == Store.open(other_store).tags()["train:latest"].digest
+    gamma = read_manifest(store, store.tags()["train:latest"].digest).layers[2]
+    pycs = [n for n in layer_members(store, gamma.digest) if n.endswith(".pyc")]
+    assert pycs == ["opt/venv/lib/python3.11/site-packages/gamma/__pycache__/__init__.cpython-311.pyc"]
+    flags = int.from_bytes(layer_file(store, gamma.digest, pycs[0])[4:8], "little")
+    assert flags == 0b11  # hash-based, checked
+
+
 def test_images_are_tagged_by_drv_and_hold_the_declared_layers(graph_project: Path) -> None:
     cli(graph_project, "build", "-q")
     store = store_of(graph_project)

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,6 +37,9 @@ __all__ = [
     "build_files_layer",
     "bytecode_interpreter",
 ]
+
+# installer skips (and warns about) __pycache__ files shipped in a wheel: the wheel's business, not the user's.
+warnings.filterwarnings("ignore", message="Skip installing .*__pycache__", category=RuntimeWarning)
 
 # Bump when what goes into a layer changes (scheme, pyc policy, venv contents).
 LAYER_FORMAT = 1

@@ -20,7 +20,7 @@ from ..hashing import digest_of
 from ..lock.lockfile import read_base_lock, read_lock
 from ..lock.model import BaseLock, Lockfile, Wheel
 from ..oci.compress import Compression
-from .layers import VENV, InstallTarget, files_key, package_key, venv_key
+from .layers import VENV, InstallTarget, bytecode_interpreter, files_key, package_key, venv_key
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
@@ -99,7 +99,8 @@ def make_plan(ws: Workspace, envs: Iterable[str] = (), pipelines: Iterable[str] 
     _check_fresh(ws, selected, locks)
 
     compression = Compression.GZIP
-    bytecode = ws.spec.project.bytecode
+    # The layer key says whether .pyc files are in the layer: only when they can really be compiled here.
+    bytecode = ws.spec.project.bytecode and bytecode_interpreter(ws.spec.project.python) is not None
     layers: dict[str, LayerTask] = {}
     bases: dict[str, BaseLock] = {}
     images: list[ImagePlan] = []

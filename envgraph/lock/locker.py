@@ -455,6 +455,7 @@ class Locker:
             cmd=lock.cmd,
             python=lock.python,
             platform=lock.platform,
+            bytecode=self.spec.project.bytecode,
         )
         return evolve(lock, drv=drv)
 

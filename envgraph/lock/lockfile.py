@@ -165,6 +165,7 @@ def env_drv(
     cmd: Sequence[str] | None,
     python: str,
     platform: str,
+    bytecode: bool = False,
 ) -> str:
     """The derivation hash: everything that determines the image. ``source`` is the parent's drv or the base identity."""
     return digest_of(
@@ -182,6 +183,7 @@ def env_drv(
             "cmd": list(cmd) if cmd is not None else None,
             "python": python,
             "platform": platform,
+            "bytecode": bytecode,
         }
     )
 
