@@ -8,6 +8,7 @@ key anywhere gives the same digests.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from attrs import frozen
 
@@ -23,7 +25,7 @@ from ..hashing import digest_of, tree_sha256
 from ..oci.compress import Compression
 from ..oci.layer import layer_format, layer_from_directory, record_layer, write_layer
 from ..oci.store import LayerRecord, Store
-from ..oci.tar import LayerEntry, write_tar
+from ..oci.tar import LayerEntry, TarStream, write_tar
 
 __all__ = [
     "LAYER_FORMAT",
@@ -42,7 +44,7 @@ __all__ = [
 warnings.filterwarnings("ignore", message="Skip installing .*__pycache__", category=RuntimeWarning)
 
 # Bump when what goes into a layer changes (scheme, pyc policy, venv contents).
-LAYER_FORMAT = 1
+LAYER_FORMAT = 2  # 2: package layers streamed from the wheel, in its member order
 VENV = "/opt/venv"
 
 
@@ -127,57 +129,41 @@ def build_package_layer(
     wheels: Sequence[tuple[str, Path]],
     work_dir: Path | None = None,
 ) -> LayerRecord:
-    """Install wheels ((project name, path) pairs) under a staging root and store them as layer ``key``."""
-    from installer import install  # imported here: a no-op build needs no installer
-    from installer.destinations import SchemeDictionaryDestination
-    from installer.sources import WheelFile
+    """Install wheels ((project name, path) pairs) as layer ``key``, streamed from the wheels into the store."""
+    from .install import install_wheels  # imported here: a no-op build needs no installer
 
-    with tempfile.TemporaryDirectory(prefix="envgraph-stage-", dir=work_dir) as tmp:
-        stage = Path(tmp)
-        owners: dict[str, str] = {}
-        for name, path in sorted(wheels, key=lambda w: w[0]):
-            before = set(_files(stage))
-            destination = SchemeDictionaryDestination(
-                target.scheme(),
-                interpreter=f"{VENV}/bin/python",
-                script_kind="posix",
-                bytecode_optimization_levels=(),
-                destdir=str(stage),
+    with contextlib.ExitStack() as stack:
+        copies = None
+        if target.bytecode:  # compileall needs the sources on disk
+            copies = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="envgraph-pyc-", dir=work_dir))
             )
-            try:
-                with WheelFile.open(path) as source:
-                    install(source, destination, {"INSTALLER": b"envgraph\n"})
-            except FileExistsError as e:
-                clash = str(e).split(str(stage), 1)[-1]
-                other = next((o for p, o in owners.items() if clash.endswith(p)), "another package")
-                raise BuildError(f"packages {other} and {name} both write {clash}") from None
-            except Exception as e:  # installer raises several kinds for bad wheels
-                raise BuildError(f"cannot install {path.name}: {e}") from None
-            for p in set(_files(stage)) - before:
-                owners[p] = name
-        if target.bytecode:
-            _compile(stage, target)
-        blob, paths = layer_from_directory(store, stage, "", target.compression)
+
+        def produce(sink: BinaryIO) -> list[str]:
+            with TarStream(sink) as tar:
+                install_wheels(tar, wheels, target.scheme(), f"{VENV}/bin/python", copies)
+                if copies is not None:
+                    _add_bytecode(tar, copies, target)
+            return tar.paths
+
+        blob, paths = write_layer(store, produce, target.compression)
     return record_layer(store, key, blob, paths)
 
 
-def _files(root: Path) -> list[str]:
-    return [p.relative_to(root).as_posix() for p in root.rglob("*") if not p.is_dir()]
-
-
-def _compile(stage: Path, target: InstallTarget) -> None:
+def _add_bytecode(tar: TarStream, copies: Path, target: InstallTarget) -> None:
     python = bytecode_interpreter(target.python)
-    site = stage / target.site_packages.lstrip("/")
+    site = copies / target.site_packages.lstrip("/")
     if python is None or not site.is_dir():
         return
     # Hash-based pycs are reproducible; -s/-p make the embedded source paths the runtime ones.
-    proc = subprocess.run(
+    subprocess.run(
         [python, "-m", "compileall", "-q", "-j", "1", "--invalidation-mode", "checked-hash",
-         "-s", str(stage), "-p", "/", str(site)],
+         "-s", str(copies), "-p", "/", str(site)],
         capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": "0"},
     )  # fmt: skip
     # A package may ship files that do not compile for this version (tests, templates): those just get no .pyc.
-    del proc
+    for pyc in sorted(site.rglob("*.pyc"), key=lambda p: p.as_posix().encode()):
+        tar.add(LayerEntry.from_file(pyc.relative_to(copies).as_posix(), pyc, executable=False))
 
 
 def build_files_layer(store: Store, target: InstallTarget, src: Path, dest: str, content: str) -> LayerRecord:

@@ -19,8 +19,6 @@ from packaging.utils import canonicalize_name
 from ..errors import LockError, ResolutionError, StaleLockError
 from ..graph import EnvGraph
 from ..hashing import digest_of, tree_sha256
-from ..oci.compress import Compression
-from ..oci.layer import layer_format
 from ..spec import Base, Env, Spec, libc_of
 from .diagnose import Blocker, direct_conflicts, find_blockers, is_far_older
 from .index import PackageIndex
@@ -74,8 +72,8 @@ def base_inputs(name: str, base: Base) -> str:
             "image": base.image,
             "python": base.python,
             "libc": libc_of(base),
-            # The pinned layer digest depends on the tar format and compressor: a change re-pins the base.
-            "layer": layer_format(Compression.GZIP) if base.debian is not None else None,
+            # Not the compressor: the lock pins the base's content (diff_id); how it is compressed is the
+            # builder's business and part of the layer key, so a faster compressor does not re-pin bases.
         }
     )
 

@@ -3,7 +3,10 @@
 Compressed bytes depend on the library and its version as well as on the level, so every compression
 has a :attr:`Compression.compressor_id` (e.g. ``gzip-1-zlib1.2.13``) that callers put into layer keys.
 
-- gzip: zlib with level 1, the gzip wrapper written by zlib itself (mtime 0, no file name, no comment);
+- gzip: ISA-L (``isal``, which bundles its own copy) at level 2, the gzip wrapper written by it (mtime 0,
+  no file name, no comment); about four times faster than zlib's level 1 for slightly smaller output.
+  Its bytes depend on the ISA-L version and, through its CPU dispatch, on the architecture family, so both
+  are in the id; other gzip streams (pulled, imported) are only ever decompressed;
 - zstd: ``zstandard`` with level 3, single-threaded, content checksum on, content size off;
 - none: the tar as-is.
 
@@ -15,10 +18,11 @@ from __future__ import annotations
 
 import enum
 import gzip
-import zlib
+import platform
 from typing import BinaryIO, Protocol, cast
 
 import zstandard
+from isal import ISAL_VERSION, isal_zlib
 
 from envgraph.hashing import CHUNK
 
@@ -52,8 +56,8 @@ DOCKER_MEDIA_TYPE_MANIFEST = "application/vnd.docker.distribution.manifest.v2+js
 DOCKER_MEDIA_TYPE_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_MEDIA_TYPE_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
-# Level 1: three times faster than 6 on wheels' contents for ~15% more bytes; building is the hot path.
-GZIP_LEVEL = 1
+# ISA-L level 2: as fast as its level 1 and as small as zlib's level 2; building is the hot path.
+GZIP_LEVEL = 2
 ZSTD_LEVEL = 3
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -77,7 +81,8 @@ class Compression(enum.Enum):
     def compressor_id(self) -> str:
         """Names everything the compressed bytes depend on; goes into layer keys."""
         if self is Compression.GZIP:
-            return f"gzip-{GZIP_LEVEL}-zlib{zlib.ZLIB_RUNTIME_VERSION}"
+            # ISA-L's output depends on where the input is split too: hence the fixed feed size.
+            return f"gzip-{GZIP_LEVEL}-isal{ISAL_VERSION}-{platform.machine()}-feed{CHUNK}"
         if self is Compression.ZSTD:
             return f"zstd-{ZSTD_LEVEL}-libzstd{'.'.join(map(str, zstandard.ZSTD_VERSION))}-check"
         return "none"
@@ -94,9 +99,9 @@ class Compressor:
         self.compression = compression
         self._sink = sink
         self._buf = bytearray()
-        self._z: zlib._Compress | zstandard.ZstdCompressionObj | None
+        self._z: isal_zlib.Compress | zstandard.ZstdCompressionObj | None
         if compression is Compression.GZIP:
-            self._z = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+            self._z = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, 16 + isal_zlib.MAX_WBITS)
         elif compression is Compression.ZSTD:
             zc = zstandard.ZstdCompressor(
                 level=ZSTD_LEVEL, write_checksum=True, write_content_size=False, threads=0

@@ -4,8 +4,10 @@ Every tar envgraph produces (package layers, OCI and docker archives) goes throu
 The bytes depend only on the entries, never on the host, the locale, creation order or timestamps:
 
 - POSIX.1-2001 (PAX) format, fixed; non-ASCII and long names go into PAX extended headers as UTF-8;
-- entries sorted by the bytes of their UTF-8 path (a parent is a prefix of its children, so parents
-  always come first); every parent directory has an explicit entry;
+- :func:`write_tar` sorts entries by the bytes of their UTF-8 path (a parent is a prefix of its
+  children, so parents always come first); :class:`TarStream` keeps the producer's order, for producers
+  whose order is fixed by their input (a wheel's members); either way every parent directory has an
+  explicit entry before its children;
 - mtime fixed to :func:`layer_mtime`; uid/gid 0 and empty uname/gname (unless given explicitly);
 - modes normalised: directories 0755, regular files 0755 when executable else 0644, symlinks 0777;
 - symlinks keep their target; a file reachable under several paths (same inode) is written once and
@@ -34,6 +36,7 @@ __all__ = [
     "FORMAT_ID",
     "EntryKind",
     "LayerEntry",
+    "TarStream",
     "layer_mtime",
     "normalize_prefix",
     "tar_directory",
@@ -156,60 +159,128 @@ def _complete(entries: Iterable[LayerEntry]) -> list[LayerEntry]:
     return [by_path[p] for p in sorted(by_path, key=_sort_key)]
 
 
+class TarStream:
+    """Writes entries one at a time, in the caller's order, into a deterministic tar stream.
+
+    For producers whose order is itself fixed by their input (a wheel's members in archive order):
+    nothing is collected or sorted, file contents stream straight through. A missing parent directory
+    gets its entry just before its first child; a path written twice is an error. Use as a context
+    manager, or call :meth:`close` (which does not close ``out``).
+    """
+
+    def __init__(self, out: BinaryIO, *, mtime: int | None = None) -> None:
+        self._when = layer_mtime() if mtime is None else mtime
+        # 64 KiB reads from the sources (tarfile's 16 KiB default costs more calls; 1 MiB was slower).
+        self._tf = tarfile.open(  # noqa: SIM115 (closed by close())
+            fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8"
+        )
+        self._tf.copybufsize = 64 * 1024  # type: ignore[attr-defined]  # set by TarFile.__init__, not in typeshed
+        self._dirs: set[str] = set()
+        self._files: set[str] = set()
+        self._regular: set[str] = set()  # hard-link targets
+
+    def __enter__(self) -> TarStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def paths(self) -> list[str]:
+        """The non-directory paths written so far, sorted."""
+        return sorted(self._files, key=_sort_key)
+
+    def close(self) -> None:
+        self._tf.close()
+
+    def _info(self, path: str, uid: int, gid: int) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(path)
+        info.mtime = self._when
+        info.uid, info.gid = uid, gid
+        info.uname = info.gname = ""
+        return info
+
+    def _claim(self, path: str, kind: EntryKind) -> bool:
+        """Record ``path``; False when it is a directory already written."""
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent in self._files:
+                raise BuildError(f"archive path {parent!r} is both a file and a directory")
+            if parent not in self._dirs:
+                self._dirs.add(parent)
+                info = self._info(parent, 0, 0)
+                info.type, info.mode = tarfile.DIRTYPE, _DIR_MODE
+                self._tf.addfile(info)
+        if path in self._dirs:
+            if kind == "dir":
+                return False
+            raise BuildError(f"archive path {path!r} is both a {kind} and a directory")
+        if path in self._files:
+            raise BuildError(f"archive path {path!r} is written twice")
+        (self._dirs if kind == "dir" else self._files).add(path)
+        return True
+
+    def add_file(self, path: str, stream: BinaryIO, size: int, *, executable: bool = False) -> None:
+        """A regular file of ``size`` bytes read from ``stream`` (in chunks, never whole)."""
+        self._claim(_check_path(path), "file")
+        info = self._info(path, 0, 0)
+        info.type, info.size = tarfile.REGTYPE, size
+        info.mode = _EXEC_MODE if executable else _FILE_MODE
+        self._tf.addfile(info, stream)
+        self._regular.add(path)
+
+    def add(self, e: LayerEntry) -> None:
+        if not self._claim(e.path, e.kind):
+            return
+        info = self._info(e.path, e.uid, e.gid)
+        if e.kind == "dir":
+            info.type, info.mode = tarfile.DIRTYPE, _DIR_MODE
+            self._tf.addfile(info)
+        elif e.kind == "symlink":
+            if not e.linkname or "\x00" in e.linkname:
+                raise BuildError(f"symlink {e.path!r} has an empty or invalid target")
+            info.type, info.mode, info.linkname = tarfile.SYMTYPE, _LINK_MODE, e.linkname
+            self._tf.addfile(info)
+        elif e.kind == "hardlink":
+            if e.linkname not in self._regular:
+                raise BuildError(
+                    f"hard link {e.path!r} -> {e.linkname!r}: the target must be a file written before it"
+                )
+            info.type, info.linkname = tarfile.LNKTYPE, e.linkname
+            info.mode = _EXEC_MODE if e.executable else _FILE_MODE
+            self._tf.addfile(info)
+        else:
+            info.type = tarfile.REGTYPE
+            info.mode = _EXEC_MODE if e.executable else _FILE_MODE
+            if e.data is not None:
+                info.size = len(e.data)
+                self._tf.addfile(info, io.BytesIO(e.data))
+            elif e.source is not None:
+                try:
+                    fd = os.open(e.source, os.O_RDONLY | os.O_NOFOLLOW)
+                except OSError as err:
+                    raise BuildError(f"cannot read {e.source}: {err.strerror}") from err
+                with os.fdopen(fd, "rb") as f:
+                    st = os.fstat(f.fileno())
+                    if not stat.S_ISREG(st.st_mode):
+                        raise BuildError(f"{e.source} is not a regular file")
+                    info.size = st.st_size
+                    self._tf.addfile(info, f)  # streamed in chunks by tarfile
+            else:
+                raise BuildError(f"file entry {e.path!r} has neither source nor data")
+            self._regular.add(e.path)
+
+
 def write_tar(entries: Iterable[LayerEntry], out: BinaryIO, *, mtime: int | None = None) -> list[str]:
-    """Write ``entries`` as a deterministic tar stream into ``out`` (which only needs ``write``).
+    """Write ``entries``, sorted by path, as a deterministic tar stream into ``out`` (only needs ``write``).
 
     Returns the sorted archive paths of all non-directory entries. ``out`` is not closed.
     """
-    when = layer_mtime() if mtime is None else mtime
-    ordered = _complete(entries)
-    written_files: set[str] = set()
-    paths: list[str] = []
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8") as tf:
-        for e in ordered:
-            info = tarfile.TarInfo(e.path)
-            info.mtime = when
-            info.uid, info.gid = e.uid, e.gid
-            info.uname = info.gname = ""
-            if e.kind == "dir":
-                info.type, info.mode = tarfile.DIRTYPE, _DIR_MODE
-                tf.addfile(info)
-                continue
-            paths.append(e.path)
-            if e.kind == "symlink":
-                if not e.linkname or "\x00" in e.linkname:
-                    raise BuildError(f"symlink {e.path!r} has an empty or invalid target")
-                info.type, info.mode, info.linkname = tarfile.SYMTYPE, _LINK_MODE, e.linkname
-                tf.addfile(info)
-            elif e.kind == "hardlink":
-                if e.linkname not in written_files:
-                    raise BuildError(
-                        f"hard link {e.path!r} -> {e.linkname!r}: the target must be a file written before it"
-                    )
-                info.type, info.linkname = tarfile.LNKTYPE, e.linkname
-                info.mode = _EXEC_MODE if e.executable else _FILE_MODE
-                tf.addfile(info)
-            else:
-                info.type = tarfile.REGTYPE
-                info.mode = _EXEC_MODE if e.executable else _FILE_MODE
-                if e.data is not None:
-                    info.size = len(e.data)
-                    tf.addfile(info, io.BytesIO(e.data))
-                elif e.source is not None:
-                    try:
-                        fd = os.open(e.source, os.O_RDONLY | os.O_NOFOLLOW)
-                    except OSError as err:
-                        raise BuildError(f"cannot read {e.source}: {err.strerror}") from err
-                    with os.fdopen(fd, "rb") as f:
-                        st = os.fstat(f.fileno())
-                        if not stat.S_ISREG(st.st_mode):
-                            raise BuildError(f"{e.source} is not a regular file")
-                        info.size = st.st_size
-                        tf.addfile(info, f)  # streamed in chunks by tarfile
-                else:
-                    raise BuildError(f"file entry {e.path!r} has neither source nor data")
-                written_files.add(e.path)
-    return paths
+    with TarStream(out, mtime=mtime) as tar:
+        for e in _complete(entries):
+            tar.add(e)
+    return tar.paths
 
 
 def _scan(root: Path, prefix: str, owner_from_fs: bool) -> list[LayerEntry]:
