@@ -9,6 +9,8 @@ key anywhere gives the same digests.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.metadata
 import shutil
 import subprocess
 import sys
@@ -79,7 +81,14 @@ class InstallTarget:
             "bytecode": f"cp{self.python.replace('.', '')}-checked-hash" if self.bytecode else "none",
             "layer": layer_format(self.compression),
             "format": LAYER_FORMAT,
+            # installer writes the launchers and RECORD: its version decides bytes too.
+            "installer": _installer_version(),
         }
+
+
+@functools.cache
+def _installer_version() -> str:
+    return importlib.metadata.version("installer")  # not `import installer`: a no-op build need not load it
 
 
 def bytecode_interpreter(python: str) -> str | None:
