@@ -190,7 +190,6 @@ def main(argv: list[str] | None = None) -> int:
     measurements: list[Measurement] = []
     wanted = [c for c in CONTENDERS if c in args.contenders]
     docker_wanted = [c for c in wanted if c in DOCKER_CONTENDERS]
-    info_host: str | None = None
 
     with ExitStack() as stack:
         url = stack.enter_context(wheel_server(wheelhouse))
@@ -206,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )  # noqa: E501
         meter = CpuMeter(daemon.pid if daemon else None)
+        host_info = machine(daemon.host if daemon else None)  # while the daemon still answers
         for name in wanted:
             try:
                 if name == "envgraph":
@@ -213,7 +213,6 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     if daemon is None:
                         raise Unavailable("no Docker daemon (see above)")
-                    info_host = daemon.host
                     base_tar = debian_base_tar(work, log)
                     pip = tool_wheel(work / "tools", f"pip=={PIP_WHEEL.split('-')[1]}", "pip")
                     kw = {}
@@ -234,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     ms = tuple(measurements)
     result = RunResult(
-        workload=workload.name, quick=args.quick, date=date, machine=machine(info_host),
+        workload=workload.name, quick=args.quick, date=date, machine=host_info,
         workload_info={**workload.describe, "locked_by": sorted({v.locked_by for v in versions}),
                        "images_per_scenario": {v.scenario: len(v.graph.images()) for v in versions}},
         lower_bounds=tuple(lbs), measurements=ms, ratios=ratios(ms), missing=tuple(missing),

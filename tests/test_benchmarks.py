@@ -68,3 +68,4 @@ def test_runner_all_contenders_tiny(tmp_path: Path, docker_client: object) -> No
     data = _run(tmp_path, contenders)
     _check(data, [c for c in contenders if not any(c in m for m in data["missing"])])
     assert data["ratios"]["docker-cache"]["cold"].keys() >= {"wall_seconds", "bytes_stored"}
+    assert data["machine"]["docker_server"]  # asked while the private daemon still ran
