@@ -23,7 +23,6 @@ import hashlib
 import io
 import json
 import threading
-import zlib
 from typing import Any, Literal
 
 import attrs
@@ -31,7 +30,7 @@ import attrs
 from envgraph.convert import structure, unstructure
 from envgraph.errors import EnvgraphError, RegistryError
 from envgraph.hashing import canonical_json, sha256_digest
-from envgraph.oci.compress import Compression, compression_of_media_type
+from envgraph.oci.compress import Compression, Decompressor, compression_of_media_type
 from envgraph.oci.image import Descriptor
 from envgraph.oci.pull import open_client
 from envgraph.oci.registry import OCI_MANIFEST, Counters, RegistryClient
@@ -102,15 +101,8 @@ class _DiffIdWriter:
     def __init__(self, sink: Any, compression: Compression) -> None:
         self._sink = sink
         self._hash = hashlib.sha256()
-        self._compression = compression
-        self._z: Any = None
+        self._decompressor = Decompressor(compression)
         self.error: str | None = None
-        if compression is Compression.GZIP:
-            self._z = zlib.decompressobj(wbits=31)
-        elif compression is Compression.ZSTD:
-            import zstandard
-
-            self._z = zstandard.ZstdDecompressor().decompressobj()
 
     def write(self, data: bytes) -> int:
         n = len(data)
@@ -119,23 +111,12 @@ class _DiffIdWriter:
             return n  # keep writing: the digest check (which comes first) decides what to report
         try:
             self._feed(data)
-        except Exception as err:  # zlib.error, zstandard.ZstdError
+        except Exception as err:  # isal_zlib.error, zstandard.ZstdError
             self.error = str(err)
         return n
 
     def _feed(self, data: bytes) -> None:
-        if self._compression is Compression.NONE:
-            self._hash.update(data)
-        elif self._compression is Compression.GZIP:
-            while data:
-                self._hash.update(self._z.decompress(data))
-                if self._z.eof:  # a following gzip member
-                    data = self._z.unused_data
-                    self._z = zlib.decompressobj(wbits=31)
-                else:
-                    data = b""
-        else:
-            self._hash.update(self._z.decompress(data))
+        self._hash.update(self._decompressor.feed(data))
 
     def seekable(self) -> bool:
         return False
@@ -145,8 +126,7 @@ class _DiffIdWriter:
 
     @property
     def diff_id(self) -> str:
-        if self._compression is Compression.GZIP and self._z is not None:
-            self._hash.update(self._z.flush())
+        self._hash.update(self._decompressor.flush())
         return "sha256:" + self._hash.hexdigest()
 
 

@@ -352,12 +352,16 @@ def push(
     quiet: bool,
 ) -> None:
     """Push built images, tagged <env>-<drv12> and <env>, uploading only blobs the registry lacks."""
-    from .push import human, plain_progress, push_images
+    from .push import human, push_images, push_progress
 
-    progress = None if quiet else plain_progress(sys.stderr)
-    results = push_images(
-        c.ws, envs, pipelines, registry_ref, insecure=insecure, jobs=jobs, progress=progress
-    )
+    progress = None if quiet else push_progress(sys.stderr)
+    try:
+        results = push_images(
+            c.ws, envs, pipelines, registry_ref, insecure=insecure, jobs=jobs, progress=progress
+        )
+    finally:
+        if progress is not None:
+            progress.close()
     for r in results:
         click.echo(f"pushed {r.reference} {r.digest}")
     if not quiet:

@@ -41,7 +41,9 @@ __all__ = [
     "parse_repository",
     "push_images",
     "human",
-    "plain_progress",
+    "PlainPushProgress",
+    "RichPushProgress",
+    "push_progress",
 ]
 
 KNOWN_BLOBS_FILE = "registry-blobs.json"
@@ -65,7 +67,7 @@ class BlobEvent:
 
     digest: str
     size: int
-    outcome: str  # "skipped", "mounted", "uploaded"
+    outcome: str  # "planned" (once, before any upload: done 0), "skipped", "mounted", "uploaded"
     done: int
     total: int
 
@@ -245,6 +247,8 @@ def push_images(
             if progress is not None:
                 progress(BlobEvent(desc.digest, desc.size, outcome, done, total))
 
+        if progress is not None:
+            progress(BlobEvent("", 0, "planned", 0, total))
         try:
             # Biggest first: the longest uploads start early.
             ordered = sorted(unique.values(), key=lambda d: (-d.size, d.digest))
@@ -295,13 +299,53 @@ def human(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-def plain_progress(out: Any) -> Callable[[BlobEvent], None]:
-    lock = threading.Lock()
+class PlainPushProgress:
+    """One line per blob uploaded or mounted (blobs already there are only counted in the summary)."""
 
-    def show(ev: BlobEvent) -> None:
-        if ev.outcome == "skipped":
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self.lock = threading.Lock()
+
+    def __call__(self, ev: BlobEvent) -> None:
+        if ev.outcome in ("skipped", "planned"):
             return
-        with lock:
-            click.echo(f"[{ev.done}/{ev.total}] {ev.outcome} {ev.digest[:19]} {human(ev.size)}", file=out)
+        with self.lock:
+            click.echo(
+                f"[{ev.done}/{ev.total}] {ev.outcome} {ev.digest[:19]} {human(ev.size)}", file=self.out
+            )
 
-    return show
+    def close(self) -> None:
+        pass
+
+
+class RichPushProgress:
+    """A bar of blobs present in the target (done/total) with the bytes uploaded so far, on a terminal."""
+
+    def __init__(self, out: Any) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("blobs"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[uploaded]}"),
+            TimeElapsedColumn(), console=Console(file=out), transient=True,
+        )  # fmt: skip
+        self.task: Any = None
+        self.uploaded = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, ev: BlobEvent) -> None:
+        with self.lock:
+            if self.task is None:
+                self.progress.start()
+                self.task = self.progress.add_task("push", total=ev.total, uploaded="")
+            if ev.outcome == "uploaded":
+                self.uploaded += ev.size
+            self.progress.update(self.task, completed=ev.done, uploaded=f"{human(self.uploaded)} uploaded")
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.progress.stop()
+
+
+def push_progress(out: Any) -> PlainPushProgress | RichPushProgress:
+    return RichPushProgress(out) if out.isatty() else PlainPushProgress(out)

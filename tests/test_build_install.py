@@ -7,6 +7,8 @@ import gzip
 import hashlib
 import io
 import tarfile
+import warnings
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -106,4 +108,17 @@ def test_a_corrupt_member_is_refused(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "store")
     with pytest.raises(BuildError, match="cannot install tool-1.0"):
         build_package_layer(store, TARGET, "sha256:" + "3" * 64, [("tool", wheel)])
+    assert store.records() == []
+
+
+def test_a_path_written_twice_by_one_wheel_is_refused(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path / "wheels", "tool", "1.0", files={"tool/__init__.py": "a = 1\n"})
+    with warnings.catch_warnings(), zipfile.ZipFile(wheel, "a") as zf:
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name: that is the point
+        zf.writestr("tool/__init__.py", "a = 2\n")
+    store = Store.open(tmp_path / "store")
+    with pytest.raises(
+        BuildError, match=r"tool writes /opt/venv/lib/python3.11/site-packages/tool/__init__.py twice"
+    ):
+        build_package_layer(store, TARGET, "sha256:" + "4" * 64, [("tool", wheel)])
     assert store.records() == []

@@ -23,6 +23,7 @@ from envgraph.oci.compress import (
     MEDIA_TYPE_LAYER_ZSTD,
     Compression,
     Compressor,
+    Decompressor,
     open_decompressed,
     sniff_compression,
 )
@@ -157,3 +158,16 @@ def test_record_layer_and_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "86400")
     assert layer_format(Compression.GZIP) != fmt
     assert layer_format(Compression.ZSTD) != layer_format(Compression.GZIP)
+
+
+@pytest.mark.parametrize("compression", list(Compression))
+def test_decompressing_several_members_push_and_pull(compression: Compression) -> None:
+    parts = [os.urandom(3000) + b"a" * 70_000, b"", b"tail" * 999]
+    blob = b"".join(compress_in_chunks(compression, p, []) for p in parts)  # gzip members / zstd frames
+    d = Decompressor(compression)
+    pushed = b"".join(d.feed(blob[i : i + 777]) for i in range(0, len(blob), 777)) + d.flush()
+    assert pushed == b"".join(parts)
+    assert open_decompressed(io.BytesIO(blob), compression).read() == b"".join(parts)
+    if compression is not Compression.NONE:
+        with pytest.raises(Exception):  # noqa: B017 (the library's own error type)
+            Decompressor(compression).feed(blob[:10] + bytes(200) + blob[210:])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -19,7 +20,14 @@ from envgraph.oci.image import DEFAULT_PLATFORM, Index, Manifest, Platform, from
 from envgraph.oci.pull import pull_env, pull_image
 from envgraph.oci.registry import OCI_INDEX, RegistryClient
 from envgraph.oci.store import Store
-from envgraph.push import KNOWN_BLOBS_FILE, push_images
+from envgraph.push import (
+    KNOWN_BLOBS_FILE,
+    BlobEvent,
+    PlainPushProgress,
+    RichPushProgress,
+    push_images,
+    push_progress,
+)
 from envgraph.workspace import Workspace
 from tests.conftest import BUILD_HEADER as HEADER
 from tests.registry_fixture import RunningRegistry
@@ -398,3 +406,32 @@ def test_docker_base_from_a_registry(
     base_manifest = from_json(store.read_blob(base.digest), Manifest)
     assert manifest.layers[: len(base_manifest.layers)] == base_manifest.layers
     assert store.verify() == []
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_push_progress_is_a_bar_on_a_terminal_and_lines_elsewhere() -> None:
+    events = [BlobEvent("", 0, "planned", 0, 3), BlobEvent("sha256:" + "a" * 64, 2_000_000, "uploaded", 1, 3),
+              BlobEvent("sha256:" + "b" * 64, 10, "skipped", 2, 3), BlobEvent("sha256:" + "c" * 64, 5, "mounted", 3, 3)]  # fmt: skip
+    term = _Terminal()
+    bar = push_progress(term)
+    assert isinstance(bar, RichPushProgress)
+    for ev in events:
+        bar(ev)
+    assert bar.uploaded == 2_000_000
+    assert bar.progress.tasks[0].completed == 3
+    bar.close()
+
+    pipe = io.StringIO()
+    lines = push_progress(pipe)
+    assert isinstance(lines, PlainPushProgress)
+    for ev in events:
+        lines(ev)
+    lines.close()
+    assert pipe.getvalue().splitlines() == [
+        "[1/3] uploaded sha256:aaaaaaaaaaaa 2.0 MB",
+        "[3/3] mounted sha256:cccccccccccc 5 B",
+    ]

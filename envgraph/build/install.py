@@ -38,12 +38,10 @@ class _HashingReader:
         self._stream = stream
         self._copy_to = copy_to
         self.hash = hashlib.sha256()
-        self.size = 0
 
     def read(self, n: int = -1) -> bytes:
         data = self._stream.read(n)
         self.hash.update(data)
-        self.size += len(data)
         if self._copy_to is not None:
             self._copy_to.write(data)
         return data
@@ -94,18 +92,18 @@ class TarDestination(SchemeDictionaryDestination):
     def write_to_fs(self, scheme: Scheme, path: str, stream: BinaryIO, is_executable: bool) -> RecordEntry:
         archive_path = self._archive_path(scheme, path)
         other = self.owners.get(archive_path)
+        if other == self.package:
+            raise BuildError(f"{self.package} writes /{archive_path} twice")
         if other is not None:
-            who = "it" if other == self.package else other
-            raise BuildError(f"packages {who} and {self.package} both write /{archive_path}")
+            raise BuildError(f"packages {other} and {self.package} both write /{archive_path}")
         self.owners[archive_path] = self.package
         stream, size = _size_of(stream, self.wheel)
         # Like uv (and pip for wheels built on Windows): whatever the zip says, scripts are executable.
         is_executable = is_executable or scheme == "scripts"
         with self._copy_for_bytecode(scheme, archive_path) as copy_to:
             reader = _HashingReader(stream, copy_to)
+            # tarfile reads exactly ``size`` bytes and raises on a short stream; zipfile checks the CRC.
             self.tar.add_file(archive_path, cast(BinaryIO, reader), size, executable=is_executable)
-        if reader.size != size:  # tarfile raises on short reads; this catches a member longer than declared
-            raise BuildError(f"{self.package}: {path} is not the size the wheel's directory says")
         digest = Hash(self.hash_algorithm, _urlsafe_b64(reader.hash.digest()))
         return RecordEntry(path, digest, size)
 

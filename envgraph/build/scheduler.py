@@ -391,7 +391,6 @@ class Scheduler:
             ]
         records = [results[k].record for k in img.layers]
         try:
-            self._check_conflicts(img, records)
             layers = base_layers + [
                 ImageLayer(r.diff_id, r.descriptor(), f"envgraph: {label}")
                 for r, label in zip(records, img.labels, strict=True)
@@ -406,9 +405,12 @@ class Scheduler:
                 labels={LABEL_ENV: img.env, LABEL_DRV: img.drv},
             )
             desc = write_image(self.store, layers, config, parse_platform(self.platform), base=base_cfg)
+            unchanged = existing is not None and existing.digest == desc.digest
+            if not unchanged:  # an image tagged before passed this check with exactly these layers
+                self._check_conflicts(img, records)
         except EnvgraphError as e:
             return failed(str(e))
-        status = "reused" if existing is not None and existing.digest == desc.digest else "built"
+        status = "reused" if unchanged else "built"
         self.store.tag(img.tag, desc, f"{img.env}:latest")
         return ImageResult(img.env, img.drv, status, desc, img.layers, tuple(layer.descriptor for layer in base_layers),
                            time.monotonic() - t0)  # fmt: skip

@@ -1,7 +1,7 @@
 """Deterministic layer compression and the OCI media types.
 
 Compressed bytes depend on the library and its version as well as on the level, so every compression
-has a :attr:`Compression.compressor_id` (e.g. ``gzip-1-zlib1.2.13``) that callers put into layer keys.
+has a :attr:`Compression.compressor_id` (e.g. ``gzip-2-isal2.32.1-x86_64-feed1048576``) that callers put into layer keys.
 
 - gzip: ISA-L (``isal``, which bundles its own copy) at level 2, the gzip wrapper written by it (mtime 0,
   no file name, no comment); about four times faster than zlib's level 1 for slightly smaller output.
@@ -17,12 +17,11 @@ never depends on how a producer happened to split its writes.
 from __future__ import annotations
 
 import enum
-import gzip
 import platform
-from typing import BinaryIO, Protocol, cast
+from typing import Any, BinaryIO, Protocol, cast
 
 import zstandard
-from isal import ISAL_VERSION, isal_zlib
+from isal import ISAL_VERSION, igzip, isal_zlib
 
 from envgraph.hashing import CHUNK
 
@@ -40,6 +39,7 @@ __all__ = [
     "ZSTD_LEVEL",
     "Compression",
     "Compressor",
+    "Decompressor",
     "Sink",
     "compression_of_media_type",
     "open_decompressed",
@@ -161,10 +161,45 @@ def compression_of_media_type(media_type: str) -> Compression:
     raise ValueError(f"not a layer media type: {media_type!r}")
 
 
+class Decompressor:
+    """Push-style decompression: :meth:`feed` compressed bytes, get the decompressed ones back.
+
+    Gzip (by ISA-L, about three times zlib's speed) may hold several members, zstd several frames.
+    Raises the library's error on corrupt input.
+    """
+
+    def __init__(self, compression: Compression) -> None:
+        self.compression = compression
+        self._z: Any = self._new()
+
+    def _new(self) -> Any:
+        if self.compression is Compression.GZIP:
+            return isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS)
+        if self.compression is Compression.ZSTD:
+            return zstandard.ZstdDecompressor().decompressobj()
+        return None
+
+    def feed(self, data: bytes) -> bytes:
+        if self._z is None:
+            return data
+        out = []
+        while data:
+            out.append(bytes(self._z.decompress(data)))
+            if not self._z.eof:
+                break
+            data = self._z.unused_data  # the next gzip member or zstd frame
+            self._z = self._new()
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        """Whatever is still buffered at the end of the input."""
+        return bytes(self._z.flush()) if self.compression is Compression.GZIP else b""
+
+
 def open_decompressed(stream: BinaryIO, compression: Compression) -> BinaryIO:
     """A readable stream of the uncompressed tar (``stream`` is not closed by closing the result)."""
     if compression is Compression.GZIP:
-        return cast(BinaryIO, gzip.GzipFile(fileobj=stream, mode="rb"))
+        return cast(BinaryIO, igzip.IGzipFile(fileobj=stream, mode="rb"))
     if compression is Compression.ZSTD:
         reader = zstandard.ZstdDecompressor().stream_reader(stream, closefd=False, read_across_frames=True)
         return cast(BinaryIO, reader)

@@ -11,6 +11,7 @@ are dropped before structuring, so the strict converter still rejects wrong type
 
 from __future__ import annotations
 
+import functools
 import json
 import types
 import typing
@@ -190,11 +191,16 @@ def _prune_value(value: Any, tp: Any) -> Any:
     return value
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)  # slow (evaluates every annotation): once per class
+
+
 def _prune(data: Any, cls: type) -> Any:
     """Drop keys ``cls`` does not model, recursively (documents written by other tools carry more)."""
     if not isinstance(data, dict):
         return data
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     out = {}
     for a in attrs.fields(cls):
         key = a.metadata.get("key", a.name)
