@@ -404,16 +404,24 @@ class Scheduler:
                 cmd=img.cmd,
                 labels={LABEL_ENV: img.env, LABEL_DRV: img.drv},
             )
-            desc = write_image(self.store, layers, config, parse_platform(self.platform), base=base_cfg)
-            unchanged = existing is not None and existing.digest == desc.digest
-            if not unchanged:  # an image tagged before passed this check with exactly these layers
+            # An image tagged with exactly these layers passed this check when it was written.
+            if existing is None or self._layer_digests(existing) != [
+                layer.descriptor.digest for layer in layers
+            ]:
                 self._check_conflicts(img, records)
+            desc = write_image(self.store, layers, config, parse_platform(self.platform), base=base_cfg)
         except EnvgraphError as e:
             return failed(str(e))
-        status = "reused" if unchanged else "built"
+        status = "reused" if existing is not None and existing.digest == desc.digest else "built"
         self.store.tag(img.tag, desc, f"{img.env}:latest")
         return ImageResult(img.env, img.drv, status, desc, img.layers, tuple(layer.descriptor for layer in base_layers),
                            time.monotonic() - t0)  # fmt: skip
+
+    def _layer_digests(self, desc: Descriptor) -> list[str] | None:
+        try:
+            return [d.digest for d in read_manifest(self.store, desc.digest).layers]
+        except EnvgraphError:
+            return None
 
     def _check_conflicts(self, img: ImagePlan, records: Iterable[LayerRecord | None]) -> None:
         """Two packages writing the same path is an error, never a silent overwrite."""
