@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import gzip
-import hashlib
 import io
 import tarfile
 import warnings
@@ -17,7 +15,7 @@ from envgraph.build.layers import InstallTarget, build_package_layer
 from envgraph.errors import BuildError
 from envgraph.oci.store import Store
 
-from .wheelfactory import make_wheel
+from .wheelfactory import make_wheel, record_hash
 
 TARGET = InstallTarget(python="3.11", interpreter="/usr/bin/python3.11", bytecode=False)
 SITE = "opt/venv/lib/python3.11/site-packages"
@@ -32,10 +30,6 @@ def layer_members(store: Store, digest: str) -> dict[str, tuple[tarfile.TarInfo,
             body = tf.extractfile(m).read() if m.isfile() else b""  # type: ignore[union-attr]
             out[m.name] = (m, body)
     return out
-
-
-def record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
 def test_every_scheme_lands_where_installer_puts_it(tmp_path: Path) -> None:

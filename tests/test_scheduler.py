@@ -318,6 +318,16 @@ def popen_build(project: Path, *args: str, **kw: Any) -> subprocess.Popen[str]:
     )
 
 
+def wait_for_built_layers(proc: subprocess.Popen[str], n: int) -> None:
+    """Read the build's progress lines until ``n`` layers have been built."""
+    assert proc.stdout is not None
+    built = 0
+    for line in proc.stdout:
+        built += "built layer" in line
+        if built >= n:
+            return
+
+
 def test_two_concurrent_builds_share_one_store(big: Path) -> None:
     Store.open(big / ".envgraph")  # both processes open an existing store; creation races are Store's tests
     procs = [popen_build(big, "-j", "2", "--report", f"r{i}.json") for i in range(2)]
@@ -341,11 +351,7 @@ def test_two_concurrent_builds_share_one_store(big: Path) -> None:
 def test_build_killed_mid_way_leaves_a_consistent_store_and_rebuilds(big: Path) -> None:
     proc = popen_build(big, "-j", "1")
     assert proc.stdout is not None
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if sum("built layer" in s for s in seen) >= 3:
-            break
+    wait_for_built_layers(proc, 3)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
@@ -450,11 +456,7 @@ def test_dry_run_names_what_would_be_built_and_why(pipelines: Path) -> None:
 def test_ctrl_c_stops_cleanly_and_the_next_build_resumes(big: Path) -> None:
     proc = popen_build(big, "-j", "1")
     assert proc.stdout is not None and proc.stderr is not None
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if sum("built layer" in s for s in seen) >= 2:
-            break
+    wait_for_built_layers(proc, 2)
     proc.send_signal(signal.SIGINT)
     rest, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err

@@ -8,10 +8,10 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["make_wheel", "standard_wheels"]
+__all__ = ["make_wheel", "record_hash", "standard_wheels"]
 
 
-def _record_hash(data: bytes) -> str:
+def record_hash(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
@@ -44,7 +44,7 @@ def make_wheel(
     if scripts:
         lines = ["[console_scripts]", *(f"{k} = {v}" for k, v in scripts.items())]
         contents[f"{info}/entry_points.txt"] = ("\n".join(lines) + "\n").encode()
-    record = [f"{rel},{_record_hash(data)},{len(data)}" for rel, data in contents.items()]
+    record = [f"{rel},{record_hash(data)},{len(data)}" for rel, data in contents.items()]
     record.append(f"{info}/RECORD,,")
     contents[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:

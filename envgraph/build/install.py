@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import posixpath
 import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -83,11 +82,8 @@ class TarDestination(SchemeDictionaryDestination):
         self.wheel: zipfile.ZipFile | None = None
 
     def _archive_path(self, scheme: Scheme, path: str) -> str:
-        root = posixpath.normpath(self.scheme_dict[scheme])
-        full = posixpath.normpath(posixpath.join(root, path))
-        if not (full + "/").startswith(root.rstrip("/") + "/") or full == root:
-            raise BuildError(f"{self.package}: {path!r} would be installed outside {root}")
-        return full.lstrip("/")
+        # installer's own check refuses paths outside the scheme's directory (ValueError)
+        return self._path_with_destdir(scheme, path).as_posix().lstrip("/")
 
     def write_to_fs(self, scheme: Scheme, path: str, stream: BinaryIO, is_executable: bool) -> RecordEntry:
         archive_path = self._archive_path(scheme, path)
