@@ -80,7 +80,7 @@ def machine(docker_host: str | None) -> dict[str, object]:
 
 def debian_base_tar(work: Path, log: Callable[[str], None]) -> Path:
     """The bookworm rootfs envgraph's ``[bases.debian]`` builds (same function, same packages), cached a week."""
-    from envgraph.build.debian import build_debian_rootfs
+    from envgraph.debian._rootfs import build_debian_rootfs
 
     d = work / "base"
     d.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 import click
 
-from .errors import EnvgraphError
-from .workspace import Workspace, load
+from envgraph.errors import EnvgraphError
+from envgraph.workspace import Workspace, load
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -173,9 +173,9 @@ def build(
     insecure: bool,
 ) -> None:
     """Build images from the lockfiles into the store (default: every env)."""
-    from .build.dryrun import describe_plan
-    from .build.progress import make_reporter
-    from .build.report import build_report
+    from envgraph._ui import make_reporter
+    from envgraph.builder._dryrun import describe_plan
+    from envgraph.builder._report import build_report
 
     ws = c.ws
     if dry_run:
@@ -184,7 +184,7 @@ def build(
     cache = None
     cache_ref = cache_ref or ws.spec.project.cache
     if cache_ref:
-        from .cache import RegistryCache
+        from envgraph.registry._cache import RegistryCache
 
         cache = RegistryCache.from_reference(cache_ref, mode=cache_mode, insecure=insecure)
     result = ws.build(envs, pipelines, jobs=jobs, reporter=make_reporter(quiet), cache=cache)
@@ -226,7 +226,7 @@ def _summary(report: dict[str, Any]) -> None:
 @handle_errors
 def images(c: Context) -> None:
     """What the store holds: env, drv, digest, size, layer count."""
-    from .inspect import list_images
+    from envgraph.images import list_images
 
     rows = list_images(c.ws.open_store())
     if not rows:
@@ -247,7 +247,7 @@ def images(c: Context) -> None:
 @handle_errors
 def export(c: Context, env: str, output: str, fmt: str) -> None:
     """Write an env's image as an OCI or docker archive."""
-    from .inspect import export_env
+    from envgraph.images import export_env
 
     ref = export_env(c.ws, env, Path(output), fmt)
     click.echo(f"wrote {output} ({fmt}, {ref})")
@@ -259,7 +259,7 @@ def export(c: Context, env: str, output: str, fmt: str) -> None:
 @handle_errors
 def load_cmd(c: Context, envs: tuple[str, ...]) -> None:
     """Load env images into the local Docker daemon as envgraph/<env>:<drv12> and :latest."""
-    from .inspect import load_env
+    from envgraph.images import load_env
 
     for env in envs:
         for tag in load_env(c.ws, env):
@@ -276,7 +276,7 @@ def load_cmd(c: Context, envs: tuple[str, ...]) -> None:
 @handle_errors
 def run(c: Context, env: str, command: tuple[str, ...], network: str | None) -> None:
     """Run a command in an env's image (loaded into Docker first): envgraph run ENV -- CMD ..."""
-    from .inspect import run_env
+    from envgraph.images import run_env
 
     args = list(command)
     if args[:1] == ["--"]:
@@ -315,7 +315,7 @@ def verify(c: Context) -> None:
 @handle_errors
 def gc(c: Context, keep_last: int, dry_run: bool) -> None:
     """Remove blobs no current lockfile or kept image refers to."""
-    from .inspect import collect_garbage
+    from envgraph.images import collect_garbage
 
     freed, removed_tags = collect_garbage(c.ws, keep_last=keep_last, dry_run=dry_run)
     verb = "would free" if dry_run else "freed"
@@ -326,7 +326,7 @@ def gc(c: Context, keep_last: int, dry_run: bool) -> None:
 @handle_errors
 def schema() -> None:
     """Print the JSON Schema of envgraph.toml."""
-    from .schema import spec_schema
+    from envgraph._spec_schema import spec_schema
 
     click.echo(json.dumps(spec_schema(), indent=2, sort_keys=True))
 
@@ -352,7 +352,7 @@ def push(
     quiet: bool,
 ) -> None:
     """Push built images, tagged <env>-<drv12> and <env>, uploading only blobs the registry lacks."""
-    from .push import human, push_images, push_progress
+    from envgraph.registry._push import human, push_images, push_progress
 
     progress = None if quiet else push_progress(sys.stderr)
     try:

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 
 import networkx as nx
 
-from .errors import GraphError
-from .spec import Spec
+from envgraph.errors import GraphError
+from envgraph.spec import Spec
 
 __all__ = ["Node", "EnvGraph", "build_graph"]
 

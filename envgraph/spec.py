@@ -1,7 +1,7 @@
 """Declarations: the models of ``envgraph.toml`` and how to load them.
 
 Everything here is a frozen attrs class structured by the shared cattrs converter; a JSON
-Schema of the format is generated from these classes (:mod:`envgraph.schema`).
+Schema of the format is generated from these classes (:mod:`envgraph._spec_schema`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import attrs
 import cattrs
 from attrs import field, frozen
 
-from .convert import converter
-from .errors import SpecError
+from envgraph._convert import converter
+from envgraph.errors import SpecError
 
 __all__ = [
     "DECLARATION_FILE",

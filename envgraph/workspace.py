@@ -6,13 +6,13 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from .build.plan import Plan, make_plan
-from .build.scheduler import BuildResult, RemoteCache, Reporter, Scheduler
-from .graph import EnvGraph, build_graph
-from .lock.locker import Locker, LockResult
-from .lock.lockfile import LOCKDIR
-from .oci.store import Store
-from .spec import Spec, find_declaration, read_spec
+from envgraph.builder._scheduler import BuildResult, RemoteCache, Reporter, Scheduler
+from envgraph.graph import EnvGraph, build_graph
+from envgraph.lock._locker import Locker, LockResult
+from envgraph.lock._lockfile import LOCKDIR
+from envgraph.oci._store import Store
+from envgraph.plan._planner import Plan, make_plan
+from envgraph.spec import Spec, find_declaration, read_spec
 
 __all__ = ["Workspace", "load"]
 
@@ -29,7 +29,7 @@ class Workspace:
         self.store_path = Path(store or os.environ.get("ENVGRAPH_STORE") or self.root / ".envgraph").resolve()
 
     def locker(self, *, jobs: int | None = None, log: Callable[[str], None] = lambda _m: None) -> Locker:
-        from .build.bases import BasePinner
+        from envgraph.builder._bases import BasePinner
 
         pinner = BasePinner(self)
         return Locker(self.spec, self.graph, self.lockdir, pin_base=pinner, jobs=jobs or 4, log=log)

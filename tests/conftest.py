@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.wheelfactory import standard_wheels
+from tests.support.wheels import standard_wheels
 
-pytest_plugins = ["tests.registry_fixture", "tests.docker_fixture"]
+pytest_plugins = ["tests.support.registry", "tests.support.docker"]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from benchmarks.records import METRICS, SCENARIOS
 from benchmarks.runner import main
-from tests.docker_fixture import cache_dir
+from tests.support.docker import cache_dir
 
 
 def _run(tmp_path: Path, contenders: list[str]) -> dict:

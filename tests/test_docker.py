@@ -13,10 +13,10 @@ from pathlib import Path
 import docker
 import pytest
 
-from envgraph.build.debian import DebianRootfs
-from envgraph.docker import connect, load_archive, run, tag
+from envgraph._docker import connect, load_archive, run, tag
+from envgraph._hashing import canonical_json, file_sha256, sha256_hex
+from envgraph.debian._rootfs import DebianRootfs
 from envgraph.errors import DockerError
-from envgraph.hashing import canonical_json, file_sha256, sha256_hex
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 

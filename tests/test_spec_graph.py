@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import envgraph
+from envgraph._spec_schema import spec_schema
 from envgraph.errors import SpecError
-from envgraph.schema import spec_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,8 +1,25 @@
 """Resolution, lockfiles and hashing."""
 
-from .locker import Locker, LockOutcome, LockResult
-from .lockfile import LOCKDIR, base_lock_path, lock_path, read_base_lock, read_lock, requirements_path
-from .model import BaseLock, DebianPin, FilePin, ImagePin, LayerPin, LockedPackage, Lockfile, ParentRef, Wheel
+from envgraph.lock._locker import Locker, LockOutcome, LockResult
+from envgraph.lock._lockfile import (
+    LOCKDIR,
+    base_lock_path,
+    lock_path,
+    read_base_lock,
+    read_lock,
+    requirements_path,
+)
+from envgraph.lock._model import (
+    BaseLock,
+    DebianPin,
+    FilePin,
+    ImagePin,
+    LayerPin,
+    LockedPackage,
+    Lockfile,
+    ParentRef,
+    Wheel,
+)
 
 __all__ = [
     "LOCKDIR",

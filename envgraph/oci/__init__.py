@@ -8,14 +8,14 @@ OCI and docker archives. (``registry`` and ``auth`` talk to registries.)
 
 from __future__ import annotations
 
-from envgraph.oci.archive import (
+from envgraph.oci._archive import (
     export_docker_archive,
     export_oci_archive,
     import_docker_archive,
     import_oci_archive,
     import_oci_layout,
 )
-from envgraph.oci.compress import (
+from envgraph.oci._compress import (
     MEDIA_TYPE_CONFIG,
     MEDIA_TYPE_INDEX,
     MEDIA_TYPE_LAYER_GZIP,
@@ -27,7 +27,7 @@ from envgraph.oci.compress import (
     open_decompressed,
     sniff_compression,
 )
-from envgraph.oci.image import (
+from envgraph.oci._image import (
     ANNOTATION_REF_NAME,
     DEFAULT_PLATFORM,
     DOCKER_MAX_LAYERS,
@@ -48,7 +48,7 @@ from envgraph.oci.image import (
     read_manifest,
     write_image,
 )
-from envgraph.oci.layer import (
+from envgraph.oci._layer import (
     LayerBlob,
     layer_format,
     layer_from_directory,
@@ -56,8 +56,8 @@ from envgraph.oci.layer import (
     record_layer,
     write_layer,
 )
-from envgraph.oci.store import BlobWriter, LayerRecord, Store
-from envgraph.oci.tar import DEFAULT_MTIME, FORMAT_ID, LayerEntry, layer_mtime, tar_directory, write_tar
+from envgraph.oci._store import BlobWriter, LayerRecord, Store
+from envgraph.oci._tar import DEFAULT_MTIME, FORMAT_ID, LayerEntry, layer_mtime, tar_directory, write_tar
 
 __all__ = [
     "ANNOTATION_REF_NAME",

@@ -1,0 +1,450 @@
+"""Running a plan: every missing layer built exactly once, in parallel, then images assembled in topological order.
+
+Package layers depend only on their wheels, so all of them are independent: downloads run on an
+I/O pool and each layer's build starts as soon as its wheels are there. An image is written once
+its layers are; a failing layer fails the images that need it (and their descendants) while
+independent work goes on and is kept.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Protocol
+
+from attrs import field, frozen
+
+from envgraph.builder._debian_base import ensure_debian_layer
+from envgraph.builder._image_base import ensure_image_base, parse_platform
+from envgraph.builder._layers import build_files_layer, build_package_layer, build_venv_layer
+from envgraph.builder._wheelcache import WheelCache
+from envgraph.errors import BuildError, EnvgraphError
+from envgraph.oci._compress import Compression
+from envgraph.oci._image import (
+    Descriptor,
+    ImageConfigSpec,
+    ImageLayer,
+    read_config,
+    read_manifest,
+    write_image,
+)
+from envgraph.oci._store import LayerRecord, Store
+from envgraph.plan._planner import LABEL_DRV, LABEL_ENV, ImagePlan, LayerTask, Plan
+
+__all__ = [
+    "SilentReporter",
+    "LayerResult",
+    "ImageResult",
+    "BuildResult",
+    "Reporter",
+    "RemoteCache",
+    "Scheduler",
+]
+
+
+@frozen
+class LayerResult:
+    key: str
+    label: str
+    status: str  # "built", "reused", "pulled", "failed"
+    record: LayerRecord | None
+    seconds: float
+    error: str | None = None
+
+
+@frozen
+class ImageResult:
+    env: str
+    drv: str
+    status: str  # "built", "reused", "failed"
+    descriptor: Descriptor | None
+    layers: tuple[str, ...]  # keys in order (base image layers excluded)
+    base_layers: tuple[Descriptor, ...]
+    seconds: float
+    error: str | None = None
+
+
+@frozen
+class BuildResult:
+    layers: dict[str, LayerResult]
+    images: tuple[ImageResult, ...]
+    seconds: float
+    bytes_written: int
+    failures: tuple[str, ...] = field(factory=tuple)
+    warnings: tuple[str, ...] = field(factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+class Reporter(Protocol):
+    def plan(self, total_layers: int, to_build: int, total_bytes: int) -> None: ...
+    def started(self, task: LayerTask) -> None: ...
+    def finished(self, result: LayerResult, task: LayerTask) -> None: ...
+    def image(self, result: ImageResult) -> None: ...
+    def close(self) -> None: ...
+
+
+class RemoteCache(Protocol):
+    """A second place to look before building (a registry), and where new layers are published."""
+
+    def fetch(self, key: str, store: Store) -> LayerRecord | None: ...
+    def publish(self, record: LayerRecord, store: Store) -> None: ...
+
+
+class SilentReporter:
+    """Reports nothing; the base of the other reporters."""
+
+    def plan(self, total_layers: int, to_build: int, total_bytes: int) -> None:
+        pass
+
+    def started(self, task: LayerTask) -> None:
+        pass
+
+    def finished(self, result: LayerResult, task: LayerTask) -> None:
+        pass
+
+    def image(self, result: ImageResult) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Scheduler:
+    def __init__(
+        self,
+        store: Store,
+        project_root: Path,
+        *,
+        platform: str,
+        jobs: int | None = None,
+        reporter: Reporter | None = None,
+        cache: RemoteCache | None = None,
+        wheels: WheelCache | None = None,
+    ) -> None:
+        self.store = store
+        self.root = project_root
+        self.platform = platform
+        self.jobs = max(1, jobs or os.cpu_count() or 1)
+        self.reporter: Reporter = reporter or SilentReporter()
+        self.cache = cache
+        self.wheels = wheels or WheelCache(project_root)
+        self._written = 0
+        self._lock = threading.Lock()
+        self.warnings: list[str] = []
+
+    # -- planning helpers ------------------------------------------------------------------------
+    def missing(self, plan: Plan) -> list[LayerTask]:
+        """Layer tasks whose key the store does not hold (in plan order)."""
+        return [t for t in plan.layers.values() if self.store.get_key(t.key) is None]
+
+    # -- run ---------------------------------------------------------------------------------
+    def run(self, plan: Plan, *, stop: threading.Event | None = None) -> BuildResult:
+        with self.store.in_use():
+            return self._run(plan, stop)
+
+    def _run(self, plan: Plan, stop: threading.Event | None) -> BuildResult:
+        start = time.monotonic()
+        stop = stop or threading.Event()
+        results: dict[str, LayerResult] = {}
+        base_descs: dict[str, Descriptor] = {}
+        base_errors: dict[str, str] = {}
+        for name, blk in sorted(plan.bases.items()):
+            if blk.image is not None and blk.image.digest is not None:
+                try:
+                    base_descs[name] = ensure_image_base(self.store, blk.image, self.root, self.platform)
+                except EnvgraphError as e:
+                    base_errors[name] = str(e)
+
+        todo: list[LayerTask] = []
+        for task in plan.layers.values():
+            record = self.store.get_key(task.key)
+            if record is not None:
+                results[task.key] = LayerResult(task.key, task.label, "reused", record, 0.0)
+            else:
+                todo.append(task)
+        self.reporter.plan(len(plan.layers), len(todo), sum(t.size_hint for t in todo))
+        for task in plan.layers.values():
+            if task.key in results:
+                self.reporter.finished(results[task.key], task)
+
+        done: queue.Queue[LayerResult] = queue.Queue()
+        # Biggest first: the longest builds start early, so the pool drains evenly.
+        todo.sort(key=lambda t: (-t.size_hint, t.label))
+        downloads = ThreadPoolExecutor(max_workers=min(8, 2 * self.jobs), thread_name_prefix="download")
+        builds = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="build")
+        try:
+            for task in todo:
+                self._submit(task, plan, downloads, builds, done, stop)
+            if self.cache is not None:
+                # Layers the store already had may be missing from the cache (built before it was used): share them too.
+                for key, r in results.items():
+                    if r.record is not None:
+                        downloads.submit(self._publish, r.record, plan.layers[key].label)
+            images = self._assemble(plan, results, done, len(todo), base_descs, base_errors, stop)
+        except BaseException:
+            stop.set()
+            downloads.shutdown(wait=True, cancel_futures=True)
+            builds.shutdown(wait=True, cancel_futures=True)
+            self.reporter.close()
+            raise
+        downloads.shutdown(wait=True)
+        builds.shutdown(wait=True)
+        self.reporter.close()
+        failures = [f"layer {r.label}: {r.error}" for r in results.values() if r.status == "failed"]
+        failures += [
+            f"env {i.env}: {i.error}"
+            for i in images
+            if i.status == "failed" and i.error and "layer " not in i.error
+        ]
+        return BuildResult(
+            results,
+            tuple(images),
+            time.monotonic() - start,
+            self._written,
+            tuple(failures),
+            tuple(self.warnings),
+        )
+
+    def _submit(
+        self,
+        task: LayerTask,
+        plan: Plan,
+        downloads: ThreadPoolExecutor,
+        builds: ThreadPoolExecutor,
+        done: queue.Queue[LayerResult],
+        stop: threading.Event,
+    ) -> None:
+        def finish(status: str, record: LayerRecord | None, t0: float, error: str | None = None) -> None:
+            done.put(LayerResult(task.key, task.label, status, record, time.monotonic() - t0, error))
+
+        def build(paths: list[Path]) -> None:
+            t0 = time.monotonic()
+            if stop.is_set():
+                finish("failed", None, t0, "interrupted")
+                return
+            self.reporter.started(task)
+            try:
+                status, record = self._build_one(task, plan, paths)
+                finish(status, record, t0)
+            except EnvgraphError as e:
+                finish("failed", None, t0, str(e))
+            except Exception as e:  # a bug, but one layer's bug must not hide the others' results
+                finish("failed", None, t0, f"{type(e).__name__}: {e}")
+
+        def start() -> None:
+            if not task.wheels:
+                builds.submit(build, [])
+                return
+            pending: list[Future[Path]] = [downloads.submit(self.wheels.fetch, w) for _, w in task.wheels]
+            remaining = [len(pending)]
+            lock = threading.Lock()
+
+            def on_download(_: Future[Path]) -> None:
+                with lock:
+                    remaining[0] -= 1
+                    if remaining[0]:
+                        return
+                errors = [f.exception() for f in pending if f.cancelled() or f.exception() is not None]
+                if errors:
+                    err = errors[0]
+                    finish("failed", None, time.monotonic(), str(err) if err else "cancelled")
+                    return
+                try:
+                    builds.submit(build, [f.result() for f in pending])
+                except RuntimeError:  # pool shut down (interrupted)
+                    finish("failed", None, time.monotonic(), "interrupted")
+
+            for f in pending:
+                f.add_done_callback(on_download)
+
+        if self.cache is None:
+            start()
+            return
+
+        def try_cache() -> None:
+            # Ask the remote cache first: a hit needs neither the wheels nor a build.
+            t0 = time.monotonic()
+            try:
+                record = None if self.store.get_key(task.key) else self.cache.fetch(task.key, self.store)  # type: ignore[union-attr]
+            except EnvgraphError as e:
+                finish("failed", None, t0, str(e))
+                return
+            if record is not None:
+                finish("pulled", record, t0)
+                return
+            start()
+
+        downloads.submit(try_cache)
+
+    def _build_one(self, task: LayerTask, plan: Plan, paths: list[Path]) -> tuple[str, LayerRecord]:
+        # Another process on this store may be building the same key: wait for it, then reuse its work.
+        with self.store.building(task.key):
+            record = self.store.get_key(task.key)
+            if record is not None:
+                return "reused", record
+            record = self._make(task, plan, paths)
+        with self._lock:
+            self._written += record.size
+        self._publish(record, task.label)
+        return "built", record
+
+    def _make(self, task: LayerTask, plan: Plan, paths: list[Path]) -> LayerRecord:
+        if task.kind == "debian":
+            assert task.base is not None
+            blk = plan.bases[task.base]
+            record = ensure_debian_layer(self.store, task.key, blk, Compression.GZIP)
+        elif task.kind == "venv":
+            assert task.target is not None
+            record = build_venv_layer(self.store, task.target)
+        elif task.kind in ("package", "merged"):
+            assert task.target is not None
+            pairs = [(name, p) for (name, _), p in zip(task.wheels, paths, strict=True)]
+            record = build_package_layer(
+                self.store, task.target, task.key, pairs, work_dir=self.store.tmp_dir
+            )
+        elif task.kind == "files":
+            assert task.target is not None and task.src and task.dest and task.content
+            record = build_files_layer(self.store, task.target, self.root / task.src, task.dest, task.content)
+        else:  # pragma: no cover
+            raise BuildError(f"unknown layer kind {task.kind}")
+        return record
+
+    def _publish(self, record: LayerRecord, label: str) -> None:
+        if self.cache is None:
+            return
+        try:
+            self.cache.publish(record, self.store)
+        except EnvgraphError as e:
+            # The layer is built and stored; only sharing it failed. Say so, but keep the build going.
+            self.warnings.append(f"layer {label}: not published to the cache: {e}")
+
+    # -- images ------------------------------------------------------------------------------
+    def _assemble(
+        self,
+        plan: Plan,
+        results: dict[str, LayerResult],
+        done: queue.Queue[LayerResult],
+        outstanding: int,
+        base_descs: dict[str, Descriptor],
+        base_errors: dict[str, str],
+        stop: threading.Event,
+    ) -> list[ImageResult]:
+        images: dict[str, ImageResult] = {}
+        pending = list(plan.images)
+        tasks = plan.layers
+
+        def ready(img: ImagePlan) -> bool:
+            return all(k in results for k in img.layers) and (img.parent is None or img.parent in images or
+                                                               img.parent not in {i.env for i in plan.images})  # fmt: skip
+
+        while True:
+            progressed = True
+            while progressed:
+                progressed = False
+                for img in list(pending):
+                    if ready(img):
+                        pending.remove(img)
+                        images[img.env] = self._image(img, results, images, base_descs, base_errors)
+                        self.reporter.image(images[img.env])
+                        progressed = True
+            if outstanding == 0:
+                break
+            try:
+                r = done.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            outstanding -= 1
+            results[r.key] = r
+            self.reporter.finished(r, tasks[r.key])
+        assert not pending, pending
+        return [images[i.env] for i in plan.images]
+
+    def _image(
+        self,
+        img: ImagePlan,
+        results: dict[str, LayerResult],
+        images: dict[str, ImageResult],
+        base_descs: dict[str, Descriptor],
+        base_errors: dict[str, str],
+    ) -> ImageResult:
+        t0 = time.monotonic()
+
+        def failed(why: str) -> ImageResult:
+            return ImageResult(img.env, img.drv, "failed", None, img.layers, (), time.monotonic() - t0, why)
+
+        if img.parent is not None and img.parent in images and images[img.parent].status == "failed":
+            return failed(f"parent env {img.parent} failed")
+        bad = [results[k] for k in img.layers if results[k].status == "failed"]
+        if bad:
+            return failed(f"layer {bad[0].label} failed: {bad[0].error}")
+        if img.base in base_errors:
+            return failed(base_errors[img.base])
+        base_cfg = None
+        base_layers: list[ImageLayer] = []
+        if img.base in base_descs:
+            manifest = read_manifest(self.store, base_descs[img.base].digest)
+            base_cfg = read_config(self.store, manifest.config.digest)
+            base_layers = [
+                ImageLayer(diff_id, d, None)
+                for diff_id, d in zip(base_cfg.rootfs.diff_ids, manifest.layers, strict=True)
+            ]
+        records = [results[k].record for k in img.layers]
+        try:
+            layers = base_layers + [
+                ImageLayer(r.diff_id, r.descriptor(), f"envgraph: {label}")
+                for r, label in zip(records, img.labels, strict=True)
+                if r is not None
+            ]
+            existing = self.store.tags().get(img.tag)
+            config = ImageConfigSpec(
+                env=img.environment,
+                working_dir=img.workdir,
+                entrypoint=img.entrypoint,
+                cmd=img.cmd,
+                labels={LABEL_ENV: img.env, LABEL_DRV: img.drv},
+            )
+            # An image tagged with exactly these layers passed this check when it was written.
+            if existing is None or self._layer_digests(existing) != [
+                layer.descriptor.digest for layer in layers
+            ]:
+                self._check_conflicts(img, records)
+            desc = write_image(self.store, layers, config, parse_platform(self.platform), base=base_cfg)
+        except EnvgraphError as e:
+            return failed(str(e))
+        status = "reused" if existing is not None and existing.digest == desc.digest else "built"
+        self.store.tag(img.tag, desc, f"{img.env}:latest")
+        return ImageResult(img.env, img.drv, status, desc, img.layers, tuple(layer.descriptor for layer in base_layers),
+                           time.monotonic() - t0)  # fmt: skip
+
+    def _layer_digests(self, desc: Descriptor) -> list[str] | None:
+        try:
+            return [d.digest for d in read_manifest(self.store, desc.digest).layers]
+        except EnvgraphError:
+            return None
+
+    def _check_conflicts(self, img: ImagePlan, records: Iterable[LayerRecord | None]) -> None:
+        """Two packages writing the same path is an error, never a silent overwrite."""
+        owner: dict[str, str] = {}
+        for label, record in zip(img.labels, records, strict=True):
+            if label.startswith(("files ", "base ")) or record is None or record.paths_digest is None:
+                continue
+            for path in self.store.read_paths(record):
+                other = owner.get(path)
+                if other is not None:
+                    raise BuildError(
+                        f"packages {other.split(' ')[0]} and {label.split(' ')[0]} both write /{path}"
+                    )
+                owner[path] = label
+
+
+def _names(label: str) -> str:
+    """The package(s) of a layer label: "numpy 2.0" -> "numpy"; "merged a, b" -> "a, b"."""
+    return label.removeprefix("merged ") if label.startswith("merged ") else label.split(" ")[0]

@@ -1,0 +1,1 @@
+"""Debian: root filesystems with mmdebstrap."""

@@ -1,0 +1,253 @@
+"""Running pip-compile as a subprocess, under an interpreter of the target Python version.
+
+pip-tools has no supported Python API and resolves for the interpreter it runs under, so
+envgraph runs ``python -m piptools compile`` with pinned pip/pip-tools versions in that
+interpreter, isolated from the machine's pip configuration so a lock depends only on the
+declaration.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from attrs import frozen
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from envgraph.errors import ResolutionError
+from envgraph.lock._model import Resolver
+
+__all__ = [
+    "PIP_VERSION",
+    "PIP_TOOLS_VERSION",
+    "Pin",
+    "CompileResult",
+    "ResolverTimeout",
+    "find_interpreter",
+    "resolver_versions",
+    "pip_compile",
+    "cache_dir",
+]
+
+
+# The pinned resolver: the versions envgraph declares in its own dependencies.
+PIP_VERSION = "25.2"
+PIP_TOOLS_VERSION = "7.5.1"
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("ENVGRAPH_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "envgraph"
+    )
+    return Path(base)
+
+
+def resolver_versions() -> Resolver:
+    return Resolver(pip=PIP_VERSION, pip_tools=PIP_TOOLS_VERSION)
+
+
+@frozen
+class Pin:
+    name: str  # canonical name
+    version: str
+    hashes: frozenset[str]
+
+
+@frozen
+class CompileResult:
+    pins: tuple[Pin, ...]
+    seconds: float
+
+
+class ResolverTimeout(Exception):
+    def __init__(self, seconds: float, output: str) -> None:
+        super().__init__(f"resolution took longer than {seconds:g} s")
+        self.seconds = seconds
+        self.output = output
+
+
+class ResolverFailed(Exception):
+    def __init__(self, output: str) -> None:
+        super().__init__(output)
+        self.output = output
+
+
+def _interpreter_version(python: str) -> str | None:
+    try:
+        out = subprocess.run(
+            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _has_pinned_piptools(python: str) -> bool:
+    probe = "from importlib.metadata import version as v; print(v('pip'), v('pip-tools'))"
+    out = subprocess.run([python, "-c", probe], capture_output=True, text=True)
+    return out.returncode == 0 and out.stdout.split() == [PIP_VERSION, PIP_TOOLS_VERSION]
+
+
+HOST_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def find_interpreter(python: str) -> str:
+    """An interpreter of the target minor version with the pinned pip-tools installed.
+
+    The running interpreter is used when it matches and has the pinned resolver; otherwise
+    ``pythonX.Y`` from PATH gets a cached virtual environment with the pinned resolver.
+    """
+    if python == HOST_PYTHON and _has_pinned_piptools(sys.executable):
+        return sys.executable
+    venv = cache_dir() / "resolvers" / f"py{python}-pip{PIP_VERSION}-piptools{PIP_TOOLS_VERSION}"
+    vpython = venv / "bin" / "python"
+    if vpython.exists() and _has_pinned_piptools(str(vpython)):
+        return str(vpython)
+    candidates = [shutil.which(f"python{python}")]
+    if python == HOST_PYTHON:
+        candidates.insert(0, sys.executable)
+    host = next((c for c in candidates if c and _interpreter_version(c) == python), None)
+    if host is None:
+        raise ResolutionError(
+            f"no Python {python} interpreter found (looked for python{python} on PATH): "
+            f"pip-tools resolves for the interpreter it runs under, so install Python {python} to lock for it"
+        )
+    tmp = Path(tempfile.mkdtemp(prefix="resolver-", dir=_ensure(venv.parent)))
+    try:
+        subprocess.run([host, "-m", "venv", str(tmp)], check=True, capture_output=True)
+        subprocess.run(
+            [str(tmp / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+             f"pip=={PIP_VERSION}", f"pip-tools=={PIP_TOOLS_VERSION}"],
+            check=True, capture_output=True, text=True, env=_clean_env(),
+        )  # fmt: skip
+    except subprocess.CalledProcessError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ResolutionError(
+            f"cannot install pip-tools {PIP_TOOLS_VERSION} for Python {python}: {_last_line(e.stderr)}"
+        ) from None
+    try:
+        os.replace(tmp, venv)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # another process won the race
+    return str(vpython)
+
+
+def _ensure(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _clean_env() -> dict[str, str]:
+    # The machine's pip configuration (extra indexes, find-links, constraints) must not leak into a lock.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k == "PIP_CERT"}
+    env.update(
+        PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", PYTHONUTF8="1", LC_ALL="C.UTF-8"
+    )
+    return env
+
+
+def _last_line(text: str | None) -> str:
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    return lines[-1] if lines else "no output"
+
+
+PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)")
+HASH_RE = re.compile(r"--hash=sha256:([0-9a-f]{64})")
+
+
+def parse_compiled(text: str) -> list[Pin]:
+    pins: list[Pin] = []
+    name = version = None
+    hashes: set[str] = set()
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].rstrip() if not raw.lstrip().startswith("--hash") else raw.strip()
+        if not line.strip():
+            continue
+        m = PIN_RE.match(line)
+        if m:
+            if name:
+                pins.append(Pin(canonicalize_name(name), version or "", frozenset(hashes)))
+            name, version, hashes = m.group(1), m.group(2), set()
+        hashes.update(HASH_RE.findall(line))
+    if name:
+        pins.append(Pin(canonicalize_name(name), version or "", frozenset(hashes)))
+    return sorted(pins, key=lambda p: p.name)
+
+
+def pip_compile(
+    python: str,
+    requirements: Sequence[str],
+    *,
+    constraints: Mapping[str, str],
+    index_url: str,
+    extra_index_urls: Sequence[str],
+    find_links: Sequence[Path],
+    previous: str | None,
+    upgrade: bool,
+    upgrade_packages: Sequence[str],
+    timeout: float,
+) -> CompileResult:
+    """Resolve ``requirements`` with ``constraints`` (the parent's pins) for the target interpreter."""
+    for r in requirements:
+        try:
+            Requirement(r)
+        except InvalidRequirement as e:
+            raise ResolutionError(f"invalid requirement {r!r}: {e}") from None
+    interpreter = find_interpreter(python)
+    with tempfile.TemporaryDirectory(prefix="envgraph-lock-") as tmp:
+        d = Path(tmp)
+        (d / "requirements.in").write_text("".join(f"{r}\n" for r in requirements), encoding="utf-8")
+        args = [
+            interpreter, "-m", "piptools", "compile", "--quiet", "--generate-hashes", "--strip-extras",
+            "--allow-unsafe", "--no-header", "--no-annotate", "--no-emit-index-url", "--no-emit-find-links",
+            "--resolver=backtracking", "--pip-args", "--only-binary=:all:",
+            *(["--index-url", index_url] if index_url else ["--no-index"]), "-o", str(d / "requirements.txt"),
+        ]  # fmt: skip
+        for u in extra_index_urls:
+            args += ["--extra-index-url", u]
+        for fl in find_links:
+            args += ["--find-links", str(fl)]
+        if constraints:
+            (d / "constraints.txt").write_text(
+                "".join(f"{n}=={v}\n" for n, v in sorted(constraints.items())), encoding="utf-8"
+            )
+            args += ["-c", str(d / "constraints.txt")]
+        if previous and not upgrade:
+            # pip-compile keeps the pins of an existing output file unless told to upgrade, like `pip-compile` in a repo.
+            (d / "requirements.txt").write_text(previous, encoding="utf-8")
+        if upgrade:
+            args.append("--upgrade")
+        for p in upgrade_packages:
+            args += ["--upgrade-package", p]
+        args.append(str(d / "requirements.in"))
+        start = time.monotonic()
+        proc = subprocess.Popen(
+            args, cwd=d, env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+            raise ResolverTimeout(timeout, out or "") from None
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+        if proc.returncode != 0:
+            raise ResolverFailed(out or "")
+        text = (d / "requirements.txt").read_text(encoding="utf-8")
+    return CompileResult(tuple(parse_compiled(text)), time.monotonic() - start)

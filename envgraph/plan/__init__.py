@@ -1,0 +1,1 @@
+"""Planning builds: from lockfiles to layers and images."""

@@ -1,0 +1,1 @@
+"""Registries: the distribution API client, push, pull and the layer cache."""

@@ -1,0 +1,630 @@
+"""The image builder (issue 3), end to end and unmocked: real lockfiles, real wheels, a real store.
+
+Offline projects use a ``scratch`` base that declares an interpreter: such images cannot run, but their
+layers, manifests and store are real. Tests that run images use one Debian bookworm root filesystem for
+the whole suite (``debian_rootfs``, cached across runs), wrapped as an uncompressed docker-archive that
+projects name as ``image = "docker-archive:..."``. That is the simplest robust route: locking imports it
+by copying (seconds), while a ``debian = {...}`` base would run mmdebstrap at every lock and build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import envgraph
+from envgraph.debian._rootfs import DebianRootfs
+from envgraph.errors import SpecError
+from envgraph.oci._image import read_config, read_manifest
+from envgraph.oci._store import LayerRecord, Store
+from envgraph.oci._tar import DEFAULT_MTIME
+from tests.conftest import BUILD_HEADER as SCRATCH_HEADER
+from tests.conftest import SCRATCH_PYTHON as PYTHON
+from tests.support.wheels import make_wheel, standard_wheels
+
+skopeo = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed (CI installs it)")
+
+# Two pipelines over four envs: core is shared; serve and batch both need delta (batch independently).
+GRAPH = """
+[env.core]
+base = "none"
+requirements = ["alpha<2"]
+environment = { GREETING = "hola" }
+
+[env.train]
+parent = "core"
+requirements = ["gamma"]
+
+[env.serve]
+parent = "core"
+requirements = ["delta"]
+files = [{ src = "app/", dest = "/app" }]
+workdir = "/app"
+
+[env.batch]
+base = "none"
+requirements = ["delta"]
+
+[pipeline.training]
+steps = { prep = "core", fit = "train" }
+
+[pipeline.serving]
+steps = { api = "serve", nightly = "batch" }
+"""
+
+
+# --- helpers (also used by tests/test_scheduler.py) -----------------------------------------------
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("ENVGRAPH_STORE", None)
+    env.pop("SOURCE_DATE_EPOCH", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def cli(
+    project: Path, *args: str, check: bool = True, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run the real command line (a fresh process) in the project's directory."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "envgraph.cli", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env(),
+    )
+    if check:
+        assert proc.returncode == 0, (
+            f"envgraph {' '.join(args)}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def lock(toml: Path) -> None:
+    envgraph.load(toml).lock()
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(path.read_text())
+    return report
+
+
+def lock_drv(project: Path, env: str) -> str:
+    drv: str = json.loads((project / "lockfiles" / f"{env}.lock.json").read_text())["drv"]
+    return drv
+
+
+def store_of(project: Path) -> Store:
+    return Store.open(project / ".envgraph")
+
+
+def key_records(store: Store) -> list[LayerRecord]:
+    return store.records()
+
+
+def referenced_blobs(store: Store) -> set[str]:
+    """Every digest the store needs: reachable from tags, plus key records' layers and path lists."""
+    needed = set(store.reachable(list(store.read_index().manifests)))
+    for record in key_records(store):
+        needed.add(record.digest)
+        if record.paths_digest:
+            needed.add(record.paths_digest)
+    return needed
+
+
+def blob_files(store: Store) -> set[str]:
+    return {"sha256:" + p.name for p in store.blobs_dir.iterdir()}
+
+
+def assert_store_clean(store: Store) -> None:
+    """Consistent (verify), no temp leftovers, and exactly one file per needed blob, nothing else."""
+    assert store.verify() == []
+    assert list(store.tmp_dir.iterdir()) == []
+    assert blob_files(store) == referenced_blobs(store)
+
+
+def corrupt(path: Path) -> bytes:
+    """Flip one byte near the end of ``path``; returns the original bytes."""
+    original = path.read_bytes()
+    data = bytearray(original)
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return original
+
+
+def layer_members(store: Store, digest: str) -> dict[str, tarfile.TarInfo]:
+    with store.open_blob(digest) as f, tarfile.open(fileobj=f, mode="r:*") as tf:
+        return {m.name: m for m in tf.getmembers()}
+
+
+def layer_file(store: Store, digest: str, name: str) -> bytes:
+    with store.open_blob(digest) as f, tarfile.open(fileobj=f, mode="r:*") as tf:
+        member = tf.extractfile(name)
+        assert member is not None
+        return member.read()
+
+
+def locked_template(root: Path, body: str, header: str = SCRATCH_HEADER) -> Path:
+    """Write and lock a project with the standard wheels and an ``app/`` directory in ``root``.
+
+    Locking is the slow part of a small build test; tests take copies (lockfiles hold relative wheel
+    paths and drvs that do not depend on the directory), so each project is locked once per module."""
+    standard_wheels(root / "wheels")
+    (root / "app").mkdir()
+    (root / "app" / "main.py").write_text("print('app')\n")
+    (root / "envgraph.toml").write_text(textwrap.dedent(header) + textwrap.dedent(body))
+    lock(root / "envgraph.toml")
+    return root
+
+
+def copy_project(template: Path, dest: Path) -> Path:
+    shutil.copytree(template, dest, ignore=shutil.ignore_patterns(".envgraph"))
+    return dest
+
+
+@pytest.fixture(scope="module")
+def graph_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return locked_template(tmp_path_factory.mktemp("graph"), GRAPH)
+
+
+@pytest.fixture
+def graph_project(graph_template: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the locked GRAPH project (no store yet); returns its directory."""
+    return copy_project(graph_template, tmp_path / "project")
+
+
+# --- determinism and validity ------------------------------------------------------------------------
+
+
+def test_same_lock_gives_same_digests_in_other_store_and_directory(
+    graph_project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    cli(graph_project, "build", "-q")
+    other = tmp_path_factory.mktemp("elsewhere") / "a" / "copy"
+    shutil.copytree(graph_project, other, ignore=shutil.ignore_patterns(".envgraph"))
+    other_store = tmp_path_factory.mktemp("other-store") / "store"
+    cli(other, "--store", str(other_store), "build", "-q", "-j", "1")
+    first = store_of(graph_project).tags()
+    second = Store.open(other_store).tags()
+    assert set(first) == set(second)
+    assert len(first) == 8  # 4 envs, each <env>:<drv12> and <env>:latest
+    assert {t: d.digest for t, d in first.items()} == {t: d.digest for t, d in second.items()}
+    # The key index agrees too: same key -> same diff_id and compressed digest.
+    assert {r.key: (r.diff_id, r.digest) for r in key_records(store_of(graph_project))} == {
+        r.key: (r.diff_id, r.digest) for r in key_records(Store.open(other_store))
+    }
+
+
+def test_bytecode_on_ships_hash_checked_pycs_reproducibly(
+    graph_project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    toml = graph_project / "envgraph.toml"
+    toml.write_text(toml.read_text().replace("[project]\n", "[project]\nbytecode = true\n", 1))
+    assert (
+        cli(graph_project, "build", "train", "-q", check=False).returncode == 1
+    )  # bytecode is part of the drv
+    lock(toml)
+    cli(graph_project, "build", "train", "-q")
+    other_store = tmp_path_factory.mktemp("other-store") / "store"
+    cli(graph_project, "--store", str(other_store), "build", "train", "-q", "-j", "1")
+    store = store_of(graph_project)
+    assert store.tags()["train:latest"].digest == Store.open(other_store).tags()["train:latest"].digest
+    gamma = read_manifest(store, store.tags()["train:latest"].digest).layers[2]
+    pycs = [n for n in layer_members(store, gamma.digest) if n.endswith(".pyc")]
+    assert pycs == ["opt/venv/lib/python3.11/site-packages/gamma/__pycache__/__init__.cpython-311.pyc"]
+    flags = int.from_bytes(layer_file(store, gamma.digest, pycs[0])[4:8], "little")
+    assert flags == 0b11  # hash-based, checked
+
+
+def test_images_are_tagged_by_drv_and_hold_the_declared_layers(graph_project: Path) -> None:
+    cli(graph_project, "build", "-q")
+    store = store_of(graph_project)
+    tags = store.tags()
+    for env in ("core", "train", "serve", "batch"):
+        drv = lock_drv(graph_project, env)
+        tag = f"{env}:{drv.removeprefix('sha256:')[:12]}"
+        assert tags[tag].digest == tags[f"{env}:latest"].digest
+    manifest = read_manifest(store, tags["serve:latest"].digest)
+    config = read_config(store, manifest.config.digest)
+    assert config.config is not None
+    env_vars = dict(e.split("=", 1) for e in config.config.Env or ())
+    assert env_vars["PATH"].startswith("/opt/venv/bin:")
+    assert env_vars["GREETING"] == "hola"  # inherited from core
+    assert config.config.WorkingDir == "/app"
+    assert (config.config.Labels or {})["dev.envgraph.env"] == "serve"
+    assert (config.config.Labels or {})["dev.envgraph.drv"] == lock_drv(graph_project, "serve")
+    comments = [h.comment for h in config.history or ()]
+    assert comments == [
+        "envgraph: venv /opt/venv",
+        "envgraph: alpha 1.0",
+        "envgraph: delta 0.5",
+        "envgraph: files /app",
+    ]
+    assert len(manifest.layers) == 4
+    # The venv layer points at the base's interpreter.
+    venv = layer_members(store, manifest.layers[0].digest)
+    assert venv["opt/venv/bin/python"].issym() and venv["opt/venv/bin/python"].linkname == PYTHON
+    assert b"home = /usr/bin" in layer_file(store, manifest.layers[0].digest, "opt/venv/pyvenv.cfg")
+    # The files layer holds the app at its destination.
+    assert layer_file(store, manifest.layers[3].digest, "app/main.py") == b"print('app')\n"
+    # Deterministic tar headers: fixed mtime, uid/gid 0 and no owner names.
+    for member in layer_members(store, manifest.layers[1].digest).values():
+        assert (member.uid, member.gid, member.uname, member.gname) == (0, 0, "", "")
+        assert member.mtime == DEFAULT_MTIME  # the CLI ran without SOURCE_DATE_EPOCH
+
+
+def test_entry_point_script_has_the_venv_shebang(graph_project: Path) -> None:
+    cli(graph_project, "build", "train", "-q")
+    store = store_of(graph_project)
+    manifest = read_manifest(store, store.tags()["train:latest"].digest)
+    gamma = manifest.layers[2]
+    members = layer_members(store, gamma.digest)
+    script = members["opt/venv/bin/gamma-hello"]
+    assert script.mode & 0o111
+    assert layer_file(store, gamma.digest, "opt/venv/bin/gamma-hello").startswith(b"#!/opt/venv/bin/python\n")
+    # Bytecode, when shipped, is hash-based (flags 0b01 or 0b11 in the pyc header), so reproducible.
+    for name in members:
+        if name.endswith(".pyc"):
+            flags = int.from_bytes(layer_file(store, gamma.digest, name)[4:8], "little")
+            assert flags & 1, name
+
+
+@skopeo
+def test_skopeo_accepts_the_layout_and_every_tag(graph_project: Path) -> None:
+    cli(graph_project, "build", "-q")
+    store = store_of(graph_project)
+    for tag, desc in store.tags().items():
+        raw = subprocess.run(
+            ["skopeo", "inspect", "--raw", f"oci:{store.root}:{tag}"], capture_output=True, check=True
+        ).stdout
+        assert "sha256:" + hashlib.sha256(raw).hexdigest() == desc.digest
+        info = json.loads(
+            subprocess.run(
+                ["skopeo", "inspect", f"oci:{store.root}:{tag}"], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        assert info["Labels"]["dev.envgraph.env"] == tag.split(":")[0]
+        assert len(info["Layers"]) == len(read_manifest(store, desc.digest).layers)
+
+
+@pytest.mark.docker
+def test_docker_archive_export_loads_into_docker(graph_project: Path, docker_client: Any) -> None:
+    cli(graph_project, "build", "serve", "-q")
+    out = graph_project / "serve.tar"
+    proc = cli(graph_project, "export", "serve", "-o", str(out), "--format", "docker-archive")
+    drv12 = lock_drv(graph_project, "serve").removeprefix("sha256:")[:12]
+    assert f"serve:{drv12}" in proc.stdout
+    ref = f"envgraph/serve:{drv12}"
+    with open(out, "rb") as f:
+        loaded = docker_client.images.load(f.read())
+    try:
+        assert any(ref in image.tags for image in loaded)
+        attrs = docker_client.images.get(ref).attrs
+        assert "GREETING=hola" in attrs["Config"]["Env"]
+        assert len(attrs["RootFS"]["Layers"]) == 4
+    finally:
+        for t in (ref, "envgraph/serve:latest"):
+            docker_client.images.remove(t, force=True)
+
+
+def test_oci_archive_export_roundtrips(graph_project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    from envgraph.oci._archive import import_oci_archive
+
+    cli(graph_project, "build", "core", "-q")
+    out = graph_project / "core.oci.tar"
+    cli(graph_project, "export", "core", "-o", str(out))
+    fresh = Store.open(tmp_path_factory.mktemp("import") / "store")
+    desc = import_oci_archive(out, fresh)
+    assert desc.digest == store_of(graph_project).tags()["core:latest"].digest
+    assert fresh.verify() == []
+
+
+# --- sharing -------------------------------------------------------------------------------------------
+
+
+def test_two_envs_sharing_a_package_reference_one_blob(graph_project: Path) -> None:
+    cli(graph_project, "build", "-q", "--report", "r.json")
+    store = store_of(graph_project)
+    tags = store.tags()
+    serve = read_manifest(store, tags["serve:latest"].digest)
+    batch = read_manifest(store, tags["batch:latest"].digest)
+    # serve and batch lock delta 0.5 independently (batch has no parent): same layer, same blob.
+    shared = {d.digest for d in serve.layers} & {d.digest for d in batch.layers}
+    report = read_report(graph_project / "r.json")
+    by_env = {e["env"]: {layer["label"]: layer for layer in e["layers"]} for e in report["envs"]}
+    assert by_env["serve"]["delta 0.5"]["key"] == by_env["batch"]["delta 0.5"]["key"]
+    assert by_env["serve"]["delta 0.5"]["digest"] in shared
+    assert by_env["serve"]["venv /opt/venv"]["digest"] in shared
+    delta_records = [r for r in key_records(store) if r.digest == by_env["serve"]["delta 0.5"]["digest"]]
+    assert len(delta_records) == 1
+    assert report["totals"]["layers_built"] == len(
+        {layer["key"] for e in report["envs"] for layer in e["layers"]}
+    )
+    assert report["totals"]["dedup_ratio"] > 1
+    assert_store_clean(store)
+
+
+# --- bad input ---------------------------------------------------------------------------------------
+
+
+def test_corrupted_wheel_is_one_line_error_naming_the_file(graph_project: Path) -> None:
+    wheel = graph_project / "wheels" / "delta-0.5-py3-none-any.whl"
+    corrupt(wheel)
+    proc = cli(graph_project, "build", "-q", check=False)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("envgraph: error:")]
+    assert len(errors) == 1, proc.stderr
+    assert "wheels/delta-0.5-py3-none-any.whl" in errors[0] and "does not match the lockfile" in errors[0]
+    assert "Traceback" not in proc.stderr
+    store = store_of(graph_project)
+    assert_store_clean(store)
+    # Independent images were built and kept; those needing delta were not.
+    assert {t.split(":")[0] for t in store.tags()} == {"core", "train"}
+
+
+def test_missing_lockfile_is_a_clear_error(graph_project: Path) -> None:
+    (graph_project / "lockfiles" / "train.lock.json").unlink()
+    proc = cli(graph_project, "build", check=False)
+    assert proc.returncode != 0
+    assert proc.stderr.strip() == "envgraph: error: env train has no lockfile: run `envgraph lock`"
+    assert store_of(graph_project).tags() == {}
+
+
+def test_stale_lockfile_is_a_clear_error(graph_project: Path) -> None:
+    toml = graph_project / "envgraph.toml"
+    toml.write_text(toml.read_text().replace('requirements = ["gamma"]', 'requirements = ["gamma", "beta"]'))
+    proc = cli(graph_project, "build", check=False)
+    assert proc.returncode != 0
+    assert proc.stderr.startswith("envgraph: error: stale lockfiles: env train")
+    assert "run `envgraph lock`" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert store_of(graph_project).tags() == {}
+
+
+def test_two_packages_writing_one_path_is_an_error_naming_both(
+    make_project: Callable[..., Path], wheelhouse: Path, tmp_path: Path
+) -> None:
+    make_wheel(wheelhouse, "one", "1.0", files={"one/__init__.py": "", "shared/data.txt": "one\n"})
+    make_wheel(wheelhouse, "two", "1.0", files={"two/__init__.py": "", "shared/data.txt": "two\n"})
+    toml = make_project(
+        """
+        [env.clash]
+        base = "none"
+        requirements = ["one", "two"]
+
+        [env.fine]
+        base = "none"
+        requirements = ["one"]
+        """,
+        SCRATCH_HEADER,
+    )
+    lock(toml)
+    proc = cli(tmp_path, "build", "-q", check=False)
+    assert proc.returncode != 0
+    assert (
+        "envgraph: error: env clash: packages one and two both write "
+        "/opt/venv/lib/python3.11/site-packages/shared/data.txt"
+    ) in proc.stderr
+    store = store_of(tmp_path)
+    assert {t.split(":")[0] for t in store.tags()} == {"fine"}
+    assert_store_clean(store)
+
+
+def test_conflict_inside_a_merged_layer_names_both_packages(
+    make_project: Callable[..., Path], wheelhouse: Path, tmp_path: Path
+) -> None:
+    make_wheel(wheelhouse, "one", "1.0", files={"one/__init__.py": "", "shared/data.txt": "one\n"})
+    make_wheel(wheelhouse, "two", "1.0", files={"two/__init__.py": "", "shared/data.txt": "two\n"})
+    header = SCRATCH_HEADER.replace('find-links = ["wheels"]', 'find-links = ["wheels"]\nmax-layers = 3')
+    toml = make_project(
+        """
+        [env.clash]
+        base = "none"
+        requirements = ["one", "two", "delta"]
+        """,
+        header,
+    )
+    lock(toml)
+    proc = cli(tmp_path, "build", "-q", check=False)
+    assert proc.returncode != 0
+    assert (
+        "packages one and two both write /opt/venv/lib/python3.11/site-packages/shared/data.txt"
+        in proc.stderr
+    )
+    assert_store_clean(store_of(tmp_path))
+
+
+def test_more_packages_than_the_budget_are_merged_and_images_stay_within_it(
+    make_project: Callable[..., Path], wheelhouse: Path, tmp_path: Path
+) -> None:
+    for n in "abcdef":
+        make_wheel(wheelhouse, f"p{n}", "1.0")
+    header = SCRATCH_HEADER.replace('find-links = ["wheels"]', 'find-links = ["wheels"]\nmax-layers = 4')
+    toml = make_project(
+        """
+        [env.many]
+        base = "none"
+        requirements = ["pa", "pb", "pc", "pd", "pe"]
+
+        [env.more]
+        parent = "many"
+        requirements = ["pf"]
+
+        [env.other]
+        base = "none"
+        requirements = ["pc", "pd"]
+        """,
+        header,
+    )
+    lock(toml)
+    cli(tmp_path, "build", "-q", "--report", "r.json")
+    store = store_of(tmp_path)
+    for env in ("many", "more", "other"):
+        assert len(read_manifest(store, store.tags()[f"{env}:latest"].digest).layers) <= 4
+    labels = {
+        e["env"]: [layer["label"] for layer in e["layers"]] for e in read_report(tmp_path / "r.json")["envs"]
+    }
+    # Budget 4 = venv + 2 own package layers + 1 merged. pc and pd are in 3 images (the most shared),
+    # so they keep their own layers, most shared first; the rest is merged.
+    assert labels["many"] == ["venv /opt/venv", "pc 1.0", "pd 1.0", "merged pa, pb, pe"]
+    assert labels["more"] == ["venv /opt/venv", "pc 1.0", "pd 1.0", "merged pa, pb, pe, pf"]
+    assert labels["other"] == ["venv /opt/venv", "pc 1.0", "pd 1.0"]
+    # The merged layer really holds every merged package.
+    merged = read_manifest(store, store.tags()["many:latest"].digest).layers[3]
+    names = set(layer_members(store, merged.digest))
+    for p in ("pa", "pb", "pe"):
+        assert f"opt/venv/lib/python3.11/site-packages/{p}/__init__.py" in names
+    assert_store_clean(store)
+
+
+def test_unknown_transport_is_a_spec_error(make_project: Callable[..., Path], tmp_path: Path) -> None:
+    toml = make_project(
+        """
+        [bases.odd]
+        image = "ftp://example.org/image"
+        python = "/usr/bin/python3"
+
+        [env.e]
+        base = "odd"
+        requirements = ["alpha"]
+        """,
+        SCRATCH_HEADER,
+    )
+    with pytest.raises(SpecError, match="unknown transport"):
+        envgraph.load(toml)
+    proc = cli(tmp_path, "build", check=False)
+    assert proc.returncode != 0
+    assert "bases.odd: unknown transport in image 'ftp://example.org/image'" in proc.stderr
+    assert not (tmp_path / ".envgraph").exists()
+
+
+# --- images that run (Docker, one Debian base for the whole suite) ------------------------------------
+
+RUN_HEADER = """
+[project]
+name = "run"
+python = "3.11"
+{index}
+
+[bases.deb]
+image = "docker-archive:{archive}"
+python = "/usr/bin/python3.11"
+"""
+
+
+@pytest.fixture(scope="session")
+def debian_archive(debian_rootfs: DebianRootfs, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The suite's one Debian rootfs as an uncompressed one-layer docker-archive (made by copying)."""
+    from tests.test_docker import write_docker_archive
+
+    out = tmp_path_factory.mktemp("debian-base") / "bookworm.tar"
+    write_docker_archive(debian_rootfs.tar_path, out, "envgraph-test/bookworm:base")
+    return out
+
+
+@pytest.fixture(scope="module")
+def run_project(tmp_path_factory: pytest.TempPathFactory, debian_archive: Path) -> Path:
+    """An offline env on the Debian base with an entry-point script, files, environment and workdir."""
+    root = tmp_path_factory.mktemp("runproj")
+    make_wheel(root / "wheels", "alpha", "1.0")
+    make_wheel(root / "wheels", "gamma", "1.0", requires=["alpha"], scripts={"gamma-hello": "gamma:main"},
+               files={"gamma/__init__.py": "def main():\n    print('hello from gamma')\n"})  # fmt: skip
+    (root / "app").mkdir()
+    (root / "app" / "motd.txt").write_text("files are here\n")
+    header = RUN_HEADER.format(index='index-url = ""\nfind-links = ["wheels"]', archive=debian_archive)
+    (root / "envgraph.toml").write_text(
+        header
+        + """
+[env.core]
+base = "deb"
+requirements = ["gamma"]
+environment = { GREETING = "hola", PYTHONDONTWRITEBYTECODE = "1" }
+files = [{ src = "app/", dest = "/srv/app" }]
+workdir = "/srv/app"
+"""
+    )
+    lock(root / "envgraph.toml")
+    cli(root, "build", "-q")
+    return root
+
+
+@pytest.fixture
+def loaded_cleanup(docker_client: Any) -> Iterator[list[str]]:
+    refs: list[str] = []
+    yield refs
+    for ref in refs:
+        for image in docker_client.images.list(name=ref):
+            for t in image.tags:
+                docker_client.images.remove(t, force=True)
+
+
+def docker_run(project: Path, env: str, *command: str) -> subprocess.CompletedProcess[str]:
+    # No network: the tests need none, and it keeps them independent of the daemon's bridge.
+    return cli(project, "run", "--network", "none", env, "--", *command, check=False, timeout=600)
+
+
+@pytest.mark.docker
+@pytest.mark.debian
+@pytest.mark.timeout(900)
+def test_entry_point_script_runs_in_the_container(run_project: Path, loaded_cleanup: list[str]) -> None:
+    loaded_cleanup.append("envgraph/core")
+    proc = docker_run(run_project, "core", "gamma-hello")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "hello from gamma\n"
+
+
+@pytest.mark.docker
+@pytest.mark.debian
+@pytest.mark.timeout(900)
+def test_files_environment_and_workdir_are_visible(run_project: Path, loaded_cleanup: list[str]) -> None:
+    loaded_cleanup.append("envgraph/core")
+    script = 'cat motd.txt; echo "$GREETING"; pwd; python -c "import alpha, sys; print(alpha.__version__, sys.prefix)"'
+    proc = docker_run(run_project, "core", "sh", "-c", script)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["files are here", "hola", "/srv/app", "1.0 /opt/venv"]
+    # The command's exit code comes back.
+    assert docker_run(run_project, "core", "sh", "-c", "exit 3").returncode == 3
+
+
+@pytest.mark.network
+@pytest.mark.docker
+@pytest.mark.debian
+@pytest.mark.timeout(900)
+def test_numpy_and_pandas_from_pypi_run_at_the_locked_version(
+    tmp_path: Path, debian_archive: Path, loaded_cleanup: list[str]
+) -> None:
+    (tmp_path / "envgraph.toml").write_text(
+        RUN_HEADER.format(index="", archive=debian_archive)
+        + """
+[env.sci]
+base = "deb"
+requirements = ["numpy>=1.26,<2.3", "pandas>=2.1,<2.3"]
+"""
+    )
+    lock(tmp_path / "envgraph.toml")
+    packages = json.loads((tmp_path / "lockfiles" / "sci.lock.json").read_text())["packages"]
+    numpy_version = next(p["version"] for p in packages if p["name"] == "numpy")
+    cli(tmp_path, "build", "-q", timeout=600)
+    loaded_cleanup.append("envgraph/sci")
+    proc = docker_run(tmp_path, "sci", "python", "-c", "import numpy, pandas; print(numpy.__version__)")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == numpy_version
+    # One layer per package: numpy and pandas each have their own.
+    store = store_of(tmp_path)
+    config = read_config(store, read_manifest(store, store.tags()["sci:latest"].digest).config.digest)
+    comments = {h.comment for h in config.history or ()}
+    assert f"envgraph: numpy {numpy_version}" in comments
+    assert any(c and c.startswith("envgraph: pandas ") for c in comments)
