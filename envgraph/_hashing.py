@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -20,7 +21,9 @@ __all__ = [
     "digest_of",
     "file_sha256",
     "stream_sha256",
-    "hex_of",
+    "DIGEST_RE",
+    "is_digest",
+    "digest_hex",
     "tree_sha256",
 ]
 
@@ -46,12 +49,21 @@ def digest_of(value: Any) -> str:
     return sha256_digest(canonical_json(value))
 
 
-def hex_of(digest: str) -> str:
-    """``sha256:abc`` -> ``abc`` (a bare hex string is returned unchanged)."""
-    algo, _, hexpart = digest.rpartition(":")
-    if algo not in ("", "sha256"):
-        raise ValueError(f"unsupported digest algorithm {algo!r}")
-    return hexpart
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+"""The only digests envgraph accepts anywhere (store, registry, lockfiles, keys): sha256, lowercase hex."""
+
+
+def is_digest(value: object) -> bool:
+    return isinstance(value, str) and DIGEST_RE.match(value) is not None
+
+
+def digest_hex(digest: str) -> str:
+    """``sha256:<64 hex>`` -> the hex part; ValueError for anything else (callers turn it into their error).
+
+    Hex parts become file names (blobs, key records, locks): this check is what makes that safe."""
+    if not is_digest(digest):
+        raise ValueError(f"invalid digest {digest!r}: expected sha256:<64 lowercase hex>")
+    return digest[7:]
 
 
 def stream_sha256(stream: IO[bytes]) -> tuple[str, int]:

@@ -1,19 +1,32 @@
-"""Build progress: a rich display on a terminal, one plain line per finished task otherwise, or nothing."""
+"""What the terminal shows: build and push progress (a rich display on a terminal, one plain line per finished
+task otherwise, or nothing) and human-readable sizes."""
 
 from __future__ import annotations
 
 import sys
 import threading
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+import click
 
 from envgraph.builder._scheduler import ImageResult, LayerResult, SilentReporter
-from envgraph.plan._planner import LayerTask
+from envgraph.plan import LayerTask
+from envgraph.registry._push import BlobEvent
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import TaskID
 
-__all__ = ["PlainReporter", "RichReporter", "QuietReporter", "make_reporter"]
+__all__ = [
+    "PlainReporter",
+    "RichReporter",
+    "QuietReporter",
+    "make_reporter",
+    "human",
+    "PlainPushProgress",
+    "RichPushProgress",
+    "push_progress",
+]
 
 
 # Quiet mode prints only the summary, which the CLI writes itself.
@@ -111,3 +124,67 @@ def make_reporter(quiet: bool, out: TextIO | None = None) -> SilentReporter:
 
         return RichReporter(Console(file=out))
     return PlainReporter(out)
+
+
+# --- push progress ---------------------------------------------------------------------------------
+
+
+def human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"  # pragma: no cover
+
+
+class PlainPushProgress:
+    """One line per blob uploaded or mounted (blobs already there are only counted in the summary)."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self.lock = threading.Lock()
+
+    def __call__(self, ev: BlobEvent) -> None:
+        if ev.outcome in ("skipped", "planned"):
+            return
+        with self.lock:
+            click.echo(
+                f"[{ev.done}/{ev.total}] {ev.outcome} {ev.digest[:19]} {human(ev.size)}", file=self.out
+            )
+
+    def close(self) -> None:
+        pass
+
+
+class RichPushProgress:
+    """A bar of blobs present in the target (done/total) with the bytes uploaded so far, on a terminal."""
+
+    def __init__(self, out: Any) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("blobs"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[uploaded]}"),
+            TimeElapsedColumn(), console=Console(file=out), transient=True,
+        )  # fmt: skip
+        self.task: Any = None
+        self.uploaded = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, ev: BlobEvent) -> None:
+        with self.lock:
+            if self.task is None:
+                self.progress.start()
+                self.task = self.progress.add_task("push", total=ev.total, uploaded="")
+            if ev.outcome == "uploaded":
+                self.uploaded += ev.size
+            self.progress.update(self.task, completed=ev.done, uploaded=f"{human(self.uploaded)} uploaded")
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.progress.stop()
+
+
+def push_progress(out: Any) -> PlainPushProgress | RichPushProgress:
+    return RichPushProgress(out) if out.isatty() else PlainPushProgress(out)

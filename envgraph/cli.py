@@ -179,7 +179,7 @@ def build(
 
     ws = c.ws
     if dry_run:
-        click.echo(describe_plan(ws, ws.plan(envs, pipelines)))
+        click.echo(describe_plan(ws.open_store(), ws.plan(envs, pipelines)))
         return
     cache = None
     cache_ref = cache_ref or ws.spec.project.cache
@@ -247,9 +247,7 @@ def images(c: Context) -> None:
 @handle_errors
 def export(c: Context, env: str, output: str, fmt: str) -> None:
     """Write an env's image as an OCI or docker archive."""
-    from envgraph.images import export_env
-
-    ref = export_env(c.ws, env, Path(output), fmt)
+    ref = c.ws.export(env, Path(output), fmt)  # type: ignore[arg-type]  # click.Choice checked it
     click.echo(f"wrote {output} ({fmt}, {ref})")
 
 
@@ -259,10 +257,8 @@ def export(c: Context, env: str, output: str, fmt: str) -> None:
 @handle_errors
 def load_cmd(c: Context, envs: tuple[str, ...]) -> None:
     """Load env images into the local Docker daemon as envgraph/<env>:<drv12> and :latest."""
-    from envgraph.images import load_env
-
     for env in envs:
-        for tag in load_env(c.ws, env):
+        for tag in c.ws.load_into_docker(env):
             click.echo(f"loaded {tag}")
 
 
@@ -276,12 +272,10 @@ def load_cmd(c: Context, envs: tuple[str, ...]) -> None:
 @handle_errors
 def run(c: Context, env: str, command: tuple[str, ...], network: str | None) -> None:
     """Run a command in an env's image (loaded into Docker first): envgraph run ENV -- CMD ..."""
-    from envgraph.images import run_env
-
     args = list(command)
     if args[:1] == ["--"]:
         args = args[1:]
-    sys.exit(run_env(c.ws, env, args, network=network))
+    sys.exit(c.ws.run(env, args, network=network))
 
 
 @main.command()
@@ -315,11 +309,9 @@ def verify(c: Context) -> None:
 @handle_errors
 def gc(c: Context, keep_last: int, dry_run: bool) -> None:
     """Remove blobs no current lockfile or kept image refers to."""
-    from envgraph.images import collect_garbage
-
-    freed, removed_tags = collect_garbage(c.ws, keep_last=keep_last, dry_run=dry_run)
-    verb = "would free" if dry_run else "freed"
-    click.echo(f"{verb} {freed / 1e6:.1f} MB; untagged {len(removed_tags)} old images")
+    result = c.ws.gc(keep_last=keep_last, dry_run=dry_run)
+    verb = ("would free", "would untag") if dry_run else ("freed", "untagged")
+    click.echo(f"{verb[0]} {result.freed / 1e6:.1f} MB; {verb[1]} {len(result.dropped)} old images")
 
 
 @main.command()
@@ -352,13 +344,11 @@ def push(
     quiet: bool,
 ) -> None:
     """Push built images, tagged <env>-<drv12> and <env>, uploading only blobs the registry lacks."""
-    from envgraph.registry._push import human, push_images, push_progress
+    from envgraph._ui import human, push_progress
 
     progress = None if quiet else push_progress(sys.stderr)
     try:
-        results = push_images(
-            c.ws, envs, pipelines, registry_ref, insecure=insecure, jobs=jobs, progress=progress
-        )
+        results = c.ws.push(envs, pipelines, registry_ref, insecure=insecure, jobs=jobs, progress=progress)
     finally:
         if progress is not None:
             progress.close()

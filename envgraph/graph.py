@@ -86,10 +86,6 @@ class EnvGraph:
             closure.update(self.ancestors(e))
         return [e for e in self.envs() if e in closure]
 
-    def images_containing(self) -> dict[str, int]:
-        """For each env, how many env images contain its packages (itself plus all descendants)."""
-        return {e: 1 + len(self.descendants(e)) for e in self.spec.env}
-
     def subgraph(self, envs: Iterable[str], pipelines: Iterable[str] = ()) -> nx.DiGraph:
         keep: set[Node] = set()
         for e in envs:

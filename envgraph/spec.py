@@ -11,7 +11,6 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import attrs
 import cattrs
 from attrs import field, frozen
 
@@ -232,7 +231,3 @@ def libc_of(base: Base) -> str:
     if base.debian is not None:
         return DEBIAN_GLIBC[base.debian.suite]
     return DEFAULT_IMAGE_LIBC
-
-
-def field_names(cls: type) -> list[str]:
-    return [a.metadata.get("key", a.name) for a in attrs.fields(cls)]

@@ -6,12 +6,18 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from envgraph.builder._layers import bytecode_interpreter
 from envgraph.builder._scheduler import BuildResult, RemoteCache, Reporter, Scheduler
+from envgraph.errors import BuildError, EnvgraphError, StaleLockError
 from envgraph.graph import EnvGraph, build_graph
-from envgraph.lock._locker import Locker, LockResult
-from envgraph.lock._lockfile import LOCKDIR
-from envgraph.oci._store import Store
-from envgraph.plan._planner import Plan, make_plan
+from envgraph.identity import DEFAULT_COMPRESSION, image_tag
+from envgraph.images import ArchiveFormat, export_image, load_image, run_image
+from envgraph.lock import LOCKDIR, BaseLock, ImagePin, Locker, Lockfile, LockResult, read_base_lock, read_lock
+from envgraph.oci._model import Descriptor
+from envgraph.oci._store import GcResult, Store
+from envgraph.plan import Plan, PlanTarget, make_plan
+from envgraph.registry._client import RegistryClient
+from envgraph.registry._push import BlobEvent, PushedImage, push_images
 from envgraph.spec import Spec, find_declaration, read_spec
 
 __all__ = ["Workspace", "load"]
@@ -29,9 +35,9 @@ class Workspace:
         self.store_path = Path(store or os.environ.get("ENVGRAPH_STORE") or self.root / ".envgraph").resolve()
 
     def locker(self, *, jobs: int | None = None, log: Callable[[str], None] = lambda _m: None) -> Locker:
-        from envgraph.builder._bases import BasePinner
+        from envgraph._bases import BasePinner
 
-        pinner = BasePinner(self)
+        pinner = BasePinner(self.store_path, self.root, self.spec.project.platform)
         return Locker(self.spec, self.graph, self.lockdir, pin_base=pinner, jobs=jobs or 4, log=log)
 
     def lock(
@@ -55,7 +61,29 @@ class Workspace:
 
     def plan(self, envs: Iterable[str] = (), pipelines: Iterable[str] = ()) -> Plan:
         """Every layer and image the request needs, from the lockfiles (which must be fresh)."""
-        return make_plan(self, envs, pipelines)
+        selected = self.graph.select(envs, pipelines)
+        locks: dict[str, Lockfile] = {}
+        for e in selected:
+            lock = read_lock(self.lockdir, e)
+            if lock is None:
+                raise StaleLockError(f"env {e} has no lockfile: run `envgraph lock`")
+            locks[e] = lock
+        # Build only from lockfiles that match the declarations (what `envgraph lock --check` checks).
+        stale = self.lock(selected, check=True).stale
+        if stale:
+            names = ", ".join(f"{o.kind} {o.name} ({o.reason})" for o in stale)
+            raise StaleLockError(f"stale lockfiles: {names}: run `envgraph lock`")
+        bases: dict[str, BaseLock] = {}
+        for name in {self.graph.root_base(e) for e in selected}:
+            blk = read_base_lock(self.lockdir, name)
+            if blk is not None:
+                bases[name] = blk
+        p = self.spec.project
+        # The layer key says whether .pyc files are in the layer: only when they can really be compiled here.
+        bytecode = p.bytecode and bytecode_interpreter(p.python) is not None
+        return make_plan(
+            self.graph, locks, bases, PlanTarget(p.python, bytecode, DEFAULT_COMPRESSION), selected
+        )
 
     def build(
         self,
@@ -68,15 +96,100 @@ class Workspace:
     ) -> BuildResult:
         """Build the selected envs (default: all) into the store; returns what was built, reused and failed."""
         plan = self.plan(envs, pipelines)
+        store = self.open_store()
+        platform = self.spec.project.platform
+
+        def image_bases(pin: ImagePin) -> Descriptor:
+            from envgraph._image_bases import ensure_image_base
+
+            return ensure_image_base(store, pin, self.root, platform)
+
         scheduler = Scheduler(
-            self.open_store(),
+            store,
             self.root,
-            platform=self.spec.project.platform,
+            platform=platform,
             jobs=jobs,
             reporter=reporter,
             cache=cache,
+            image_bases=image_bases,
         )
         return scheduler.run(plan)
+
+    # -- using images ----------------------------------------------------------------------------------
+
+    def image(self, env: str) -> tuple[str, Descriptor]:
+        """The image of the env's current lockfile: its store tag and descriptor; an error when not built."""
+        if env not in self.spec.env:
+            raise BuildError(f"unknown env {env!r}")
+        lock = read_lock(self.lockdir, env)
+        if lock is None:
+            raise BuildError(f"env {env} has no lockfile: run `envgraph lock` and `envgraph build`")
+        tag = image_tag(env, lock.drv)
+        desc = self.open_store().tags().get(tag)
+        if desc is None:
+            raise BuildError(f"env {env} is not built (no {tag} in the store): run `envgraph build {env}`")
+        return tag, desc
+
+    def export(self, env: str, output: Path, fmt: ArchiveFormat) -> str:
+        tag, desc = self.image(env)
+        export_image(self.open_store(), env, tag, desc, output, fmt)
+        return tag
+
+    def load_into_docker(self, env: str) -> list[str]:
+        tag, desc = self.image(env)
+        return load_image(self.open_store(), env, tag, desc)
+
+    def run(self, env: str, command: list[str], *, network: str | None = None) -> int:
+        names = self.load_into_docker(env)
+        return run_image(names[0], command, network=network)
+
+    def push(
+        self,
+        envs: Iterable[str],
+        pipelines: Iterable[str],
+        registry_ref: str,
+        *,
+        insecure: bool = False,
+        jobs: int = 4,
+        progress: Callable[[BlobEvent], None] | None = None,
+        client: RegistryClient | None = None,
+        mount_from: Iterable[str] = (),
+    ) -> list[PushedImage]:
+        """Push the selected envs' built images (only those asked for, not their ancestors; all by default)."""
+        envs, pipelines = list(envs), list(pipelines)
+        plan = self.plan(envs, pipelines)  # fails on unknown names, missing or stale lockfiles
+        wanted = set(envs)
+        for p in pipelines:
+            wanted.update(self.spec.pipeline[p].steps.values())
+        images = [(img.env, img.drv) for img in plan.images if not wanted or img.env in wanted]
+        return push_images(
+            self.open_store(),
+            images,
+            registry_ref,
+            insecure=insecure,
+            jobs=jobs,
+            progress=progress,
+            client=client,
+            mount_from=mount_from,
+        )
+
+    def gc(self, *, keep_last: int = 1, dry_run: bool = False) -> GcResult:
+        """Drop old image tags beyond ``keep_last`` per env, then blobs nothing kept refers to.
+
+        Kept: images of the current lockfiles (and ``latest``), the ``keep_last`` newest other images per env,
+        and the layers of the current lockfiles' keys."""
+        current = set()
+        for env in self.spec.env:
+            lock = read_lock(self.lockdir, env)
+            if lock is not None:
+                current.add(image_tag(env, lock.drv))
+        try:
+            current_keys = set(self.plan().layers)
+        except EnvgraphError:  # stale or missing lockfiles: keep what the tags reach
+            current_keys = set()
+        return self.open_store().collect_garbage(
+            current_tags=current, current_keys=current_keys, keep_last=keep_last, dry_run=dry_run
+        )
 
 
 def load(path: str | os.PathLike[str] | None = None, *, store: Path | None = None) -> Workspace:

@@ -9,9 +9,9 @@ from attrs import evolve
 
 from envgraph.debian._rootfs import build_debian_rootfs, default_mirror
 from envgraph.errors import BuildError
+from envgraph.identity import DEFAULT_COMPRESSION, LOCK_VERSION, Compression, debian_key
 from envgraph.lock._lockfile import base_identity
-from envgraph.lock._model import LOCK_VERSION, BaseLock, DebianPin, LayerPin
-from envgraph.oci._compress import Compression
+from envgraph.lock._model import BaseLock, DebianPin, LayerPin
 from envgraph.oci._layer import LayerBlob, layer_from_tarstream, record_layer
 from envgraph.oci._store import LayerRecord, Store
 from envgraph.spec import Base, libc_of
@@ -37,11 +37,9 @@ def _build(
 
 
 def pin_debian_base(
-    store: Store, name: str, base: Base, compression: Compression = Compression.GZIP
+    store: Store, name: str, base: Base, compression: Compression = DEFAULT_COMPRESSION
 ) -> DebianPin:
     """Build the root filesystem once to learn every installed version and the layer digest."""
-    from envgraph.plan._planner import debian_key
-
     assert base.debian is not None
     mirror = base.debian.mirror or default_mirror()
     blob, versions = _build(
@@ -57,7 +55,7 @@ def pin_debian_base(
     # Record the layer under the key the build will look for, so the first build reuses it.
     lock = BaseLock(LOCK_VERSION, name, base.python, libc_of(base), "", "", debian=pin)
     lock = evolve(lock, identity=base_identity(lock))
-    record_layer(store, debian_key(lock, compression), blob, [])
+    record_layer(store, debian_key(lock.identity, versions, compression), blob, [])
     return pin
 
 

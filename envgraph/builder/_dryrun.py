@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from envgraph.identity import LABEL_DRV
 from envgraph.oci._image import read_config, read_manifest
-from envgraph.plan._planner import LABEL_DRV, Plan
-
-if TYPE_CHECKING:
-    from envgraph.workspace import Workspace
+from envgraph.oci._store import Store
+from envgraph.plan import Plan
 
 __all__ = ["describe_plan"]
 
 
-def describe_plan(ws: Workspace, plan: Plan) -> str:
-    store = ws.open_store()
+def describe_plan(store: Store, plan: Plan) -> str:
     tags = store.tags()
     missing = {k for k in plan.layers if store.get_key(k) is None}
     lines = [

@@ -117,7 +117,7 @@ class TarDestination(SchemeDictionaryDestination):
         with open(dest, "wb") as f:
             yield f
 
-    def write_script(self, name: str, module: str, attr: str, section: str) -> RecordEntry:  # type: ignore[override]
+    def write_script(self, name: str, module: str, attr: str, section: str) -> RecordEntry:
         script_name, data = Script(name, module, attr, section).generate(  # type: ignore[arg-type]
             self.interpreter, self.script_kind
         )

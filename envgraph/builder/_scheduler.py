@@ -12,37 +12,46 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from attrs import field, frozen
 
 from envgraph.builder._debian_base import ensure_debian_layer
-from envgraph.builder._image_base import ensure_image_base, parse_platform
 from envgraph.builder._layers import build_files_layer, build_package_layer, build_venv_layer
 from envgraph.builder._wheelcache import WheelCache
 from envgraph.errors import BuildError, EnvgraphError
-from envgraph.oci._compress import Compression
-from envgraph.oci._image import (
-    Descriptor,
-    ImageConfigSpec,
-    ImageLayer,
-    read_config,
-    read_manifest,
-    write_image,
-)
+from envgraph.identity import LABEL_DRV, LABEL_ENV
+from envgraph.lock import ImagePin
+from envgraph.oci._image import ImageConfigSpec, ImageLayer, read_config, read_manifest, write_image
+from envgraph.oci._model import Descriptor, Platform
 from envgraph.oci._store import LayerRecord, Store
-from envgraph.plan._planner import LABEL_DRV, LABEL_ENV, ImagePlan, LayerTask, Plan
+from envgraph.plan import (
+    BaseLayer,
+    FilesLayer,
+    ImagePlan,
+    LayerTask,
+    MergedLayer,
+    PackageLayer,
+    Plan,
+    VenvLayer,
+)
+
+LayerStatus = Literal["built", "reused", "pulled", "failed"]
+ImageStatus = Literal["built", "reused", "failed"]
 
 __all__ = [
+    "LayerStatus",
+    "ImageStatus",
     "SilentReporter",
     "LayerResult",
     "ImageResult",
     "BuildResult",
     "Reporter",
     "RemoteCache",
+    "ImageBases",
     "Scheduler",
 ]
 
@@ -51,7 +60,7 @@ __all__ = [
 class LayerResult:
     key: str
     label: str
-    status: str  # "built", "reused", "pulled", "failed"
+    status: LayerStatus
     record: LayerRecord | None
     seconds: float
     error: str | None = None
@@ -61,7 +70,7 @@ class LayerResult:
 class ImageResult:
     env: str
     drv: str
-    status: str  # "built", "reused", "failed"
+    status: ImageStatus
     descriptor: Descriptor | None
     layers: tuple[str, ...]  # keys in order (base image layers excluded)
     base_layers: tuple[Descriptor, ...]
@@ -98,6 +107,16 @@ class RemoteCache(Protocol):
     def publish(self, record: LayerRecord, store: Store) -> None: ...
 
 
+class ImageBases(Protocol):
+    """Provides a pinned image base in the store (imported or pulled when missing): its manifest descriptor."""
+
+    def __call__(self, pin: ImagePin) -> Descriptor: ...
+
+
+def _no_image_bases(pin: ImagePin) -> Descriptor:
+    raise BuildError(f"cannot provide the image base {pin.reference}: no image base source configured")
+
+
 class SilentReporter:
     """Reports nothing; the base of the other reporters."""
 
@@ -128,6 +147,7 @@ class Scheduler:
         reporter: Reporter | None = None,
         cache: RemoteCache | None = None,
         wheels: WheelCache | None = None,
+        image_bases: ImageBases | None = None,
     ) -> None:
         self.store = store
         self.root = project_root
@@ -136,14 +156,10 @@ class Scheduler:
         self.reporter: Reporter = reporter or SilentReporter()
         self.cache = cache
         self.wheels = wheels or WheelCache(project_root)
+        self.image_bases: ImageBases = image_bases or _no_image_bases
         self._written = 0
         self._lock = threading.Lock()
         self.warnings: list[str] = []
-
-    # -- planning helpers ------------------------------------------------------------------------
-    def missing(self, plan: Plan) -> list[LayerTask]:
-        """Layer tasks whose key the store does not hold (in plan order)."""
-        return [t for t in plan.layers.values() if self.store.get_key(t.key) is None]
 
     # -- run ---------------------------------------------------------------------------------
     def run(self, plan: Plan, *, stop: threading.Event | None = None) -> BuildResult:
@@ -159,7 +175,7 @@ class Scheduler:
         for name, blk in sorted(plan.bases.items()):
             if blk.image is not None and blk.image.digest is not None:
                 try:
-                    base_descs[name] = ensure_image_base(self.store, blk.image, self.root, self.platform)
+                    base_descs[name] = self.image_bases(blk.image)
                 except EnvgraphError as e:
                     base_errors[name] = str(e)
 
@@ -222,7 +238,9 @@ class Scheduler:
         done: queue.Queue[LayerResult],
         stop: threading.Event,
     ) -> None:
-        def finish(status: str, record: LayerRecord | None, t0: float, error: str | None = None) -> None:
+        def finish(
+            status: LayerStatus, record: LayerRecord | None, t0: float, error: str | None = None
+        ) -> None:
             done.put(LayerResult(task.key, task.label, status, record, time.monotonic() - t0, error))
 
         def build(paths: list[Path]) -> None:
@@ -284,7 +302,7 @@ class Scheduler:
 
         downloads.submit(try_cache)
 
-    def _build_one(self, task: LayerTask, plan: Plan, paths: list[Path]) -> tuple[str, LayerRecord]:
+    def _build_one(self, task: LayerTask, plan: Plan, paths: list[Path]) -> tuple[LayerStatus, LayerRecord]:
         # Another process on this store may be building the same key: wait for it, then reuse its work.
         with self.store.building(task.key):
             record = self.store.get_key(task.key)
@@ -297,25 +315,20 @@ class Scheduler:
         return "built", record
 
     def _make(self, task: LayerTask, plan: Plan, paths: list[Path]) -> LayerRecord:
-        if task.kind == "debian":
-            assert task.base is not None
-            blk = plan.bases[task.base]
-            record = ensure_debian_layer(self.store, task.key, blk, Compression.GZIP)
-        elif task.kind == "venv":
-            assert task.target is not None
-            record = build_venv_layer(self.store, task.target)
-        elif task.kind in ("package", "merged"):
-            assert task.target is not None
-            pairs = [(name, p) for (name, _), p in zip(task.wheels, paths, strict=True)]
-            record = build_package_layer(
-                self.store, task.target, task.key, pairs, work_dir=self.store.tmp_dir
-            )
-        elif task.kind == "files":
-            assert task.target is not None and task.src and task.dest and task.content
-            record = build_files_layer(self.store, task.target, self.root / task.src, task.dest, task.content)
-        else:  # pragma: no cover
-            raise BuildError(f"unknown layer kind {task.kind}")
-        return record
+        match task:
+            case BaseLayer():
+                return ensure_debian_layer(self.store, task.key, plan.bases[task.base], task.compression)
+            case VenvLayer():
+                return build_venv_layer(self.store, task.target)
+            case PackageLayer() | MergedLayer():
+                pairs = [(name, p) for (name, _), p in zip(task.wheels, paths, strict=True)]
+                return build_package_layer(
+                    self.store, task.target, task.key, pairs, work_dir=self.store.tmp_dir
+                )
+            case FilesLayer():
+                return build_files_layer(
+                    self.store, task.compression, self.root / task.src, task.dest, task.content
+                )
 
     def _publish(self, record: LayerRecord, label: str) -> None:
         if self.cache is None:
@@ -352,7 +365,7 @@ class Scheduler:
                 for img in list(pending):
                     if ready(img):
                         pending.remove(img)
-                        images[img.env] = self._image(img, results, images, base_descs, base_errors)
+                        images[img.env] = self._image(img, tasks, results, images, base_descs, base_errors)
                         self.reporter.image(images[img.env])
                         progressed = True
             if outstanding == 0:
@@ -370,6 +383,7 @@ class Scheduler:
     def _image(
         self,
         img: ImagePlan,
+        tasks: Mapping[str, LayerTask],
         results: dict[str, LayerResult],
         images: dict[str, ImageResult],
         base_descs: dict[str, Descriptor],
@@ -415,11 +429,11 @@ class Scheduler:
             if existing is None or self._layer_digests(existing) != [
                 layer.descriptor.digest for layer in layers
             ]:
-                self._check_conflicts(img, records)
-            desc = write_image(self.store, layers, config, parse_platform(self.platform), base=base_cfg)
+                self._check_conflicts(img, tasks, records)
+            desc = write_image(self.store, layers, config, Platform.parse(self.platform), base=base_cfg)
         except EnvgraphError as e:
             return failed(str(e))
-        status = "reused" if existing is not None and existing.digest == desc.digest else "built"
+        status: ImageStatus = "reused" if existing is not None and existing.digest == desc.digest else "built"
         self.store.tag(img.tag, desc, f"{img.env}:latest")
         return ImageResult(img.env, img.drv, status, desc, img.layers, tuple(layer.descriptor for layer in base_layers),
                            time.monotonic() - t0)  # fmt: skip
@@ -430,11 +444,13 @@ class Scheduler:
         except EnvgraphError:
             return None
 
-    def _check_conflicts(self, img: ImagePlan, records: Iterable[LayerRecord | None]) -> None:
+    def _check_conflicts(
+        self, img: ImagePlan, tasks: Mapping[str, LayerTask], records: Iterable[LayerRecord | None]
+    ) -> None:
         """Two packages writing the same path is an error, never a silent overwrite."""
         owner: dict[str, str] = {}
-        for label, record in zip(img.labels, records, strict=True):
-            if label.startswith(("files ", "base ")) or record is None or record.paths_digest is None:
+        for key, label, record in zip(img.layers, img.labels, records, strict=True):
+            if not tasks[key].installs_packages or record is None or record.paths_digest is None:
                 continue
             for path in self.store.read_paths(record):
                 other = owner.get(path)
@@ -443,8 +459,3 @@ class Scheduler:
                         f"packages {other.split(' ')[0]} and {label.split(' ')[0]} both write /{path}"
                     )
                 owner[path] = label
-
-
-def _names(label: str) -> str:
-    """The package(s) of a layer label: "numpy 2.0" -> "numpy"; "merged a, b" -> "a, b"."""
-    return label.removeprefix("merged ") if label.startswith("merged ") else label.split(" ")[0]

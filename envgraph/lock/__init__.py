@@ -1,43 +1,75 @@
-"""Resolution, lockfiles and hashing."""
+"""Resolution and lockfiles: pip-compile under the target interpreter, wheel choice, lockfile models."""
 
-from envgraph.lock._locker import Locker, LockOutcome, LockResult
-from envgraph.lock._lockfile import (
-    LOCKDIR,
-    base_lock_path,
-    lock_path,
-    read_base_lock,
-    read_lock,
-    requirements_path,
-)
-from envgraph.lock._model import (
-    BaseLock,
-    DebianPin,
-    FilePin,
-    ImagePin,
-    LayerPin,
-    LockedPackage,
-    Lockfile,
-    ParentRef,
-    Wheel,
-)
+from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from envgraph._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from envgraph.lock._locker import Locker as Locker
+    from envgraph.lock._locker import LockOutcome as LockOutcome
+    from envgraph.lock._locker import LockResult as LockResult
+    from envgraph.lock._lockfile import LOCKDIR as LOCKDIR
+    from envgraph.lock._lockfile import base_identity as base_identity
+    from envgraph.lock._lockfile import base_lock_path as base_lock_path
+    from envgraph.lock._lockfile import lock_path as lock_path
+    from envgraph.lock._lockfile import read_base_lock as read_base_lock
+    from envgraph.lock._lockfile import read_lock as read_lock
+    from envgraph.lock._lockfile import requirements_path as requirements_path
+    from envgraph.lock._model import BaseLock as BaseLock
+    from envgraph.lock._model import DebianPin as DebianPin
+    from envgraph.lock._model import FilePin as FilePin
+    from envgraph.lock._model import ImagePin as ImagePin
+    from envgraph.lock._model import LayerPin as LayerPin
+    from envgraph.lock._model import LockedPackage as LockedPackage
+    from envgraph.lock._model import Lockfile as Lockfile
+    from envgraph.lock._model import ParentRef as ParentRef
+    from envgraph.lock._model import Resolver as Resolver
+    from envgraph.lock._model import Wheel as Wheel
+
+_EXPORTS = {
+    "BaseLock": "envgraph.lock._model",
+    "DebianPin": "envgraph.lock._model",
+    "FilePin": "envgraph.lock._model",
+    "ImagePin": "envgraph.lock._model",
+    "LOCKDIR": "envgraph.lock._lockfile",
+    "LayerPin": "envgraph.lock._model",
+    "LockOutcome": "envgraph.lock._locker",
+    "LockResult": "envgraph.lock._locker",
+    "LockedPackage": "envgraph.lock._model",
+    "Locker": "envgraph.lock._locker",
+    "Lockfile": "envgraph.lock._model",
+    "ParentRef": "envgraph.lock._model",
+    "Resolver": "envgraph.lock._model",
+    "Wheel": "envgraph.lock._model",
+    "base_identity": "envgraph.lock._lockfile",
+    "base_lock_path": "envgraph.lock._lockfile",
+    "lock_path": "envgraph.lock._lockfile",
+    "read_base_lock": "envgraph.lock._lockfile",
+    "read_lock": "envgraph.lock._lockfile",
+    "requirements_path": "envgraph.lock._lockfile",
+}
 __all__ = [
-    "LOCKDIR",
     "BaseLock",
     "DebianPin",
     "FilePin",
     "ImagePin",
+    "LOCKDIR",
     "LayerPin",
-    "LockedPackage",
-    "Lockfile",
-    "Locker",
     "LockOutcome",
     "LockResult",
+    "LockedPackage",
+    "Locker",
+    "Lockfile",
     "ParentRef",
+    "Resolver",
     "Wheel",
+    "base_identity",
     "base_lock_path",
     "lock_path",
     "read_base_lock",
     "read_lock",
     "requirements_path",
 ]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

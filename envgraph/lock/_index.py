@@ -16,7 +16,7 @@ import urllib.parse
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 from packaging.utils import canonicalize_name, parse_wheel_filename
@@ -187,7 +187,7 @@ class PackageIndex:
         return out
 
 
-def _from_json(f: dict, page_url: str) -> IndexFile:
+def _from_json(f: dict[str, Any], page_url: str) -> IndexFile:
     url = urllib.parse.urljoin(page_url, f["url"])
     meta = f.get("core-metadata", f.get("dist-info-metadata"))
     return IndexFile(

@@ -10,27 +10,29 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Literal
 
 import networkx as nx
 from attrs import evolve, frozen
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from envgraph._hashing import digest_of, tree_sha256
+from envgraph import identity
+from envgraph._convert import unstructure
+from envgraph._hashing import tree_sha256
 from envgraph.errors import LockError, ResolutionError, StaleLockError
 from envgraph.graph import EnvGraph
+from envgraph.identity import LOCK_VERSION
 from envgraph.lock._diagnose import Blocker, direct_conflicts, find_blockers, is_far_older
 from envgraph.lock._index import PackageIndex
 from envgraph.lock._lockfile import (
     base_identity,
-    env_drv,
-    env_inputs,
     read_base_lock,
     read_lock,
     write_base_lock,
     write_lock,
 )
-from envgraph.lock._model import LOCK_VERSION, BaseLock, FilePin, LockedPackage, Lockfile, ParentRef, Wheel
+from envgraph.lock._model import BaseLock, FilePin, LockedPackage, Lockfile, ParentRef, Wheel
 from envgraph.lock._resolve import ResolverFailed, ResolverTimeout, pip_compile, resolver_versions
 from envgraph.lock._wheels import Target, best_wheel, target_tags
 from envgraph.spec import Base, Env, Spec, libc_of
@@ -43,8 +45,8 @@ BasePinner = Callable[[str, Base, "BaseLock | None"], BaseLock]
 @frozen
 class LockOutcome:
     name: str
-    kind: str  # "env" or "base"
-    status: str  # "resolved", "unchanged", "updated" (drv only), "stale"
+    kind: Literal["env", "base"]
+    status: Literal["resolved", "unchanged", "updated", "stale"]  # updated: only the drv changed
     reason: str = ""
 
 
@@ -57,25 +59,9 @@ class LockResult:
         return [o for o in self.outcomes if o.status == "stale"]
 
 
-def base_inputs(name: str, base: Base) -> str:
-    return digest_of(
-        {
-            "kind": "envgraph-base-inputs",
-            "lock-version": LOCK_VERSION,
-            "debian": None
-            if base.debian is None
-            else {
-                "suite": base.debian.suite,
-                "packages": sorted(base.debian.packages),
-                "mirror": base.debian.mirror,
-            },
-            "image": base.image,
-            "python": base.python,
-            "libc": libc_of(base),
-            # Not the compressor: the lock pins the base's content (diff_id); how it is compressed is the
-            # builder's business and part of the layer key, so a faster compressor does not re-pin bases.
-        }
-    )
+def base_inputs(base: Base) -> str:
+    debian = None if base.debian is None else (base.debian.suite, base.debian.packages, base.debian.mirror)
+    return identity.base_inputs(debian=debian, image=base.image, python=base.python, libc=libc_of(base))
 
 
 def closure(locks: Mapping[str, Lockfile], graph: EnvGraph, env: str) -> list[LockedPackage]:
@@ -192,7 +178,7 @@ class Locker:
     # -- bases --------------------------------------------------------------------
     def _lock_base(self, name: str, check: bool) -> tuple[BaseLock | None, LockOutcome]:
         base = self.spec.bases[name]
-        inputs = base_inputs(name, base)
+        inputs = base_inputs(base)
         existing = read_base_lock(self.lockdir, name)
         if (
             existing is not None
@@ -261,7 +247,7 @@ class Locker:
             Path(rel).as_posix(): sorted(x.name for x in (self.spec.root / rel).glob("*.whl"))
             for rel in p.find_links
         }
-        return env_inputs(
+        return identity.resolution_inputs(
             env=env,
             requirements=self.requirements(env),
             python=p.python,
@@ -270,7 +256,7 @@ class Locker:
             indexes=[p.index_url, *p.extra_index_urls],
             find_links=fl,
             parent_pins=self.parent_pins(env, locks),
-            resolver=resolver_versions(),
+            resolver=unstructure(resolver_versions()),
         )
 
     def _resolve_env(
@@ -441,13 +427,13 @@ class Locker:
             merged=merged,
             packages=tuple(sorted(draft.packages, key=lambda q: q.name)),
         )
-        drv = env_drv(
+        drv = identity.derivation(
             env=env,
             source=source,
-            packages=lock.packages,
+            packages=[(q.name, q.version, q.wheel.sha256) for q in lock.packages],
             merged=merged,
             environment=lock.environment,
-            files=files,
+            files=[(f.dest, f.sha256) for f in files],
             workdir=lock.workdir,
             entrypoint=lock.entrypoint,
             cmd=lock.cmd,

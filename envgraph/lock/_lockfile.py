@@ -1,35 +1,24 @@
-"""Reading and writing lockfiles, and the two hashes every lock carries.
+"""Reading and writing lockfiles.
 
-``inputs``: what resolution depends on (requirements, target, indexes, parent's pins, resolver
-versions). ``drv``: everything that determines the image (the parent's drv or the base's pinned
-identity, the locked wheels, environment, files by content, workdir/entrypoint/cmd, target and
-layout version). Both are sha256 over canonical JSON, so they never depend on dict order, paths
-outside the project, timestamps or locale.
+Every lock carries two hashes whose rules live in :mod:`envgraph.identity`: ``inputs`` (what resolution
+depends on) and ``drv`` (everything that determines the image).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import cattrs
 
+from envgraph import identity
 from envgraph._convert import structure, unstructure
-from envgraph._hashing import digest_of
+from envgraph._fs import atomic_write
 from envgraph.errors import StaleLockError
-from envgraph.lock._model import (
-    LAYOUT_VERSION,
-    LOCK_VERSION,
-    BaseLock,
-    FilePin,
-    LockedPackage,
-    Lockfile,
-    Resolver,
-)
+from envgraph.identity import LOCK_VERSION
+from envgraph.lock._model import BaseLock, LockedPackage, Lockfile
 
 __all__ = [
     "LOCKDIR",
@@ -43,8 +32,6 @@ __all__ = [
     "write_lock",
     "write_base_lock",
     "requirements_txt",
-    "env_inputs",
-    "env_drv",
     "base_identity",
 ]
 
@@ -71,18 +58,8 @@ def dumps(obj: Any) -> str:
 
 def write_atomic(path: Path, text: str) -> bool:
     """Write only when the content changes (so mtimes and diffs stay quiet); returns whether it wrote."""
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
-    except FileNotFoundError:
-        pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return True
+    return atomic_write(path, text, only_if_changed=True)
 
 
 def _read(path: Path, cls: type[T]) -> T | None:
@@ -130,77 +107,11 @@ def write_base_lock(lockdir: Path, lock: BaseLock) -> bool:
     return write_atomic(base_lock_path(lockdir, lock.name), dumps(lock))
 
 
-def env_inputs(
-    *,
-    env: str,
-    requirements: Sequence[str],
-    python: str,
-    platform: str,
-    libc: str,
-    indexes: Sequence[str],
-    find_links: Mapping[str, Sequence[str]],
-    parent_pins: Mapping[str, str],
-    resolver: Resolver,
-) -> str:
-    """What resolution depends on. ``find_links`` maps each relative directory to the wheel names in it."""
-    return digest_of(
-        {
-            "kind": "envgraph-resolution",
-            "lock-version": LOCK_VERSION,
-            "env": env,
-            "requirements": list(requirements),
-            "python": python,
-            "platform": platform,
-            "libc": libc,
-            "indexes": list(indexes),
-            "find-links": {k: sorted(v) for k, v in find_links.items()},
-            "parent-pins": dict(parent_pins),
-            "resolver": unstructure(resolver),
-        }
-    )
-
-
-def env_drv(
-    *,
-    env: str,
-    source: str,
-    packages: Sequence[LockedPackage],
-    merged: Sequence[str],
-    environment: Mapping[str, str],
-    files: Sequence[FilePin],
-    workdir: str | None,
-    entrypoint: Sequence[str] | None,
-    cmd: Sequence[str] | None,
-    python: str,
-    platform: str,
-    bytecode: bool = False,
-) -> str:
-    """The derivation hash: everything that determines the image. ``source`` is the parent's drv or the base identity."""
-    return digest_of(
-        {
-            "kind": "envgraph-derivation",
-            "layout": LAYOUT_VERSION,
-            "env": env,
-            "from": source,
-            "packages": [[p.name, p.version, p.wheel.sha256] for p in sorted(packages, key=lambda p: p.name)],
-            "merged": sorted(merged),
-            "environment": dict(environment),
-            "files": [[f.dest, f.sha256] for f in files],
-            "workdir": workdir,
-            "entrypoint": list(entrypoint) if entrypoint is not None else None,
-            "cmd": list(cmd) if cmd is not None else None,
-            "python": python,
-            "platform": platform,
-            "bytecode": bytecode,
-        }
-    )
-
-
 def base_identity(lock: BaseLock) -> str:
-    """What a base contributes to its envs' drvs: its pinned content, not how it was fetched."""
-    content: dict[str, Any] = {"kind": "envgraph-base", "python": lock.python, "libc": lock.libc}
-    if lock.debian is not None:
-        content["debian"] = {"suite": lock.debian.suite, "versions": lock.debian.versions}
-    if lock.image is not None:
-        content["image"] = lock.image.digest or lock.image.reference
-    return digest_of(content)
+    """The pinned identity of a base lock (the rule is :func:`envgraph.identity.base_identity`)."""
+    return identity.base_identity(
+        python=lock.python,
+        libc=lock.libc,
+        debian=(lock.debian.suite, lock.debian.versions) if lock.debian is not None else None,
+        image=(lock.image.digest or lock.image.reference) if lock.image is not None else None,
+    )

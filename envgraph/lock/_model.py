@@ -8,8 +8,6 @@ from __future__ import annotations
 from attrs import field, frozen
 
 __all__ = [
-    "LOCK_VERSION",
-    "LAYOUT_VERSION",
     "Wheel",
     "LockedPackage",
     "FilePin",
@@ -21,11 +19,6 @@ __all__ = [
     "Resolver",
     "Lockfile",
 ]
-
-# Bump when the lockfile schema changes.
-LOCK_VERSION = 1
-# Bump when the image layout changes (venv layer, layer order, config fields): it is part of every drv.
-LAYOUT_VERSION = 1
 
 
 @frozen

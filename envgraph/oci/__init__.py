@@ -1,82 +1,69 @@
-"""OCI images built from deterministic, content-addressed layers.
-
-``tar`` writes deterministic tars, ``compress`` compresses them deterministically, ``layer`` turns a tar
-producer into a stored layer blob in one pass, ``store`` is the local OCI layout with the layer-key
-index, ``image`` holds the config/manifest models and writes images, ``archive`` exports and imports
-OCI and docker archives. (``registry`` and ``auth`` talk to registries.)
-"""
+"""OCI images from deterministic, content-addressed layers: the tar writer, compression, layer blobs, the
+local store (an OCI image layout with a layer-key index), image documents, and archives in and out."""
 
 from __future__ import annotations
 
-from envgraph.oci._archive import (
-    export_docker_archive,
-    export_oci_archive,
-    import_docker_archive,
-    import_oci_archive,
-    import_oci_layout,
-)
-from envgraph.oci._compress import (
-    MEDIA_TYPE_CONFIG,
-    MEDIA_TYPE_INDEX,
-    MEDIA_TYPE_LAYER_GZIP,
-    MEDIA_TYPE_LAYER_TAR,
-    MEDIA_TYPE_LAYER_ZSTD,
-    MEDIA_TYPE_MANIFEST,
-    Compression,
-    Compressor,
-    open_decompressed,
-    sniff_compression,
-)
-from envgraph.oci._image import (
-    ANNOTATION_REF_NAME,
-    DEFAULT_PLATFORM,
-    DOCKER_MAX_LAYERS,
-    ContainerConfig,
-    Descriptor,
-    History,
-    ImageConfig,
-    ImageConfigSpec,
-    ImageLayer,
-    Index,
-    Manifest,
-    Platform,
-    RootFS,
-    build_image,
-    chain_ids,
-    read_config,
-    read_index,
-    read_manifest,
-    write_image,
-)
-from envgraph.oci._layer import (
-    LayerBlob,
-    layer_format,
-    layer_from_directory,
-    layer_from_tarstream,
-    record_layer,
-    write_layer,
-)
-from envgraph.oci._store import BlobWriter, LayerRecord, Store
-from envgraph.oci._tar import DEFAULT_MTIME, FORMAT_ID, LayerEntry, layer_mtime, tar_directory, write_tar
+from typing import TYPE_CHECKING
 
+from envgraph._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from envgraph.oci._archive import export_docker_archive as export_docker_archive
+    from envgraph.oci._archive import export_oci_archive as export_oci_archive
+    from envgraph.oci._archive import import_docker_archive as import_docker_archive
+    from envgraph.oci._archive import import_oci_archive as import_oci_archive
+    from envgraph.oci._archive import import_oci_layout as import_oci_layout
+    from envgraph.oci._image import ImageConfigSpec as ImageConfigSpec
+    from envgraph.oci._image import ImageLayer as ImageLayer
+    from envgraph.oci._image import read_config as read_config
+    from envgraph.oci._image import read_index as read_index
+    from envgraph.oci._image import read_manifest as read_manifest
+    from envgraph.oci._image import write_image as write_image
+    from envgraph.oci._layer import LayerBlob as LayerBlob
+    from envgraph.oci._layer import record_layer as record_layer
+    from envgraph.oci._layer import write_layer as write_layer
+    from envgraph.oci._model import Descriptor as Descriptor
+    from envgraph.oci._model import ImageConfig as ImageConfig
+    from envgraph.oci._model import Index as Index
+    from envgraph.oci._model import Manifest as Manifest
+    from envgraph.oci._model import Platform as Platform
+    from envgraph.oci._store import GcResult as GcResult
+    from envgraph.oci._store import LayerRecord as LayerRecord
+    from envgraph.oci._store import Store as Store
+    from envgraph.oci._tar import LayerEntry as LayerEntry
+    from envgraph.oci._tar import TarStream as TarStream
+    from envgraph.oci._tar import write_tar as write_tar
+
+_EXPORTS = {
+    "Descriptor": "envgraph.oci._model",
+    "GcResult": "envgraph.oci._store",
+    "ImageConfig": "envgraph.oci._model",
+    "ImageConfigSpec": "envgraph.oci._image",
+    "ImageLayer": "envgraph.oci._image",
+    "Index": "envgraph.oci._model",
+    "LayerBlob": "envgraph.oci._layer",
+    "LayerEntry": "envgraph.oci._tar",
+    "LayerRecord": "envgraph.oci._store",
+    "Manifest": "envgraph.oci._model",
+    "Platform": "envgraph.oci._model",
+    "Store": "envgraph.oci._store",
+    "TarStream": "envgraph.oci._tar",
+    "export_docker_archive": "envgraph.oci._archive",
+    "export_oci_archive": "envgraph.oci._archive",
+    "import_docker_archive": "envgraph.oci._archive",
+    "import_oci_archive": "envgraph.oci._archive",
+    "import_oci_layout": "envgraph.oci._archive",
+    "read_config": "envgraph.oci._image",
+    "read_index": "envgraph.oci._image",
+    "read_manifest": "envgraph.oci._image",
+    "record_layer": "envgraph.oci._layer",
+    "write_image": "envgraph.oci._image",
+    "write_layer": "envgraph.oci._layer",
+    "write_tar": "envgraph.oci._tar",
+}
 __all__ = [
-    "ANNOTATION_REF_NAME",
-    "DEFAULT_MTIME",
-    "DEFAULT_PLATFORM",
-    "DOCKER_MAX_LAYERS",
-    "FORMAT_ID",
-    "MEDIA_TYPE_CONFIG",
-    "MEDIA_TYPE_INDEX",
-    "MEDIA_TYPE_LAYER_GZIP",
-    "MEDIA_TYPE_LAYER_TAR",
-    "MEDIA_TYPE_LAYER_ZSTD",
-    "MEDIA_TYPE_MANIFEST",
-    "BlobWriter",
-    "Compression",
-    "Compressor",
-    "ContainerConfig",
     "Descriptor",
-    "History",
+    "GcResult",
     "ImageConfig",
     "ImageConfigSpec",
     "ImageLayer",
@@ -86,27 +73,19 @@ __all__ = [
     "LayerRecord",
     "Manifest",
     "Platform",
-    "RootFS",
     "Store",
-    "build_image",
-    "chain_ids",
+    "TarStream",
     "export_docker_archive",
     "export_oci_archive",
     "import_docker_archive",
     "import_oci_archive",
     "import_oci_layout",
-    "layer_format",
-    "layer_from_directory",
-    "layer_from_tarstream",
-    "layer_mtime",
-    "open_decompressed",
     "read_config",
     "read_index",
     "read_manifest",
     "record_layer",
-    "sniff_compression",
-    "tar_directory",
     "write_image",
     "write_layer",
     "write_tar",
 ]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

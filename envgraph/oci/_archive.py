@@ -10,34 +10,26 @@ name says it); they return the manifest descriptor of the image.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import posixpath
 import tarfile
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any
 
+from envgraph._fs import atomic_output
 from envgraph._hashing import CHUNK, canonical_json
 from envgraph.errors import HashMismatchError, StoreError
-from envgraph.oci._compress import MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST, Compression, sniff_compression
-from envgraph.oci._image import (
+from envgraph.identity import (
     ANNOTATION_REF_NAME,
-    DEFAULT_PLATFORM,
     INDEX_MEDIA_TYPES,
     MANIFEST_MEDIA_TYPES,
-    Descriptor,
-    Index,
-    Manifest,
-    Platform,
-    from_json,
-    read_config,
-    read_index,
-    read_manifest,
-    to_json,
+    MEDIA_TYPE_CONFIG,
+    MEDIA_TYPE_MANIFEST,
+    Compression,
 )
+from envgraph.oci._compress import sniff_compression
+from envgraph.oci._image import read_config, read_index, read_manifest
+from envgraph.oci._model import DEFAULT_PLATFORM, Descriptor, Index, Manifest, Platform, from_json, to_json
 from envgraph.oci._store import Store
 from envgraph.oci._tar import LayerEntry, write_tar
 
@@ -51,21 +43,6 @@ __all__ = [
 
 _LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 _CONTAINERD_NAME = "io.containerd.image.name"
-
-
-@contextlib.contextmanager
-def _atomic_output(out_path: Path) -> Iterator[BinaryIO]:
-    out_path = Path(out_path)
-    fd, name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-        os.chmod(name, 0o644)
-        os.replace(name, out_path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name)
-        raise
 
 
 def _blob_entries(store: Store, digests: set[str]) -> list[LayerEntry]:
@@ -94,7 +71,7 @@ def export_oci_archive(store: Store, refs: dict[str, Descriptor], out_path: Path
         LayerEntry.from_bytes("index.json", to_json(Index(manifests=tuple(manifests)))),
         *_blob_entries(store, digests),
     ]
-    with _atomic_output(out_path) as out:
+    with atomic_output(out_path) as out:
         write_tar(entries, out)
 
 
@@ -116,7 +93,7 @@ def export_docker_archive(
         LayerEntry.from_bytes("manifest.json", canonical_json(docker_manifest)),
         *_blob_entries(store, digests),
     ]
-    with _atomic_output(out_path) as out:
+    with atomic_output(out_path) as out:
         write_tar(entries, out)
 
 

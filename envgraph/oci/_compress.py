@@ -1,7 +1,8 @@
-"""Deterministic layer compression and the OCI media types.
+"""Deterministic layer compression (which compressor and its id are :mod:`envgraph.identity`'s rules).
 
 Compressed bytes depend on the library and its version as well as on the level, so every compression
-has a :attr:`Compression.compressor_id` (e.g. ``gzip-2-isal2.32.1-x86_64-feed1048576``) that callers put into layer keys.
+has a :attr:`~envgraph.identity.Compression.compressor_id` (e.g. ``gzip-2-isal2.32.1-x86_64-feed1048576``)
+that goes into layer keys.
 
 - gzip: ISA-L (``isal``, which bundles its own copy) at level 2, the gzip wrapper written by it (mtime 0,
   no file name, no comment); about four times faster than zlib's level 1 for slightly smaller output.
@@ -16,76 +17,24 @@ never depends on how a producer happened to split its writes.
 
 from __future__ import annotations
 
-import enum
-import platform
 from typing import Any, BinaryIO, Protocol, cast
 
 import zstandard
-from isal import ISAL_VERSION, igzip, isal_zlib
+from isal import igzip, isal_zlib
 
 from envgraph._hashing import CHUNK
+from envgraph.identity import GZIP_LEVEL, ZSTD_LEVEL, Compression
 
 __all__ = [
-    "MEDIA_TYPE_CONFIG",
-    "MEDIA_TYPE_INDEX",
-    "MEDIA_TYPE_LAYER_GZIP",
-    "MEDIA_TYPE_LAYER_TAR",
-    "MEDIA_TYPE_LAYER_ZSTD",
-    "MEDIA_TYPE_MANIFEST",
-    "DOCKER_MEDIA_TYPE_MANIFEST",
-    "DOCKER_MEDIA_TYPE_MANIFEST_LIST",
-    "DOCKER_MEDIA_TYPE_LAYER_GZIP",
-    "GZIP_LEVEL",
-    "ZSTD_LEVEL",
-    "Compression",
     "Compressor",
     "Decompressor",
     "Sink",
-    "compression_of_media_type",
     "open_decompressed",
     "sniff_compression",
 ]
 
-MEDIA_TYPE_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
-MEDIA_TYPE_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-MEDIA_TYPE_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
-MEDIA_TYPE_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-MEDIA_TYPE_CONFIG = "application/vnd.oci.image.config.v1+json"
-MEDIA_TYPE_INDEX = "application/vnd.oci.image.index.v1+json"
-DOCKER_MEDIA_TYPE_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_MEDIA_TYPE_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_MEDIA_TYPE_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-
-# ISA-L level 2: as fast as its level 1 and as small as zlib's level 2; building is the hot path.
-GZIP_LEVEL = 2
-ZSTD_LEVEL = 3
-
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-
-
-class Compression(enum.Enum):
-    GZIP = "gzip"
-    ZSTD = "zstd"
-    NONE = "none"
-
-    @property
-    def media_type(self) -> str:
-        return {
-            Compression.GZIP: MEDIA_TYPE_LAYER_GZIP,
-            Compression.ZSTD: MEDIA_TYPE_LAYER_ZSTD,
-            Compression.NONE: MEDIA_TYPE_LAYER_TAR,
-        }[self]
-
-    @property
-    def compressor_id(self) -> str:
-        """Names everything the compressed bytes depend on; goes into layer keys."""
-        if self is Compression.GZIP:
-            # ISA-L's output depends on where the input is split too: hence the fixed feed size.
-            return f"gzip-{GZIP_LEVEL}-isal{ISAL_VERSION}-{platform.machine()}-feed{CHUNK}"
-        if self is Compression.ZSTD:
-            return f"zstd-{ZSTD_LEVEL}-libzstd{'.'.join(map(str, zstandard.ZSTD_VERSION))}-check"
-        return "none"
 
 
 class Sink(Protocol):
@@ -151,16 +100,6 @@ def sniff_compression(head: bytes) -> Compression:
     return Compression.NONE
 
 
-def compression_of_media_type(media_type: str) -> Compression:
-    if media_type.endswith("+gzip") or media_type.endswith(".tar.gzip"):
-        return Compression.GZIP
-    if media_type.endswith("+zstd") or media_type.endswith(".tar.zstd"):
-        return Compression.ZSTD
-    if media_type.endswith(".tar") or media_type.endswith(".diff.tar"):
-        return Compression.NONE
-    raise ValueError(f"not a layer media type: {media_type!r}")
-
-
 class Decompressor:
     """Push-style decompression: :meth:`feed` compressed bytes, get the decompressed ones back.
 
@@ -199,7 +138,7 @@ class Decompressor:
 def open_decompressed(stream: BinaryIO, compression: Compression) -> BinaryIO:
     """A readable stream of the uncompressed tar (``stream`` is not closed by closing the result)."""
     if compression is Compression.GZIP:
-        return cast(BinaryIO, igzip.IGzipFile(fileobj=stream, mode="rb"))
+        return cast(BinaryIO, igzip.IGzipFile(fileobj=stream, mode="rb"))  # type: ignore[no-untyped-call]
     if compression is Compression.ZSTD:
         reader = zstandard.ZstdDecompressor().stream_reader(stream, closefd=False, read_across_frames=True)
         return cast(BinaryIO, reader)

@@ -1,221 +1,43 @@
-"""OCI image models (descriptor, platform, image config, manifest, index) and writing images.
-
-JSON keys are exactly the OCI image-spec's (``mediaType``, ``schemaVersion``, ``diff_ids``, ``Env``...):
-fields are renamed with the shared converter's ``{"key": ...}`` metadata and optional fields are left out
-when unset (``omit_if_default``). Documents are serialised with :func:`envgraph._hashing.canonical_json`,
-so the same image always has the same digests. Our configs carry no ``created`` timestamp.
-
-Reading tolerates keys we do not model (documents written by Docker, skopeo, registries): unknown keys
-are dropped before structuring, so the strict converter still rejects wrong types.
-"""
+"""Reading image documents from a store and writing images (config and manifest) into it."""
 
 from __future__ import annotations
 
-import functools
-import json
-import types
-import typing
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
-from envgraph._convert import structure, unstructure
-from envgraph._hashing import canonical_json, sha256_digest
+from envgraph._hashing import sha256_digest
 from envgraph.errors import BuildError, StoreError
-from envgraph.oci._compress import (
-    DOCKER_MEDIA_TYPE_MANIFEST,
-    DOCKER_MEDIA_TYPE_MANIFEST_LIST,
+from envgraph.identity import (
+    MANIFEST_MEDIA_TYPES,
     MEDIA_TYPE_CONFIG,
-    MEDIA_TYPE_INDEX,
     MEDIA_TYPE_MANIFEST,
     compression_of_media_type,
 )
-
-if TYPE_CHECKING:
-    from envgraph.oci._store import Store
+from envgraph.oci._model import (
+    DEFAULT_PLATFORM,
+    ContainerConfig,
+    Descriptor,
+    History,
+    ImageConfig,
+    Index,
+    Manifest,
+    Platform,
+    RootFS,
+    from_json,
+    to_json,
+)
+from envgraph.oci._store import Store
 
 __all__ = [
-    "ANNOTATION_REF_NAME",
-    "DEFAULT_PLATFORM",
-    "DOCKER_MAX_LAYERS",
-    "ContainerConfig",
-    "Descriptor",
-    "History",
-    "ImageConfig",
     "ImageConfigSpec",
     "ImageLayer",
-    "INDEX_MEDIA_TYPES",
-    "MANIFEST_MEDIA_TYPES",
-    "Index",
-    "Manifest",
-    "Platform",
-    "RootFS",
-    "build_image",
     "chain_ids",
-    "from_json",
     "read_config",
     "read_index",
     "read_manifest",
-    "to_json",
     "write_image",
 ]
-
-ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
-DOCKER_MAX_LAYERS = 125
-"""Docker's layer store refuses deeper images (moby ``maxLayerDepth``); planners should stay well below."""
-
-MANIFEST_MEDIA_TYPES = (MEDIA_TYPE_MANIFEST, DOCKER_MEDIA_TYPE_MANIFEST)
-INDEX_MEDIA_TYPES = (MEDIA_TYPE_INDEX, DOCKER_MEDIA_TYPE_MANIFEST_LIST)
-
-T = TypeVar("T")
-
-
-def _opt(key: str | None = None) -> Any:
-    """An optional field left out of the JSON when unset."""
-    meta: dict[str, Any] = {"omit_if_default": True}
-    if key:
-        meta["key"] = key
-    return attrs.field(default=None, metadata=meta)
-
-
-def _key(key: str) -> dict[str, str]:
-    return {"key": key}
-
-
-@attrs.frozen
-class Platform:
-    architecture: str
-    os: str
-    variant: str | None = _opt()
-    os_version: str | None = _opt("os.version")
-    os_features: tuple[str, ...] | None = _opt("os.features")
-
-
-DEFAULT_PLATFORM = Platform("amd64", "linux")
-
-
-@attrs.frozen
-class Descriptor:
-    media_type: str = attrs.field(metadata=_key("mediaType"))
-    digest: str
-    size: int
-    annotations: dict[str, str] | None = _opt()
-    platform: Platform | None = _opt()
-
-    def evolve(self, **changes: Any) -> Descriptor:
-        return attrs.evolve(self, **changes)
-
-
-@attrs.frozen
-class ContainerConfig:
-    """The ``config`` object of an image config (what ``docker run`` uses)."""
-
-    User: str | None = _opt()
-    ExposedPorts: dict[str, dict[str, Any]] | None = _opt()
-    Env: tuple[str, ...] | None = _opt()
-    Entrypoint: tuple[str, ...] | None = _opt()
-    Cmd: tuple[str, ...] | None = _opt()
-    Volumes: dict[str, dict[str, Any]] | None = _opt()
-    WorkingDir: str | None = _opt()
-    Labels: dict[str, str] | None = _opt()
-    StopSignal: str | None = _opt()
-
-
-@attrs.frozen
-class RootFS:
-    diff_ids: tuple[str, ...]
-    type: str = "layers"
-
-
-@attrs.frozen
-class History:
-    created: str | None = _opt()
-    created_by: str | None = _opt()
-    author: str | None = _opt()
-    comment: str | None = _opt()
-    empty_layer: bool | None = _opt()
-
-
-@attrs.frozen
-class ImageConfig:
-    architecture: str
-    os: str
-    rootfs: RootFS
-    config: ContainerConfig | None = _opt()
-    history: tuple[History, ...] | None = _opt()
-    variant: str | None = _opt()
-    os_version: str | None = _opt("os.version")
-    created: str | None = _opt()
-    author: str | None = _opt()
-
-
-@attrs.frozen
-class Manifest:
-    config: Descriptor
-    layers: tuple[Descriptor, ...]
-    schema_version: int = attrs.field(default=2, metadata=_key("schemaVersion"))
-    media_type: str = attrs.field(default=MEDIA_TYPE_MANIFEST, metadata=_key("mediaType"))
-    annotations: dict[str, str] | None = _opt()
-
-
-@attrs.frozen
-class Index:
-    manifests: tuple[Descriptor, ...] = ()
-    schema_version: int = attrs.field(default=2, metadata=_key("schemaVersion"))
-    media_type: str = attrs.field(default=MEDIA_TYPE_INDEX, metadata=_key("mediaType"))
-    annotations: dict[str, str] | None = _opt()
-
-
-# --- JSON --------------------------------------------------------------------------------------------
-
-
-def to_json(obj: Any) -> bytes:
-    """Canonical JSON of a model: the bytes whose sha256 is its digest."""
-    return canonical_json(unstructure(obj))
-
-
-def _prune_value(value: Any, tp: Any) -> Any:
-    if isinstance(tp, type) and attrs.has(tp):
-        return _prune(value, tp)
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        for arg in args:
-            if isinstance(arg, type) and attrs.has(arg) and isinstance(value, dict):
-                return _prune(value, arg)
-            if typing.get_origin(arg) is tuple and isinstance(value, list):
-                return _prune_value(value, arg)
-        return value
-    if origin is tuple and isinstance(value, list) and args:
-        return [_prune_value(v, args[0]) for v in value]
-    return value
-
-
-@functools.cache
-def _type_hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)  # slow (evaluates every annotation): once per class
-
-
-def _prune(data: Any, cls: type) -> Any:
-    """Drop keys ``cls`` does not model, recursively (documents written by other tools carry more)."""
-    if not isinstance(data, dict):
-        return data
-    hints = _type_hints(cls)
-    out = {}
-    for a in attrs.fields(cls):
-        key = a.metadata.get("key", a.name)
-        if key in data and not (data[key] is None and a.default is None):
-            out[key] = _prune_value(data[key], hints[a.name])
-    return out
-
-
-def from_json(data: bytes | str, cls: type[T]) -> T:
-    """Parse a document into ``cls``, ignoring keys we do not model. Raises StoreError when malformed."""
-    try:
-        obj: T = structure(_prune(json.loads(data), cls), cls)
-    except Exception as err:  # json and cattrs errors alike: the document is not what it claims
-        raise StoreError(f"malformed {cls.__name__} document: {err}") from err
-    return obj
 
 
 # --- reading from a store --------------------------------------------------------------------------
@@ -255,6 +77,10 @@ def _opt_tuple(value: Iterable[str] | None) -> tuple[str, ...] | None:
     return tuple(value)
 
 
+def _sorted_dict(m: Mapping[str, str]) -> dict[str, str]:
+    return dict(sorted(m.items()))
+
+
 @attrs.frozen
 class ImageConfigSpec:
     """What an envgraph image sets in its config; ``env`` takes a mapping or ``NAME=value`` strings."""
@@ -263,7 +89,7 @@ class ImageConfigSpec:
     working_dir: str | None = None
     entrypoint: tuple[str, ...] | None = attrs.field(default=None, converter=_opt_tuple)
     cmd: tuple[str, ...] | None = attrs.field(default=None, converter=_opt_tuple)
-    labels: Mapping[str, str] = attrs.field(factory=dict, converter=lambda m: dict(sorted(m.items())))
+    labels: Mapping[str, str] = attrs.field(factory=dict, converter=_sorted_dict)
     user: str | None = None
     exposed_ports: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     created: str | None = None
@@ -369,7 +195,3 @@ def write_image(
     )
     m_digest, m_size = store.add_bytes(to_json(manifest))
     return Descriptor(MEDIA_TYPE_MANIFEST, m_digest, m_size, platform=platform)
-
-
-build_image = write_image
-"""Alias: docs/ARCHITECTURE.md names it ``build_image``."""

@@ -16,14 +16,15 @@ from typing import BinaryIO, TypeVar, cast
 import attrs
 
 from envgraph._hashing import CHUNK
-from envgraph.oci._compress import Compression, Compressor
-from envgraph.oci._image import Descriptor, ImageLayer
+from envgraph.identity import DEFAULT_COMPRESSION, Compression
+from envgraph.oci._compress import Compressor
+from envgraph.oci._image import ImageLayer
+from envgraph.oci._model import Descriptor
 from envgraph.oci._store import LayerRecord, Store
-from envgraph.oci._tar import FORMAT_ID, layer_mtime, tar_directory
+from envgraph.oci._tar import tar_directory
 
 __all__ = [
     "LayerBlob",
-    "layer_format",
     "layer_from_directory",
     "layer_from_tarstream",
     "record_layer",
@@ -48,12 +49,6 @@ class LayerBlob:
 
     def record(self, key: str, paths_digest: str | None = None) -> LayerRecord:
         return LayerRecord(key, self.diff_id, self.digest, self.size, self.media_type, paths_digest)
-
-
-def layer_format(compression: Compression) -> str:
-    """Everything besides the content that a layer's bytes depend on (tar format, mtime, compressor):
-    put it into every layer key, so changing any of them rebuilds instead of reusing stale records."""
-    return f"{FORMAT_ID};mtime={layer_mtime()};{compression.compressor_id}"
 
 
 def record_layer(store: Store, key: str, blob: LayerBlob, paths: list[str]) -> LayerRecord:
@@ -85,7 +80,7 @@ class _TarSink(io.RawIOBase):
 
 
 def write_layer(
-    store: Store, produce: Callable[[BinaryIO], T], compression: Compression = Compression.GZIP
+    store: Store, produce: Callable[[BinaryIO], T], compression: Compression = DEFAULT_COMPRESSION
 ) -> tuple[LayerBlob, T]:
     """Call ``produce(sink)``, which writes an uncompressed tar into ``sink``; store the compressed blob.
 
@@ -107,14 +102,14 @@ def write_layer(
 
 
 def layer_from_directory(
-    store: Store, root: Path, prefix: str = "", compression: Compression = Compression.GZIP
+    store: Store, root: Path, prefix: str = "", compression: Compression = DEFAULT_COMPRESSION
 ) -> tuple[LayerBlob, list[str]]:
     """A layer holding the tree under ``root`` at ``prefix``; also returns its non-directory paths."""
     return write_layer(store, lambda sink: tar_directory(root, sink, prefix=prefix), compression)
 
 
 def layer_from_tarstream(
-    store: Store, stream: BinaryIO, compression: Compression = Compression.GZIP
+    store: Store, stream: BinaryIO, compression: Compression = DEFAULT_COMPRESSION
 ) -> LayerBlob:
     """A layer from an existing (already deterministic) uncompressed tar, such as mmdebstrap's output."""
 

@@ -30,46 +30,41 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import IO, BinaryIO
 
 import attrs
 
 from envgraph._convert import structure, unstructure
-from envgraph._hashing import CHUNK, canonical_json, file_sha256
+from envgraph._fs import atomic_write
+from envgraph._hashing import CHUNK, canonical_json, digest_hex, file_sha256
 from envgraph.errors import HashMismatchError, StoreError
-from envgraph.oci._image import (
-    ANNOTATION_REF_NAME,
-    INDEX_MEDIA_TYPES,
-    MANIFEST_MEDIA_TYPES,
-    Descriptor,
-    Index,
-    Manifest,
-    from_json,
-    to_json,
-)
+from envgraph.identity import ANNOTATION_REF_NAME, INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES
+from envgraph.oci._known_blobs import KnownBlobs
+from envgraph.oci._model import Descriptor, Index, Manifest, from_json, to_json
 
-__all__ = ["BlobWriter", "LayerRecord", "Store", "STALE_TEMP_SECONDS"]
+__all__ = ["BlobWriter", "GcResult", "LayerRecord", "Store", "STALE_TEMP_SECONDS"]
 
 STALE_TEMP_SECONDS = 3600
 _LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 _STORE_NAMES = {"oci-layout", "index.json", "blobs", "keys", "tmp", "lock"}
-_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]*$")
 
 
 def _check_digest(digest: str) -> str:
-    if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
-        raise StoreError(f"invalid digest {digest!r}: expected sha256:<64 lowercase hex>")
-    return digest[len("sha256:") :]
+    """The hex part of a valid digest (it names a file), else a one-line StoreError."""
+    try:
+        return digest_hex(digest)
+    except ValueError as err:
+        raise StoreError(str(err)) from None
 
 
 def _key_hex(key: str) -> str:
-    hexpart = key[len("sha256:") :] if key.startswith("sha256:") else key
-    if not re.fullmatch(r"[0-9a-f]{64}", hexpart):
-        raise StoreError(f"invalid layer key {key!r}: expected a sha256 digest")
-    return hexpart
+    try:
+        return digest_hex(key)
+    except ValueError:
+        raise StoreError(f"invalid layer key {key!r}: expected a sha256 digest") from None
 
 
 @attrs.frozen
@@ -85,6 +80,12 @@ class LayerRecord:
 
     def descriptor(self) -> Descriptor:
         return Descriptor(self.media_type, self.digest, self.size)
+
+
+@attrs.frozen
+class GcResult:
+    freed: int  # bytes
+    dropped: tuple[str, ...]  # tags removed
 
 
 class BlobWriter:
@@ -231,18 +232,7 @@ class Store:
             os.close(fd)
 
     def _write_atomic(self, dest: Path, data: bytes, mode: int = 0o644) -> None:
-        fd, name = tempfile.mkstemp(dir=self.tmp_dir, prefix=dest.name + "-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(name, mode)
-            os.replace(name, dest)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(name)
-            raise
+        atomic_write(dest, data, tmp_dir=self.tmp_dir, mode=mode)
 
     # --- blobs ---------------------------------------------------------------------------------------
 
@@ -411,6 +401,12 @@ class Store:
         index = attrs.evolve(index, manifests=tuple(sorted(index.manifests, key=order)))
         self._write_atomic(self.index_path, to_json(index))
 
+    # --- registries --------------------------------------------------------------------------------------
+
+    def known_blobs(self) -> KnownBlobs:
+        """Which registry repositories were seen holding which blobs (for cross-repository mounts)."""
+        return KnownBlobs(self.root, self.tmp_dir)
+
     # --- reachability, verify, gc ------------------------------------------------------------------
 
     def reachable(self, roots: list[Descriptor], problems: list[str] | None = None) -> dict[str, int]:
@@ -438,7 +434,7 @@ class Store:
                     problems.append(f"{d.digest}: {err}")
         return seen
 
-    def clean_tmp(self, max_age: float = STALE_TEMP_SECONDS) -> int:
+    def clean_tmp(self, max_age: float = STALE_TEMP_SECONDS, *, dry_run: bool = False) -> int:
         """Delete temp files older than ``max_age`` seconds (left by killed writers); bytes freed."""
         freed = 0
         now = time.time()
@@ -450,9 +446,11 @@ class Store:
                 if p.is_dir() and not p.is_symlink():
                     # Staging directories of killed layer builds.
                     freed += sum(f.stat().st_size for f in p.rglob("*") if f.is_file() and not f.is_symlink())
-                    shutil.rmtree(p, ignore_errors=True)
+                    if not dry_run:
+                        shutil.rmtree(p, ignore_errors=True)
                 else:
-                    p.unlink()
+                    if not dry_run:
+                        p.unlink()
                     freed += st.st_size
         return freed
 
@@ -491,18 +489,58 @@ class Store:
                 problems.append(f"blob {digest} has {actual_size} bytes, descriptors say {size}")
         return problems
 
-    def gc(self, keep: set[str]) -> int:
-        """Delete every blob not in ``keep``, not reachable from a tag, and not the path list of a kept
-        layer record; drop the key records whose layer blob went. Returns the bytes freed."""
+    def collect_garbage(
+        self, *, current_tags: set[str], current_keys: set[str], keep_last: int = 1, dry_run: bool = False
+    ) -> GcResult:
+        """The gc policy: untag images beyond the ``keep_last`` newest per env (besides ``current_tags`` and
+        ``<env>:latest``), then delete every blob nothing kept refers to. Kept: what the remaining tags reach and
+        the layers (and path lists) of ``current_keys``. A dry run computes exactly what a real run would free.
+        Refused while a build uses the store."""
+        with self.in_use(exclusive=True):
+            tags = self.tags()
+            by_env: dict[str, list[tuple[float, str]]] = {}
+            for ref, desc in tags.items():
+                env, _, name = ref.partition(":")
+                if name == "latest" or ref in current_tags:
+                    continue
+                try:
+                    when = self.blob_path(desc.digest).stat().st_mtime
+                except (OSError, StoreError):
+                    when = 0.0
+                by_env.setdefault(env, []).append((when, ref))
+            drop: list[str] = []
+            for items in by_env.values():
+                items.sort(reverse=True)
+                drop += [ref for _, ref in items[keep_last:]]
+            keep: set[str] = set()
+            for record in self.records():
+                if record.key in current_keys:
+                    keep.add(record.digest)
+            if not dry_run:
+                for ref in drop:
+                    self.untag(ref)
+            freed = self.gc(keep, untag=set(drop), dry_run=dry_run)
+            return GcResult(freed, tuple(sorted(drop)))
+
+    def gc(self, keep: set[str], *, untag: Collection[str] = (), dry_run: bool = False) -> int:
+        """Delete every blob not in ``keep``, not reachable from a tag (other than those in ``untag``), and not
+        the path list of a kept layer record; drop the key records whose layer blob went, and stale temp files.
+        Returns the bytes freed (with ``dry_run``, that would be freed; nothing is touched)."""
         freed = 0
         with self._locked(exclusive=True):
-            live = set(keep) | set(self.reachable(list(self.read_index().manifests)))
+            roots = [
+                d
+                for d in self.read_index().manifests
+                if (d.annotations or {}).get(ANNOTATION_REF_NAME) not in untag
+            ]
+            live = set(keep) | set(self.reachable(roots))
             records = []
             for path in self.keys_dir.glob("*/*.json"):
                 try:
                     records.append((path, self._read_record(path)))
                 except Exception:
-                    path.unlink(missing_ok=True)
+                    if not dry_run:
+                        path.unlink(missing_ok=True)
             for _, record in records:
                 if record.digest in live and record.paths_digest:
                     live.add(record.paths_digest)
@@ -510,12 +548,14 @@ class Store:
                 if "sha256:" + blob.name not in live:
                     with contextlib.suppress(FileNotFoundError):
                         size = blob.lstat().st_size
-                        blob.unlink()
+                        if not dry_run:
+                            blob.unlink()
                         freed += size
-            for path, record in records:
-                if record.digest not in live:
-                    path.unlink(missing_ok=True)
-            freed += self.clean_tmp()
+            if not dry_run:
+                for path, record in records:
+                    if record.digest not in live:
+                        path.unlink(missing_ok=True)
+            freed += self.clean_tmp(dry_run=dry_run)
         return freed
 
     def disk_usage(self) -> int:

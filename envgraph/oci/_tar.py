@@ -13,8 +13,8 @@ The bytes depend only on the entries, never on the host, the locale, creation or
 - symlinks keep their target; a file reachable under several paths (same inode) is written once and
   the later paths as tar hard links to the first-sorted one; devices, fifos and sockets are refused.
 
-:data:`FORMAT_ID` names this byte format: put it (and :func:`layer_mtime`) into layer cache keys and
-bump it whenever the output of this module changes for the same input.
+:data:`envgraph.identity.TAR_FORMAT` names this byte format (it and the mtime are in every layer key): bump
+it whenever the output of this module changes for the same input.
 """
 
 from __future__ import annotations
@@ -30,24 +30,16 @@ from typing import BinaryIO, Literal
 import attrs
 
 from envgraph.errors import BuildError
+from envgraph.identity import layer_mtime
 
 __all__ = [
-    "DEFAULT_MTIME",
-    "FORMAT_ID",
     "EntryKind",
     "LayerEntry",
     "TarStream",
-    "layer_mtime",
     "normalize_prefix",
     "tar_directory",
     "write_tar",
 ]
-
-DEFAULT_MTIME = 0
-"""mtime of every entry when ``SOURCE_DATE_EPOCH`` is unset (the Unix epoch, like nixpkgs)."""
-
-FORMAT_ID = "pax-sorted-v1"
-"""Identifies the tar byte format; part of layer keys."""
 
 EntryKind = Literal["dir", "file", "symlink", "hardlink"]
 
@@ -55,20 +47,6 @@ _DIR_MODE = 0o755
 _EXEC_MODE = 0o755
 _FILE_MODE = 0o644
 _LINK_MODE = 0o777
-
-
-def layer_mtime() -> int:
-    """``int(SOURCE_DATE_EPOCH)`` when set (and non-empty), else :data:`DEFAULT_MTIME`."""
-    raw = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if not raw:
-        return DEFAULT_MTIME
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BuildError(f"SOURCE_DATE_EPOCH must be an integer number of seconds, got {raw!r}") from None
-    if value < 0:
-        raise BuildError(f"SOURCE_DATE_EPOCH must not be negative, got {raw!r}")
-    return value
 
 
 def _check_path(path: str) -> str:

@@ -25,49 +25,39 @@ import json
 import threading
 from typing import Any, Literal
 
-import attrs
-
 from envgraph._convert import structure, unstructure
 from envgraph._hashing import canonical_json, sha256_digest
 from envgraph.errors import EnvgraphError, RegistryError
-from envgraph.oci._compress import Compression, Decompressor, compression_of_media_type
-from envgraph.oci._image import Descriptor
+from envgraph.identity import (
+    ANNOTATION_LAYER_KEY,
+    LAYER_ARTIFACT_TYPE,
+    MEDIA_TYPE_MANIFEST,
+    PATHS_MEDIA_TYPE,
+    Compression,
+    compression_of_media_type,
+)
+from envgraph.identity import cache_tag as _cache_tag
+from envgraph.oci._compress import Decompressor
+from envgraph.oci._known_blobs import KnownBlobs
+from envgraph.oci._model import Descriptor
 from envgraph.oci._store import LayerRecord, Store
-from envgraph.registry._client import OCI_MANIFEST, Counters, RegistryClient
-from envgraph.registry._pull import open_client
-from envgraph.registry._push import KnownBlobs, parse_repository, push_blob
+from envgraph.registry._client import RegistryClient
+from envgraph.registry._push import parse_repository
+from envgraph.registry._stats import CacheStats
+from envgraph.registry._transfer import fetch_blob, open_client, push_blob
 
-__all__ = [
-    "RegistryCache",
-    "CacheStats",
-    "LAYER_ARTIFACT_TYPE",
-    "PATHS_MEDIA_TYPE",
-    "cache_tag",
-    "entry_manifest",
-]
+__all__ = ["RegistryCache", "entry_manifest"]
 
-LAYER_ARTIFACT_TYPE = "application/vnd.envgraph.layer.v1+json"
-PATHS_MEDIA_TYPE = "application/vnd.envgraph.layer.paths.v1+json"
-ANNOTATION_KEY = "dev.envgraph.layer.key"
 MAX_RECORD_BYTES = 64 << 10
 
 Mode = Literal["read", "readwrite"]
 
 
 def cache_tag(key: str) -> str:
-    hexpart = key.removeprefix("sha256:")
-    if len(hexpart) < 64 or any(c not in "0123456789abcdef" for c in hexpart[:64]):
-        raise RegistryError(f"invalid layer key {key!r}")
-    return "key-" + hexpart[:64]
-
-
-@attrs.define
-class CacheStats(Counters):
-    hits: int = 0
-    misses: int = 0
-    published: int = 0
-    already_published: int = 0
-    bytes_fetched: int = 0
+    try:
+        return _cache_tag(key)
+    except ValueError:
+        raise RegistryError(f"invalid layer key {key!r}") from None
 
 
 def _descriptor_json(d: Descriptor) -> dict[str, Any]:
@@ -82,7 +72,7 @@ def entry_manifest(record: LayerRecord, record_blob: bytes, paths_size: int | No
         layers.append({"mediaType": PATHS_MEDIA_TYPE, "digest": record.paths_digest, "size": paths_size})
     doc = {
         "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
+        "mediaType": MEDIA_TYPE_MANIFEST,
         "artifactType": LAYER_ARTIFACT_TYPE,
         "config": {
             "mediaType": LAYER_ARTIFACT_TYPE,
@@ -90,7 +80,7 @@ def entry_manifest(record: LayerRecord, record_blob: bytes, paths_size: int | No
             "size": len(record_blob),
         },
         "layers": layers,
-        "annotations": {ANNOTATION_KEY: record.key},
+        "annotations": {ANNOTATION_LAYER_KEY: record.key},
     }
     return canonical_json(doc)
 
@@ -173,7 +163,7 @@ class RegistryCache:
         with self._known_lock:
             known = self._known.get(str(store.root))
             if known is None:
-                known = self._known[str(store.root)] = KnownBlobs(store)
+                known = self._known[str(store.root)] = store.known_blobs()
             return known
 
     def _fail(self, what: str, err: EnvgraphError | str) -> RegistryError:
@@ -185,11 +175,11 @@ class RegistryCache:
         """The layer for ``key`` from the cache into ``store`` (verified), or None on a miss."""
         tag = cache_tag(key)
         try:
-            digest = self.client.manifest_exists(self.repo, tag, [OCI_MANIFEST])
+            digest = self.client.manifest_exists(self.repo, tag, [MEDIA_TYPE_MANIFEST])
             if digest is None:
                 self.stats.add(misses=1)
                 return None
-            body, _, _ = self.client.get_manifest(self.repo, digest, [OCI_MANIFEST])
+            body, _, _ = self.client.get_manifest(self.repo, digest, [MEDIA_TYPE_MANIFEST])
             record, layer, paths = self._parse_entry(key, body)
             self._download_layer(layer, record, store)
             if paths is not None:
@@ -261,8 +251,6 @@ class RegistryCache:
         self.stats.add(bytes_fetched=layer.size)
 
     def _download_small(self, desc: Descriptor, store: Store) -> None:
-        from envgraph.registry._pull import fetch_blob
-
         if fetch_blob(self.client, self.repo, desc, store):
             self.stats.add(bytes_fetched=desc.size)
 
@@ -285,7 +273,7 @@ class RegistryCache:
         body = entry_manifest(record, record_blob, paths_size)
         known = self._known_for(store)
         try:
-            if self.client.manifest_exists(self.repo, tag, [OCI_MANIFEST]) == sha256_digest(body):
+            if self.client.manifest_exists(self.repo, tag, [MEDIA_TYPE_MANIFEST]) == sha256_digest(body):
                 self.stats.add(already_published=1)
                 return
             push_blob(self.client, self.repo, record.descriptor(), store, known)
@@ -303,7 +291,7 @@ class RegistryCache:
                 self.client.upload_blob(
                     self.repo, record_digest, len(record_blob), lambda: io.BytesIO(record_blob)
                 )
-            self.client.put_manifest(self.repo, tag, body, OCI_MANIFEST)
+            self.client.put_manifest(self.repo, tag, body, MEDIA_TYPE_MANIFEST)
         except RegistryError as err:
             raise self._fail(f"publishing layer {record.key[:19]}", err) from None
         finally:

@@ -21,9 +21,7 @@ again). All failures the user can act on are one-line :class:`~envgraph.errors.R
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,152 +29,28 @@ from contextlib import AbstractContextManager, suppress
 from typing import IO, Any, Literal, cast
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-import attrs
 import requests
 
-from envgraph._hashing import CHUNK, hex_of, sha256_digest, stream_sha256
+from envgraph._hashing import CHUNK, is_digest, sha256_digest, stream_sha256
 from envgraph.errors import RegistryError
+from envgraph.identity import MANIFEST_ACCEPT
 from envgraph.registry._auth import Authenticator, AuthFailed, Credentials, repository_scope
+from envgraph.registry._reference import DOCKER_HUB, DOCKER_HUB_API, TAG_RE
+from envgraph.registry._stats import RegistryStats
 
-__all__ = [
-    "OCI_MANIFEST",
-    "OCI_INDEX",
-    "DOCKER_MANIFEST",
-    "DOCKER_MANIFEST_LIST",
-    "MANIFEST_MEDIA_TYPES",
-    "Reference",
-    "RegistryStats",
-    "RegistryClient",
-    "is_local_host",
-]
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-MANIFEST_MEDIA_TYPES = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST)
+__all__ = ["PushOutcome", "RegistryClient"]
 
 MAX_MANIFEST_BYTES = 4 << 20  # the OCI distribution spec's minimum a registry must accept
 DEFAULT_TIMEOUT = (10.0, 120.0)  # connect, read
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-DOCKER_HUB = "docker.io"
-DOCKER_HUB_API = "registry-1.docker.io"
-
-_REPO_RE = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 
 PushOutcome = Literal["skipped", "mounted", "uploaded"]
 
 
-def _is_digest(ref: str) -> bool:
-    return bool(_DIGEST_RE.match(ref))
-
-
 def _check_digest(digest: str) -> str:
-    if not _is_digest(digest):
+    if not is_digest(digest):
         raise RegistryError(f"not a sha256 digest: {digest!r}")
-    hex_of(digest)
     return digest
-
-
-def is_local_host(host: str) -> bool:
-    """``localhost``, ``127.x.y.z`` or ``::1``, with or without a port: plain HTTP is acceptable there."""
-    name = host
-    if name.startswith("["):
-        name = name[1 : name.find("]")]
-    elif name.count(":") == 1:
-        name = name.split(":", 1)[0]
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-@attrs.frozen
-class Reference:
-    """``host/repository[:tag][@digest]``; a name without a registry host means Docker Hub."""
-
-    host: str
-    repository: str
-    tag: str | None = None
-    digest: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> Reference:
-        original = text
-        text = re.sub(r"^(?:https?|docker)://", "", text.strip())
-        digest: str | None = None
-        if "@" in text:
-            text, digest = text.split("@", 1)
-            if not _is_digest(digest):
-                raise RegistryError(
-                    f"invalid image reference {original!r}: {digest!r} is not a sha256 digest"
-                )
-        first, sep, rest = text.partition("/")
-        if sep and ("." in first or ":" in first or first == "localhost"):
-            host, remainder = first, rest
-        else:
-            host, remainder = DOCKER_HUB, text
-        tag: str | None = None
-        name, colon, maybe_tag = remainder.rpartition(":")
-        if colon and "/" not in maybe_tag:
-            remainder, tag = name, maybe_tag
-            if not _TAG_RE.match(tag):
-                raise RegistryError(f"invalid image reference {original!r}: bad tag {tag!r}")
-        if host == DOCKER_HUB and "/" not in remainder:
-            remainder = "library/" + remainder
-        if not remainder or not _REPO_RE.match(remainder):
-            raise RegistryError(
-                f"invalid image reference {original!r}: repository {remainder!r} must be lower-case "
-                "letters, digits and separators (host:port/name[:tag])"
-            )
-        return cls(host, remainder, tag, digest)
-
-    @property
-    def ref(self) -> str:
-        """What to ask the manifests endpoint for: the digest, else the tag, else ``latest``."""
-        return self.digest or self.tag or "latest"
-
-    def __str__(self) -> str:
-        out = f"{self.host}/{self.repository}"
-        if self.tag:
-            out += f":{self.tag}"
-        if self.digest:
-            out += f"@{self.digest}"
-        return out
-
-
-@attrs.define
-class Counters:
-    """Integer counters that several threads may update; subclasses declare the fields."""
-
-    _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False, eq=False)
-
-    def add(self, **counts: int) -> None:
-        with self._lock:
-            for name, n in counts.items():
-                setattr(self, name, getattr(self, name) + n)
-
-    def as_dict(self) -> dict[str, int]:
-        with self._lock:
-            return {
-                f.name: getattr(self, f.name) for f in attrs.fields(type(self)) if not f.name.startswith("_")
-            }
-
-
-@attrs.define
-class RegistryStats(Counters):
-    """Counters for tests and push summaries."""
-
-    bytes_uploaded: int = 0
-    blobs_uploaded: int = 0
-    blobs_mounted: int = 0
-    blobs_skipped: int = 0
-    bytes_downloaded: int = 0
-    requests: int = 0
 
 
 class _Transient(RegistryError):
@@ -274,7 +148,7 @@ def _with_query(url: str, **params: str) -> str:
 
 
 def _ref_str(repo: str, ref: str) -> str:
-    return f"{repo}@{ref}" if _is_digest(ref) else f"{repo}:{ref}"
+    return f"{repo}@{ref}" if is_digest(ref) else f"{repo}:{ref}"
 
 
 class RegistryClient:
@@ -664,9 +538,9 @@ class RegistryClient:
     def put_manifest(self, repo: str, ref: str, body: bytes, media_type: str) -> str:
         """PUT a manifest under a tag or its digest; returns its digest."""
         digest = sha256_digest(body)
-        if _is_digest(ref) and ref != digest:
+        if is_digest(ref) and ref != digest:
             raise RegistryError(f"manifest for {repo} hashes to {digest}, not to the reference {ref}")
-        if not _is_digest(ref) and not _TAG_RE.match(ref):
+        if not is_digest(ref) and not TAG_RE.match(ref):
             raise RegistryError(f"invalid tag {ref!r}")
         name = _ref_str(repo, ref)
         what = f"pushing manifest {name}"
@@ -690,7 +564,7 @@ class RegistryClient:
         return digest
 
     def _manifest_headers(self, accept: list[str] | tuple[str, ...] | None) -> dict[str, str]:
-        return {"Accept": ", ".join(accept or MANIFEST_MEDIA_TYPES)}
+        return {"Accept": ", ".join(accept or MANIFEST_ACCEPT)}
 
     def get_manifest(
         self, repo: str, ref: str, accept: list[str] | tuple[str, ...] | None = None
@@ -724,7 +598,7 @@ class RegistryClient:
         finally:
             resp.close()
         digest = sha256_digest(body)
-        expected = ref if _is_digest(ref) else (echoed if echoed and echoed.startswith("sha256:") else None)
+        expected = ref if is_digest(ref) else (echoed if echoed and echoed.startswith("sha256:") else None)
         if expected and expected != digest:
             raise RegistryError(
                 f"manifest {name} from {self.host} failed verification: its bytes hash to {digest}"
@@ -754,25 +628,11 @@ class RegistryClient:
         if resp.status_code != 200:
             raise self._fail(resp, what)
         echoed = resp.headers.get("Docker-Content-Digest")
-        if _is_digest(ref):
+        if is_digest(ref):
             return ref
-        if echoed and _is_digest(echoed):
+        if echoed and is_digest(echoed):
             return echoed
         return self.get_manifest(repo, ref, accept)[2]
-
-    def delete_manifest(self, repo: str, digest: str) -> bool:
-        """DELETE a manifest by digest (needs ``delete: enabled`` on the registry); False when absent."""
-        _check_digest(digest)
-        what = f"deleting manifest {repo}@{digest}"
-        resp = self._request(
-            "DELETE", self._url(repo, "manifests", digest), scopes=self._push(repo), what=what
-        )
-        resp.close()
-        if resp.status_code == 404:
-            return False
-        if resp.status_code != 202:
-            raise self._fail(resp, what)
-        return True
 
     def list_tags(self, repo: str, page_size: int = 1000) -> list[str]:
         """All tags of ``repo`` (following ``Link`` pagination); empty when the repository does not exist."""

@@ -6,48 +6,30 @@ push, or the rest of an interrupted one, uploads nothing that arrived), mounted 
 of the same registry when we know one that holds it, and uploaded otherwise; blobs go up in parallel and
 manifests last, once every blob they name is there.
 
-Where blobs were seen is remembered in ``<store>/registry-blobs.json`` (host -> digest -> repository),
-written by pushes and by the registry cache (:mod:`envgraph.registry._cache`), so that pushing to a new repository
-mounts the layers a cache repository of the same registry already holds instead of uploading them.
+Where blobs were seen is remembered in the store (:class:`envgraph.oci._known_blobs.KnownBlobs`), so that
+pushing to a new repository mounts the layers a cache repository of the same registry already holds.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Literal
 
 import attrs
-import click
 
 from envgraph.errors import EnvgraphError, RegistryError
-from envgraph.oci._image import Descriptor, Manifest, from_json
+from envgraph.identity import image_tag, registry_tag
+from envgraph.oci._model import Descriptor, Manifest, from_json
 from envgraph.oci._store import Store
-from envgraph.registry._client import Reference, RegistryClient
-from envgraph.registry._pull import open_client
+from envgraph.registry._client import RegistryClient
+from envgraph.registry._reference import Reference
+from envgraph.registry._transfer import open_client, push_blob
 
-if TYPE_CHECKING:
-    from envgraph.workspace import Workspace
+__all__ = ["PushedImage", "BlobEvent", "BlobOutcome", "parse_repository", "push_images"]
 
-__all__ = [
-    "KnownBlobs",
-    "PushedImage",
-    "BlobEvent",
-    "parse_repository",
-    "push_images",
-    "human",
-    "PlainPushProgress",
-    "RichPushProgress",
-    "push_progress",
-]
-
-KNOWN_BLOBS_FILE = "registry-blobs.json"
-MAX_KNOWN_PER_HOST = 200_000
+BlobOutcome = Literal["planned", "skipped", "mounted", "uploaded"]
 
 
 @attrs.frozen
@@ -67,7 +49,7 @@ class BlobEvent:
 
     digest: str
     size: int
-    outcome: str  # "planned" (once, before any upload: done 0), "skipped", "mounted", "uploaded"
+    outcome: BlobOutcome  # "planned": once, before any upload (done 0)
     done: int
     total: int
 
@@ -78,104 +60,6 @@ def parse_repository(text: str, what: str = "--registry") -> Reference:
     if ref.tag or ref.digest:
         raise RegistryError(f"{what} takes HOST[:PORT]/REPO without a tag or digest, got {text!r}")
     return ref
-
-
-class KnownBlobs:
-    """``<store>/registry-blobs.json``: for each registry host, which repository holds which blob.
-
-    Only a hint for cross-repository mounts: a wrong entry costs one mount attempt that falls back to an
-    upload. Updates merge with what other processes wrote (read-modify-write under a file lock)."""
-
-    def __init__(self, store: Store) -> None:
-        self.path = store.root / KNOWN_BLOBS_FILE
-        self._lock_path = store.root / "tmp" / (KNOWN_BLOBS_FILE + ".lock")
-        self._tmp_dir = store.tmp_dir
-        self._mutex = threading.Lock()
-        self._data: dict[str, dict[str, str]] = self._read()
-        self._new: dict[str, dict[str, str]] = {}
-
-    def _read(self) -> dict[str, dict[str, str]]:
-        try:
-            data = json.loads(self.path.read_bytes())
-        except (FileNotFoundError, ValueError, OSError):
-            return {}
-        if not isinstance(data, dict):
-            return {}
-        return {
-            str(h): {str(d): str(r) for d, r in m.items()} for h, m in data.items() if isinstance(m, dict)
-        }
-
-    def where(self, host: str, digest: str) -> str | None:
-        with self._mutex:
-            return self._data.get(host, {}).get(digest)
-
-    def saw(self, host: str, digest: str, repo: str) -> None:
-        with self._mutex:
-            if self._data.get(host, {}).get(digest) == repo:
-                return
-            self._data.setdefault(host, {})[digest] = repo
-            self._new.setdefault(host, {})[digest] = repo
-
-    def save(self) -> None:
-        """Merge what this process learnt into the file (atomically); errors here never fail a push."""
-        with self._mutex:
-            new, self._new = self._new, {}
-        if not new:
-            return
-        import fcntl
-
-        with contextlib.suppress(OSError):
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                merged = self._read()
-                for host, blobs in new.items():
-                    entry = merged.setdefault(host, {})
-                    entry.update(blobs)
-                    if len(entry) > MAX_KNOWN_PER_HOST:  # oldest first in insertion order
-                        for digest in list(entry)[: len(entry) - MAX_KNOWN_PER_HOST]:
-                            del entry[digest]
-                tmp_fd, tmp_name = tempfile.mkstemp(dir=self._tmp_dir, prefix=KNOWN_BLOBS_FILE, suffix=".tmp")
-                with os.fdopen(tmp_fd, "w", encoding="utf-8") as f:
-                    json.dump(merged, f, sort_keys=True, separators=(",", ":"))
-                os.replace(tmp_name, self.path)
-                with self._mutex:
-                    for host, blobs in merged.items():
-                        self._data.setdefault(host, {}).update(blobs)
-            finally:
-                os.close(fd)
-
-
-def push_blob(
-    client: RegistryClient,
-    repo: str,
-    desc: Descriptor,
-    store: Store,
-    known: KnownBlobs | None,
-    mount_candidates: Iterable[str] = (),
-) -> str:
-    """Make ``desc`` present in ``repo``: skip, mount (from where we saw it) or upload. Returns the outcome."""
-    sources: list[str] = []
-    seen_in = known.where(client.host, desc.digest) if known else None
-    if seen_in and seen_in != repo:
-        sources.append(seen_in)
-    sources += [r for r in mount_candidates if r != repo and r not in sources]
-    outcome: str | None = None
-    if sources:
-        if client.blob_exists(repo, desc.digest):
-            client.stats.add(blobs_skipped=1)
-            outcome = "skipped"
-        else:
-            for source in sources[:3]:
-                with contextlib.suppress(RegistryError):  # no access to the source: upload instead
-                    if client.mount_blob(repo, desc.digest, source):
-                        outcome = "mounted"
-                        break
-    if outcome is None:
-        outcome = client.push_blob(repo, desc.digest, desc.size, lambda: store.open_blob(desc.digest))
-    if known is not None:
-        known.saw(client.host, desc.digest, repo)
-    return outcome
 
 
 def _image_blobs(store: Store, env: str, desc: Descriptor) -> list[Descriptor]:
@@ -193,9 +77,8 @@ def _image_blobs(store: Store, env: str, desc: Descriptor) -> list[Descriptor]:
 
 
 def push_images(
-    ws: Workspace,
-    envs: Iterable[str],
-    pipelines: Iterable[str],
+    store: Store,
+    images: Sequence[tuple[str, str]],
     registry_ref: str,
     *,
     insecure: bool = False,
@@ -204,38 +87,30 @@ def push_images(
     client: RegistryClient | None = None,
     mount_from: Iterable[str] = (),
 ) -> list[PushedImage]:
-    """Push the selected envs' built images to ``registry_ref`` (``HOST[:PORT]/REPO``)."""
+    """Push the built images of ``images`` ((env, drv) pairs) to ``registry_ref`` (``HOST[:PORT]/REPO``),
+    tagged ``<env>-<drv12>`` and ``<env>``."""
     target = parse_repository(registry_ref)
     repo = target.repository
-    envs, pipelines = list(envs), list(pipelines)
-    plan = ws.plan(envs, pipelines)  # fails on unknown names, missing or stale lockfiles
-    wanted = set(envs)  # the plan adds ancestors; push only what was asked for (all when nothing was)
-    for p in pipelines:
-        wanted.update(ws.spec.pipeline[p].steps.values())
-    store = ws.open_store()
     tags = store.tags()
-    images: list[tuple[str, str, Descriptor, list[Descriptor]]] = []
-    for img in plan.images:
-        if wanted and img.env not in wanted:
-            continue
-        desc = tags.get(img.tag)
+    todo: list[tuple[str, str, Descriptor, list[Descriptor]]] = []
+    for env, drv in images:
+        desc = tags.get(image_tag(env, drv))
         if desc is None:
-            raise EnvgraphError(f"env {img.env} is not built: run `envgraph build`")
-        drv12 = img.drv.removeprefix("sha256:")[:12]
-        images.append((img.env, drv12, desc, _image_blobs(store, img.env, desc)))
+            raise EnvgraphError(f"env {env} is not built: run `envgraph build`")
+        todo.append((env, registry_tag(env, drv), desc, _image_blobs(store, env, desc)))
 
     own = client is None
     cl = client or open_client(target.host, insecure=insecure)
-    known = KnownBlobs(store)
+    known = store.known_blobs()
     try:
         cl.ping()
         owner: dict[str, str] = {}  # digest -> first env that needs it (counted there)
         unique: dict[str, Descriptor] = {}
-        for env, _, _, blobs in images:
+        for env, _, _, blobs in todo:
             for b in blobs:
                 owner.setdefault(b.digest, env)
                 unique.setdefault(b.digest, b)
-        outcomes: dict[str, str] = {}
+        outcomes: dict[str, BlobOutcome] = {}
         lock = threading.Lock()
         total = len(unique)
 
@@ -262,9 +137,9 @@ def push_images(
             known.save()
 
         results: list[PushedImage] = []
-        for env, drv12, desc, blobs in images:
+        for env, pushed_tag, desc, blobs in todo:
             body = store.read_blob(desc.digest)
-            for tag in (f"{env}-{drv12}", env):
+            for tag in (pushed_tag, env):
                 cl.put_manifest(repo, tag, body, desc.media_type)
             counts = {"uploaded": 0, "mounted": 0, "skipped": 0}
             uploaded_bytes = 0
@@ -276,7 +151,7 @@ def push_images(
             results.append(
                 PushedImage(
                     env=env,
-                    reference=f"{target.host}/{repo}:{env}-{drv12}",
+                    reference=f"{target.host}/{repo}:{pushed_tag}",
                     digest=desc.digest,
                     bytes_uploaded=uploaded_bytes,
                     blobs_uploaded=counts["uploaded"],
@@ -288,64 +163,3 @@ def push_images(
     finally:
         if own:
             cl.close()
-
-
-def human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"  # pragma: no cover
-
-
-class PlainPushProgress:
-    """One line per blob uploaded or mounted (blobs already there are only counted in the summary)."""
-
-    def __init__(self, out: Any) -> None:
-        self.out = out
-        self.lock = threading.Lock()
-
-    def __call__(self, ev: BlobEvent) -> None:
-        if ev.outcome in ("skipped", "planned"):
-            return
-        with self.lock:
-            click.echo(
-                f"[{ev.done}/{ev.total}] {ev.outcome} {ev.digest[:19]} {human(ev.size)}", file=self.out
-            )
-
-    def close(self) -> None:
-        pass
-
-
-class RichPushProgress:
-    """A bar of blobs present in the target (done/total) with the bytes uploaded so far, on a terminal."""
-
-    def __init__(self, out: Any) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(
-            TextColumn("blobs"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[uploaded]}"),
-            TimeElapsedColumn(), console=Console(file=out), transient=True,
-        )  # fmt: skip
-        self.task: Any = None
-        self.uploaded = 0
-        self.lock = threading.Lock()
-
-    def __call__(self, ev: BlobEvent) -> None:
-        with self.lock:
-            if self.task is None:
-                self.progress.start()
-                self.task = self.progress.add_task("push", total=ev.total, uploaded="")
-            if ev.outcome == "uploaded":
-                self.uploaded += ev.size
-            self.progress.update(self.task, completed=ev.done, uploaded=f"{human(self.uploaded)} uploaded")
-
-    def close(self) -> None:
-        if self.task is not None:
-            self.progress.stop()
-
-
-def push_progress(out: Any) -> PlainPushProgress | RichPushProgress:
-    return RichPushProgress(out) if out.isatty() else PlainPushProgress(out)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from envgraph.builder._layers import InstallTarget, build_package_layer
+from envgraph.builder._layers import build_package_layer
 from envgraph.errors import BuildError
+from envgraph.identity import InstallTarget
 from envgraph.oci._store import Store
 from tests.support.wheels import make_wheel, record_hash
 

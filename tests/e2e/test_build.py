@@ -26,9 +26,9 @@ import pytest
 import envgraph
 from envgraph.debian._rootfs import DebianRootfs
 from envgraph.errors import SpecError
+from envgraph.identity import DEFAULT_MTIME
 from envgraph.oci._image import read_config, read_manifest
 from envgraph.oci._store import LayerRecord, Store
-from envgraph.oci._tar import DEFAULT_MTIME
 from tests.conftest import BUILD_HEADER as SCRATCH_HEADER
 from tests.conftest import SCRATCH_PYTHON as PYTHON
 from tests.support.wheels import make_wheel, standard_wheels

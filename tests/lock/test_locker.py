@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 import envgraph
 from envgraph._convert import structure, unstructure
 from envgraph.errors import ResolutionError
-from envgraph.lock._lockfile import dumps, env_drv
+from envgraph.identity import derivation
+from envgraph.lock._lockfile import dumps
 from envgraph.lock._model import FilePin, LockedPackage, Lockfile, ParentRef, Resolver, Wheel
 from tests.support.wheels import make_wheel
 
@@ -334,8 +335,10 @@ def test_drv_ignores_order_but_not_content(
     pkgs: list[LockedPackage], environment: dict[str, str], rnd
 ) -> None:
     def drv(ps, env):
-        return env_drv(env="e", source="s", packages=ps, merged=(), environment=env, files=(), workdir=None,
-                       entrypoint=None, cmd=None, python="3.11", platform="linux/amd64")  # fmt: skip
+        triples = [(p.name, p.version, p.wheel.sha256) for p in ps]
+        return derivation(env="e", source="s", packages=triples, merged=(), environment=env, files=(),
+                          workdir=None, entrypoint=None, cmd=None, python="3.11", platform="linux/amd64",
+                          bytecode=False)  # fmt: skip
 
     shuffled = list(pkgs)
     rnd.shuffle(shuffled)

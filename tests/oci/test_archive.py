@@ -15,6 +15,7 @@ import pytest
 
 from envgraph._hashing import canonical_json, sha256_digest
 from envgraph.errors import HashMismatchError, StoreError
+from envgraph.identity import MEDIA_TYPE_LAYER_TAR, Compression
 from envgraph.oci._archive import (
     export_docker_archive,
     export_oci_archive,
@@ -22,9 +23,9 @@ from envgraph.oci._archive import (
     import_oci_archive,
     import_oci_layout,
 )
-from envgraph.oci._compress import MEDIA_TYPE_LAYER_TAR, Compression
-from envgraph.oci._image import Descriptor, ImageConfigSpec, read_config, read_manifest, to_json, write_image
+from envgraph.oci._image import ImageConfigSpec, read_config, read_manifest, write_image
 from envgraph.oci._layer import layer_from_directory
+from envgraph.oci._model import Descriptor, to_json
 from envgraph.oci._store import Store
 
 skopeo = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed (CI installs it)")

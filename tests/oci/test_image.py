@@ -11,24 +11,26 @@ import pytest
 
 from envgraph._hashing import sha256_digest
 from envgraph.errors import BuildError, StoreError
-from envgraph.oci._compress import MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST, Compression
+from envgraph.identity import MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST, Compression
 from envgraph.oci._image import (
+    ImageConfigSpec,
+    ImageLayer,
+    chain_ids,
+    read_config,
+    read_manifest,
+    write_image,
+)
+from envgraph.oci._layer import layer_from_directory
+from envgraph.oci._model import (
     ContainerConfig,
     Descriptor,
     History,
     ImageConfig,
-    ImageConfigSpec,
-    ImageLayer,
     Platform,
     RootFS,
-    chain_ids,
     from_json,
-    read_config,
-    read_manifest,
     to_json,
-    write_image,
 )
-from envgraph.oci._layer import layer_from_directory
 from envgraph.oci._store import Store
 
 SPEC = ImageConfigSpec(

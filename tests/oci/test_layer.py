@@ -16,24 +16,16 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from envgraph.oci._compress import (
+from envgraph.identity import (
     GZIP_LEVEL,
     MEDIA_TYPE_LAYER_GZIP,
     MEDIA_TYPE_LAYER_TAR,
     MEDIA_TYPE_LAYER_ZSTD,
     Compression,
-    Compressor,
-    Decompressor,
-    open_decompressed,
-    sniff_compression,
-)
-from envgraph.oci._layer import (
     layer_format,
-    layer_from_directory,
-    layer_from_tarstream,
-    record_layer,
-    write_layer,
 )
+from envgraph.oci._compress import Compressor, Decompressor, open_decompressed, sniff_compression
+from envgraph.oci._layer import layer_from_directory, layer_from_tarstream, record_layer, write_layer
 from envgraph.oci._store import Store
 from envgraph.oci._tar import tar_directory
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from envgraph.errors import HashMismatchError, StoreError
-from envgraph.oci._image import ANNOTATION_REF_NAME, Descriptor
+from envgraph.identity import ANNOTATION_REF_NAME
+from envgraph.oci._model import Descriptor
 from envgraph.oci._store import LayerRecord, Store
 
 MT = "application/vnd.oci.image.layer.v1.tar"

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from envgraph._hashing import tree_sha256
 from envgraph.errors import BuildError
-from envgraph.oci._tar import DEFAULT_MTIME, LayerEntry, layer_mtime, tar_directory, write_tar
+from envgraph.identity import DEFAULT_MTIME, layer_mtime
+from envgraph.oci._tar import LayerEntry, tar_directory, write_tar
 
 # --- generated trees -----------------------------------------------------------------------------------
 

@@ -12,10 +12,11 @@ import pytest
 
 import envgraph
 from envgraph.errors import RegistryError
+from envgraph.identity import LAYER_ARTIFACT_TYPE, MEDIA_TYPE_MANIFEST
+from envgraph.oci._known_blobs import KNOWN_BLOBS_FILE
 from envgraph.oci._store import Store
-from envgraph.registry._cache import LAYER_ARTIFACT_TYPE, RegistryCache, cache_tag
-from envgraph.registry._client import OCI_MANIFEST, RegistryClient
-from envgraph.registry._push import KNOWN_BLOBS_FILE, push_images
+from envgraph.registry._cache import RegistryCache, cache_tag
+from envgraph.registry._client import RegistryClient
 from envgraph.workspace import Workspace
 from tests.registry.test_push import BODY, HEADER
 from tests.support.registry import RunningRegistry
@@ -98,9 +99,9 @@ def test_entry_format(project: Path, registry: RunningRegistry, tmp_path: Path) 
     assert ws.build(cache=cache).ok
     record = ws.open_store().records()[0]
     client = RegistryClient(registry.host, insecure=True)
-    body, media_type, _ = client.get_manifest(repo, cache_tag(record.key), [OCI_MANIFEST])
+    body, media_type, _ = client.get_manifest(repo, cache_tag(record.key), [MEDIA_TYPE_MANIFEST])
     doc = json.loads(body)
-    assert media_type == OCI_MANIFEST
+    assert media_type == MEDIA_TYPE_MANIFEST
     assert doc["artifactType"] == LAYER_ARTIFACT_TYPE
     assert doc["config"]["mediaType"] == LAYER_ARTIFACT_TYPE
     assert doc["layers"][0] == {"mediaType": record.media_type, "digest": record.digest, "size": record.size}
@@ -221,9 +222,7 @@ def test_push_mounts_layers_from_the_cache_repository(
     known = json.loads((ws.store_path / KNOWN_BLOBS_FILE).read_text())
     assert cache_repo in set(known[registry.host].values())
     client = RegistryClient(registry.host, insecure=True)
-    pushed = push_images(
-        ws, [], [], f"{registry.host}/{unique('push/from-cache')}", insecure=True, client=client
-    )
+    pushed = ws.push([], [], f"{registry.host}/{unique('push/from-cache')}", insecure=True, client=client)
     n_layers = len({k for img in ws.plan().images for k in img.layers})
     assert client.stats.blobs_mounted == n_layers
     assert client.stats.blobs_uploaded == len(pushed)  # only the image configs are new

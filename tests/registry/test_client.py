@@ -18,8 +18,10 @@ import pytest
 
 from envgraph._hashing import canonical_json, file_sha256, sha256_digest
 from envgraph.errors import RegistryError
+from envgraph.identity import MEDIA_TYPE_MANIFEST
 from envgraph.registry._auth import ENV_PASSWORD, ENV_USERNAME, Credentials
-from envgraph.registry._client import OCI_MANIFEST, Reference, RegistryClient
+from envgraph.registry._client import RegistryClient
+from envgraph.registry._reference import Reference
 
 if TYPE_CHECKING:
     from tests.support.registry import RunningRegistry
@@ -253,7 +255,7 @@ def _image(client: RegistryClient, repo: str) -> tuple[bytes, dict[str, object]]
     client.upload_blob(repo, layer_digest, len(layer), lambda: io.BytesIO(layer))
     manifest: dict[str, object] = {
         "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
+        "mediaType": MEDIA_TYPE_MANIFEST,
         "config": {
             "mediaType": "application/vnd.oci.image.config.v1+json",
             "digest": sha256_digest(config),
@@ -274,13 +276,17 @@ def test_manifest_round_trip(client: RegistryClient) -> None:
     repo = _repo("img")
     body, _ = _image(client, repo)
     assert client.manifest_exists(repo, "v1") is None
-    digest = client.put_manifest(repo, "v1", body, OCI_MANIFEST)
+    digest = client.put_manifest(repo, "v1", body, MEDIA_TYPE_MANIFEST)
     assert digest == sha256_digest(body)
-    assert client.get_manifest(repo, "v1") == (body, OCI_MANIFEST, digest)
-    assert client.get_manifest(repo, digest, accept=[OCI_MANIFEST]) == (body, OCI_MANIFEST, digest)
+    assert client.get_manifest(repo, "v1") == (body, MEDIA_TYPE_MANIFEST, digest)
+    assert client.get_manifest(repo, digest, accept=[MEDIA_TYPE_MANIFEST]) == (
+        body,
+        MEDIA_TYPE_MANIFEST,
+        digest,
+    )
     assert client.manifest_exists(repo, "v1") == digest
     assert client.manifest_exists(repo, digest) == digest
-    assert client.put_manifest(repo, "v2", body, OCI_MANIFEST) == digest
+    assert client.put_manifest(repo, "v2", body, MEDIA_TYPE_MANIFEST) == digest
     assert sorted(client.list_tags(repo)) == ["v1", "v2"]
     assert client.list_tags(_repo("none")) == []
 
@@ -293,7 +299,7 @@ def test_manifest_rejected_names_the_registry_error(client: RegistryClient) -> N
         {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": missing, "size": 3}
     ]
     with pytest.raises(RegistryError) as err:
-        client.put_manifest(repo, "broken", canonical_json(manifest), OCI_MANIFEST)
+        client.put_manifest(repo, "broken", canonical_json(manifest), MEDIA_TYPE_MANIFEST)
     message = str(err.value)
     assert "rejected manifest" in message and "MANIFEST_BLOB_UNKNOWN" in message and "\n" not in message
     assert client.manifest_exists(repo, "broken") is None

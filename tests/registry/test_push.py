@@ -14,20 +14,16 @@ import pytest
 from click.testing import CliRunner
 
 import envgraph
+from envgraph._ui import PlainPushProgress, RichPushProgress, push_progress
 from envgraph.errors import EnvgraphError, RegistryError
-from envgraph.oci._image import DEFAULT_PLATFORM, Index, Manifest, Platform, from_json, to_json
+from envgraph.identity import MEDIA_TYPE_INDEX
+from envgraph.oci._known_blobs import KNOWN_BLOBS_FILE
+from envgraph.oci._model import DEFAULT_PLATFORM, Index, Manifest, Platform, from_json, to_json
 from envgraph.oci._store import Store
 from envgraph.registry._auth import ENV_PASSWORD, ENV_USERNAME
-from envgraph.registry._client import OCI_INDEX, RegistryClient
-from envgraph.registry._pull import pull_env, pull_image
-from envgraph.registry._push import (
-    KNOWN_BLOBS_FILE,
-    BlobEvent,
-    PlainPushProgress,
-    RichPushProgress,
-    push_images,
-    push_progress,
-)
+from envgraph.registry._client import RegistryClient
+from envgraph.registry._push import BlobEvent
+from envgraph.registry._transfer import pull_image
 from envgraph.workspace import Workspace
 from tests.conftest import BUILD_HEADER as HEADER
 from tests.support.registry import RunningRegistry
@@ -71,7 +67,7 @@ def test_push_then_pull_back_gives_identical_digests(
     built: Workspace, registry: RunningRegistry, tmp_path: Path
 ) -> None:
     repo = unique("push/roundtrip")
-    pushed = push_images(built, [], [], f"{registry.host}/{repo}", insecure=True, jobs=4)
+    pushed = built.push([], [], f"{registry.host}/{repo}", insecure=True, jobs=4)
     expected = image_tags(built)
     assert {p.env: p.digest for p in pushed} == expected
     drv12 = {img.env: img.drv.removeprefix("sha256:")[:12] for img in built.plan().images}
@@ -97,22 +93,16 @@ def test_push_then_pull_back_gives_identical_digests(
         root = [src.tags()[f"{env}:latest"]]
         blobs = src.reachable(root)
         assert all(fresh.has_blob(d) and fresh.blob_size(d) == size for d, size in blobs.items())
-    # pull_env tags it like a build would.
-    other = Store.open(tmp_path / "other-store")
-    env, desc = pull_env(other, f"{registry.host}/{repo}:app", DEFAULT_PLATFORM, insecure=True)
-    assert env == "app"
-    assert other.tags()["app:latest"].digest == expected["app"]
-    assert other.tags()[f"app:{drv12['app']}"].digest == expected["app"]
 
 
 def test_second_push_uploads_nothing(built: Workspace, registry: RunningRegistry) -> None:
     repo = unique("push/again")
     first_client = RegistryClient(registry.host, insecure=True)
-    first = push_images(built, [], [], f"{registry.host}/{repo}", insecure=True, jobs=2, client=first_client)
+    first = built.push([], [], f"{registry.host}/{repo}", insecure=True, jobs=2, client=first_client)
     assert first_client.stats.bytes_uploaded == sum(p.bytes_uploaded for p in first) > 0
 
     client = RegistryClient(registry.host, insecure=True)
-    second = push_images(built, [], [], f"{registry.host}/{repo}", insecure=True, jobs=2, client=client)
+    second = built.push([], [], f"{registry.host}/{repo}", insecure=True, jobs=2, client=client)
     assert [p.digest for p in second] == [p.digest for p in first]
     assert client.stats.bytes_uploaded == 0
     assert client.stats.blobs_uploaded == 0
@@ -137,7 +127,7 @@ def test_interrupted_push_completes_without_reuploading(built: Workspace, regist
     assert client.manifest_exists(repo, "app") is None
 
     resumed = RegistryClient(registry.host, insecure=True)
-    push_images(built, ["app"], [], f"{registry.host}/{repo}", insecure=True, jobs=2, client=resumed)
+    built.push(["app"], [], f"{registry.host}/{repo}", insecure=True, jobs=2, client=resumed)
     assert resumed.stats.blobs_uploaded == len(manifest.layers) - 1
     assert resumed.stats.bytes_uploaded == sum(d.size for d in manifest.layers[1:])
     assert resumed.manifest_exists(repo, "app") == desc.digest
@@ -145,14 +135,12 @@ def test_interrupted_push_completes_without_reuploading(built: Workspace, regist
 
 def test_cross_repository_mount(built: Workspace, registry: RunningRegistry) -> None:
     first_repo, second_repo = unique("push/first"), unique("push/second")
-    push_images(built, [], [], f"{registry.host}/{first_repo}", insecure=True, jobs=2)
+    built.push([], [], f"{registry.host}/{first_repo}", insecure=True, jobs=2)
     known = json.loads((built.store_path / KNOWN_BLOBS_FILE).read_text())
     assert first_repo in set(known[registry.host].values())
 
     client = RegistryClient(registry.host, insecure=True)
-    second = push_images(
-        built, [], [], f"{registry.host}/{second_repo}", insecure=True, jobs=2, client=client
-    )
+    second = built.push([], [], f"{registry.host}/{second_repo}", insecure=True, jobs=2, client=client)
     assert client.stats.bytes_uploaded == 0
     assert client.stats.blobs_mounted > 0
     assert sum(p.blobs_mounted for p in second) == client.stats.blobs_mounted
@@ -163,11 +151,10 @@ def test_cross_repository_mount(built: Workspace, registry: RunningRegistry) -> 
 def test_mount_from_named_repository_without_history(built: Workspace, registry: RunningRegistry) -> None:
     """Without the local record, repositories the caller names are tried for mounts."""
     first_repo, second_repo = unique("push/named-a"), unique("push/named-b")
-    push_images(built, ["core"], [], f"{registry.host}/{first_repo}", insecure=True)
+    built.push(["core"], [], f"{registry.host}/{first_repo}", insecure=True)
     (built.store_path / KNOWN_BLOBS_FILE).unlink()
     client = RegistryClient(registry.host, insecure=True)
-    push_images(
-        built,
+    built.push(
         ["core"],
         [],
         f"{registry.host}/{second_repo}",
@@ -185,17 +172,17 @@ def test_push_unbuilt_env_is_one_line_error(
     ws = envgraph.load(make_project(BODY, header=HEADER))
     ws.lock()
     with pytest.raises(EnvgraphError, match=r"^env core is not built: run `envgraph build`$"):
-        push_images(ws, ["core"], [], f"{registry.host}/{unique('push/unbuilt')}", insecure=True)
+        ws.push(["core"], [], f"{registry.host}/{unique('push/unbuilt')}", insecure=True)
 
 
 def test_push_rejects_a_tagged_target(built: Workspace, registry: RunningRegistry) -> None:
     with pytest.raises(RegistryError, match="without a tag"):
-        push_images(built, [], [], f"{registry.host}/repo:v1", insecure=True)
+        built.push([], [], f"{registry.host}/repo:v1", insecure=True)
 
 
 def test_unreachable_registry_is_one_line_error(built: Workspace) -> None:
     with pytest.raises(RegistryError) as info:
-        push_images(built, [], [], "127.0.0.1:9/nothing", insecure=True)
+        built.push([], [], "127.0.0.1:9/nothing", insecure=True)
     message = str(info.value)
     assert "\n" not in message
     assert "127.0.0.1:9" in message and "not reachable" in message
@@ -209,7 +196,7 @@ def test_basic_auth_push_with_environment_credentials(
     monkeypatch.setenv(ENV_USERNAME, reg.username or "")
     monkeypatch.setenv(ENV_PASSWORD, reg.password or "")
     repo = unique("push/auth")
-    pushed = push_images(built, ["core"], [], f"{reg.host}/{repo}", insecure=True)
+    pushed = built.push(["core"], [], f"{reg.host}/{repo}", insecure=True)
     fresh = Store.open(tmp_path / "fresh")
     assert (
         pull_image(fresh, f"{reg.host}/{repo}:core", DEFAULT_PLATFORM, insecure=True).digest
@@ -218,7 +205,7 @@ def test_basic_auth_push_with_environment_credentials(
 
     monkeypatch.setenv(ENV_PASSWORD, "wrong")
     with pytest.raises(RegistryError, match="authentication to .* failed") as info:
-        push_images(built, ["core"], [], f"{reg.host}/{repo}", insecure=True)
+        built.push(["core"], [], f"{reg.host}/{repo}", insecure=True)
     assert "\n" not in str(info.value)
 
 
@@ -226,7 +213,7 @@ def test_pull_resolves_an_index_to_the_platform(
     built: Workspace, registry: RunningRegistry, tmp_path: Path
 ) -> None:
     repo = unique("pull/index")
-    pushed = {p.env: p for p in push_images(built, [], [], f"{registry.host}/{repo}", insecure=True)}
+    pushed = {p.env: p for p in built.push([], [], f"{registry.host}/{repo}", insecure=True)}
     store = built.open_store()
     core, app = store.tags()["core:latest"], store.tags()["app:latest"]
     index = Index(
@@ -236,7 +223,7 @@ def test_pull_resolves_an_index_to_the_platform(
         )
     )
     client = RegistryClient(registry.host, insecure=True)
-    client.put_manifest(repo, "multi", to_json(index), OCI_INDEX)
+    client.put_manifest(repo, "multi", to_json(index), MEDIA_TYPE_INDEX)
 
     fresh = Store.open(tmp_path / "fresh")
     amd = pull_image(fresh, f"{registry.host}/{repo}:multi", Platform("amd64", "linux"), insecure=True)
@@ -257,7 +244,7 @@ def test_pull_digest_mismatch_leaves_nothing(
     built: Workspace, registry: RunningRegistry, tmp_path: Path
 ) -> None:
     repo = unique("pull/corrupt")
-    (pushed,) = push_images(built, ["core"], [], f"{registry.host}/{repo}", insecure=True)
+    (pushed,) = built.push(["core"], [], f"{registry.host}/{repo}", insecure=True)
     store = built.open_store()
     manifest = from_json(store.read_blob(pushed.digest), Manifest)
     victim = max(manifest.layers, key=lambda d: d.size)
@@ -288,7 +275,7 @@ def test_pull_local_registry_without_insecure_falls_back_to_http(
 ) -> None:
     """Like Docker, a loopback registry is reached over plain HTTP when it does not speak HTTPS."""
     repo = unique("pull/local")
-    (pushed,) = push_images(built, ["core"], [], f"{registry.host}/{repo}", insecure=True)
+    (pushed,) = built.push(["core"], [], f"{registry.host}/{repo}", insecure=True)
     desc = pull_image(Store.open(tmp_path / "s"), f"docker://{registry.host}/{repo}:core", DEFAULT_PLATFORM)
     assert desc.digest == pushed.digest
 
@@ -332,7 +319,7 @@ def test_push_command(built: Workspace, registry: RunningRegistry) -> None:
 @pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed")
 def test_skopeo_reads_pushed_image(built: Workspace, registry: RunningRegistry) -> None:
     repo = unique("push/skopeo")
-    pushed = {p.env: p for p in push_images(built, [], [], f"{registry.host}/{repo}", insecure=True)}
+    pushed = {p.env: p for p in built.push([], [], f"{registry.host}/{repo}", insecure=True)}
     out = subprocess.run(
         ["skopeo", "inspect", "--tls-verify=false", f"docker://{registry.host}/{repo}:app"],
         capture_output=True,
@@ -358,7 +345,7 @@ def test_docker_pulls_and_runs_pushed_image(
 
     client: docker.DockerClient = docker_client  # type: ignore[assignment]
     repo = unique("push/docker")
-    pushed = {p.env: p for p in push_images(built, [], [], f"{registry.host}/{repo}", insecure=True)}
+    pushed = {p.env: p for p in built.push([], [], f"{registry.host}/{repo}", insecure=True)}
     ref = f"{registry.host}/{repo}"
     try:
         image = client.images.pull(ref, tag="app")
@@ -387,7 +374,7 @@ def test_docker_base_from_a_registry(
 ) -> None:
     """A ``docker://`` base is pulled (verified) at lock time, pinned by digest, and built on."""
     repo = unique("pull/base")
-    (base,) = push_images(built, ["core"], [], f"{registry.host}/{repo}", insecure=True)
+    (base,) = built.push(["core"], [], f"{registry.host}/{repo}", insecure=True)
     project = tmp_path / "on-base"
     project.mkdir()
     shutil.copytree(wheelhouse, project / "wheels")

@@ -17,7 +17,7 @@ import docker
 import pytest
 
 from envgraph._docker import DEFAULT_DOCKER_HOST, connect, docker_host
-from envgraph._hashing import digest_of, hex_of
+from envgraph._hashing import digest_hex, digest_of
 from envgraph.debian._rootfs import DEFAULT_EPOCH, DebianRootfs, build_debian_rootfs, default_mirror
 from envgraph.errors import DockerError
 
@@ -119,7 +119,7 @@ def debian_rootfs() -> DebianRootfs:
         pytest.skip("mmdebstrap is not installed (apt-get install mmdebstrap)")
     cache = cache_dir() / "debian"
     cache.mkdir(parents=True, exist_ok=True)
-    key = hex_of(digest_of(base_inputs()))[:16]
+    key = digest_hex(digest_of(base_inputs()))[:16]
     tar_path = cache / f"{BASE_SUITE}-{key}.tar"
     versions_path = cache / f"{BASE_SUITE}-{key}.versions.json"
     # The versions file is written last, so its presence means the entry is complete.

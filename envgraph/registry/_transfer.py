@@ -1,43 +1,30 @@
-"""Pulling images from a registry into the store: ``docker://`` bases and pushed envs.
+"""Moving blobs between a registry and the store: pulls (``docker://`` bases, cache entries) and pushes.
 
 A reference (tag or digest) resolves to a manifest; an image index (or Docker manifest list) resolves
 to the target platform's manifest. Config and layers are downloaded in parallel, each through
 :meth:`Store.blob_writer` with its expected digest, so a blob is visible in the store only once
 complete and verified. Manifests (and the index) are stored last: a store never holds a manifest
-whose blobs an interrupted pull left out.
+whose blobs an interrupted pull left out. A push makes each blob present the cheapest way: skip when
+the repository has it, mount it from a repository of the same registry that holds it, else upload.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from envgraph.errors import HashMismatchError, RegistryError, StoreError
-from envgraph.oci._image import (
-    INDEX_MEDIA_TYPES,
-    MANIFEST_MEDIA_TYPES,
-    Descriptor,
-    ImageConfig,
-    Index,
-    Manifest,
-    Platform,
-    from_json,
-)
+from envgraph.identity import INDEX_MEDIA_TYPES, MANIFEST_ACCEPT, MANIFEST_MEDIA_TYPES, MEDIA_TYPE_MANIFEST
+from envgraph.oci._known_blobs import KnownBlobs
+from envgraph.oci._model import Descriptor, ImageConfig, Index, Manifest, Platform, from_json
 from envgraph.oci._store import BlobWriter, Store
-from envgraph.registry._client import (
-    DOCKER_MANIFEST,
-    DOCKER_MANIFEST_LIST,
-    OCI_INDEX,
-    OCI_MANIFEST,
-    Reference,
-    RegistryClient,
-    is_local_host,
-)
+from envgraph.registry._client import PushOutcome, RegistryClient
+from envgraph.registry._reference import Reference, is_local_host
 
-__all__ = ["open_client", "pull_image", "pull_env", "fetch_blob", "select_platform"]
+__all__ = ["open_client", "fetch_blob", "push_blob", "pull_image", "select_platform"]
 
-IMAGE_ACCEPT = (OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_MANIFEST_LIST)
 MAX_INDEX_DEPTH = 4
 
 
@@ -122,7 +109,7 @@ def _media_type(body: bytes, header_type: str) -> str:
         declared = json.loads(body).get("mediaType")
     except (ValueError, AttributeError):
         declared = None
-    return str(declared or header_type or OCI_MANIFEST)
+    return str(declared or header_type or MEDIA_TYPE_MANIFEST)
 
 
 def pull_image(
@@ -153,7 +140,7 @@ def _pull(
     repo = reference.repository
     source = str(reference)
     pending_manifests: list[tuple[bytes, str]] = []  # (bytes, digest): stored once the blobs are in
-    body, header_type, digest = client.get_manifest(repo, reference.ref, IMAGE_ACCEPT)
+    body, header_type, digest = client.get_manifest(repo, reference.ref, MANIFEST_ACCEPT)
     media_type = _media_type(body, header_type)
     via_index = False
     for _ in range(MAX_INDEX_DEPTH):
@@ -166,7 +153,7 @@ def _pull(
         except StoreError as err:
             raise RegistryError(f"{source}: {err}") from None
         chosen = select_platform(index, platform, source)
-        body, header_type, digest = client.get_manifest(repo, chosen.digest, IMAGE_ACCEPT)
+        body, header_type, digest = client.get_manifest(repo, chosen.digest, MANIFEST_ACCEPT)
         media_type = _media_type(body, header_type)
     if media_type not in MANIFEST_MEDIA_TYPES:
         raise RegistryError(f"{source}: {digest} is a {media_type!r}, not an image manifest")
@@ -212,26 +199,33 @@ def _fetch_all(
             raise err
 
 
-def pull_env(
+def push_blob(
+    client: RegistryClient,
+    repo: str,
+    desc: Descriptor,
     store: Store,
-    ref: str,
-    platform: Platform,
-    *,
-    insecure: bool = False,
-    client: RegistryClient | None = None,
-    jobs: int = 4,
-) -> tuple[str, Descriptor]:
-    """Pull an image pushed by envgraph and tag it ``<env>:<drv12>`` and ``<env>:latest`` in the store
-    (from its ``dev.envgraph.env``/``dev.envgraph.drv`` labels). Returns (env, descriptor)."""
-    from envgraph.plan._planner import LABEL_DRV, LABEL_ENV
-
-    desc = pull_image(store, ref, platform, insecure=insecure, client=client, jobs=jobs)
-    manifest = from_json(store.read_blob(desc.digest), Manifest)
-    config = from_json(store.read_blob(manifest.config.digest), ImageConfig)
-    labels = (config.config.Labels if config.config else None) or {}
-    env, drv = labels.get(LABEL_ENV), labels.get(LABEL_DRV)
-    if not env or not drv:
-        raise RegistryError(f"{ref} was not built by envgraph (no {LABEL_ENV}/{LABEL_DRV} labels)")
-    store.tag(f"{env}:{drv.removeprefix('sha256:')[:12]}", desc)
-    store.tag(f"{env}:latest", desc)
-    return env, desc
+    known: KnownBlobs | None,
+    mount_candidates: Iterable[str] = (),
+) -> PushOutcome:
+    """Make ``desc`` present in ``repo``: skip, mount (from where we saw it) or upload. Returns the outcome."""
+    sources: list[str] = []
+    seen_in = known.where(client.host, desc.digest) if known else None
+    if seen_in and seen_in != repo:
+        sources.append(seen_in)
+    sources += [r for r in mount_candidates if r != repo and r not in sources]
+    outcome: PushOutcome | None = None
+    if sources:
+        if client.blob_exists(repo, desc.digest):
+            client.stats.add(blobs_skipped=1)
+            outcome = "skipped"
+        else:
+            for source in sources[:3]:
+                with contextlib.suppress(RegistryError):  # no access to the source: upload instead
+                    if client.mount_blob(repo, desc.digest, source):
+                        outcome = "mounted"
+                        break
+    if outcome is None:
+        outcome = client.push_blob(repo, desc.digest, desc.size, lambda: store.open_blob(desc.digest))
+    if known is not None:
+        known.saw(client.host, desc.digest, repo)
+    return outcome

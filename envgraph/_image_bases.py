@@ -9,15 +9,11 @@ from pathlib import Path
 from envgraph.errors import BuildError, EnvgraphError
 from envgraph.lock._model import ImagePin
 from envgraph.oci._archive import import_docker_archive, import_oci_archive, import_oci_layout
-from envgraph.oci._image import Descriptor, Platform, read_manifest
+from envgraph.oci._image import read_manifest
+from envgraph.oci._model import Descriptor, Platform
 from envgraph.oci._store import Store
 
-__all__ = ["pin_image_base", "ensure_image_base", "parse_platform"]
-
-
-def parse_platform(platform: str) -> Platform:
-    os_, _, arch = platform.partition("/")
-    return Platform(architecture=arch, os=os_)
+__all__ = ["pin_image_base", "ensure_image_base"]
 
 
 def _import(
@@ -43,7 +39,7 @@ def _import(
                 save_image(client, rest, out)
                 return import_docker_archive(out, store, rest)
         if transport == "docker":
-            from envgraph.registry._pull import pull_image
+            from envgraph.registry._transfer import pull_image
 
             return pull_image(store, rest.removeprefix("//"), platform, insecure=insecure)
     except FileNotFoundError as e:
@@ -54,7 +50,7 @@ def _import(
 
 
 def pin_image_base(store: Store, reference: str, root: Path, platform: str) -> ImagePin:
-    desc = _import(store, reference, root, parse_platform(platform))
+    desc = _import(store, reference, root, Platform.parse(platform))
     layers = len(read_manifest(store, desc.digest).layers)
     return ImagePin(reference=reference, digest=desc.digest, layers=layers)
 
@@ -69,7 +65,7 @@ def ensure_image_base(store: Store, pin: ImagePin, root: Path, platform: str) ->
         ):
             return Descriptor(media_type=manifest.media_type or "application/vnd.oci.image.manifest.v1+json",
                               digest=pin.digest, size=store.blob_size(pin.digest))  # fmt: skip
-    desc = _import(store, pin.reference, root, parse_platform(platform))
+    desc = _import(store, pin.reference, root, Platform.parse(platform))
     if desc.digest != pin.digest:
         raise BuildError(
             f"{pin.reference} now resolves to {desc.digest}, not the locked {pin.digest}: "

@@ -9,15 +9,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from envgraph.errors import BuildError
-from envgraph.lock._model import LOCK_VERSION, BaseLock, DebianPin, ImagePin
+from envgraph.identity import LOCK_VERSION
+from envgraph.lock._model import BaseLock, DebianPin, ImagePin
 from envgraph.oci._store import Store
 from envgraph.spec import Base, libc_of
-
-if TYPE_CHECKING:
-    from envgraph.workspace import Workspace
 
 __all__ = ["BasePinner"]
 
@@ -25,8 +23,10 @@ __all__ = ["BasePinner"]
 class BasePinner:
     """Pins a base for the lockfile (called by the locker when a base's declaration changed)."""
 
-    def __init__(self, workspace: Workspace) -> None:
-        self.ws = workspace
+    def __init__(self, store_path: Path, project_root: Path, platform: str) -> None:
+        self.store_path = store_path
+        self.root = project_root
+        self.platform = platform
 
     def __call__(self, name: str, base: Base, existing: BaseLock | None) -> BaseLock:
         common = dict(
@@ -42,14 +42,12 @@ class BasePinner:
     def _pin_debian(self, name: str, base: Base) -> DebianPin:
         from envgraph.builder._debian_base import pin_debian_base
 
-        return pin_debian_base(Store.open(self.ws.store_path), name, base)
+        return pin_debian_base(Store.open(self.store_path), name, base)
 
     def _pin_image(self, name: str, reference: str) -> ImagePin:
-        from envgraph.builder._image_base import pin_image_base
+        from envgraph._image_bases import pin_image_base
 
         try:
-            return pin_image_base(
-                Store.open(self.ws.store_path), reference, self.ws.root, self.ws.spec.project.platform
-            )
+            return pin_image_base(Store.open(self.store_path), reference, self.root, self.platform)
         except BuildError as e:
             raise BuildError(f"base {name}: {e}") from None

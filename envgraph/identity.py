@@ -1,0 +1,423 @@
+"""Identity: every rule that names a lockfile, a layer or an image, each written once.
+
+envgraph is content-addressed twice over: an env's **drv** names its image before anything is built (like a
+Nix derivation), and each layer's **key** names the layer before its bytes exist. Both are sha256 digests of
+canonical JSON (:func:`envgraph._hashing.digest_of`) over exactly the inputs that decide the result, so they
+never depend on dict order, the project's location, timestamps or locale. Everything that could change the
+bytes without changing the inputs (the tar format, the mtime, the compressor and its version, installer's
+version) is a *format id* inside the keys. Change any rule here and digests move: bump the relevant version
+and update the pinned identities (``tests/test_identity_snapshot.py``) and the README's digests.
+
+This module takes plain values (strings, tuples), not models, so that everything above it may use it:
+
+- hash kinds: :func:`resolution_inputs`, :func:`base_inputs`, :func:`derivation`, :func:`base_identity` (for
+  lockfiles); :func:`venv_key`, :func:`package_key`, :func:`files_key`, :func:`debian_key` (for layers);
+- format ids: :data:`LOCK_VERSION`, :data:`LAYOUT_VERSION`, :data:`LAYER_FORMAT`, :data:`TAR_FORMAT`,
+  :func:`layer_mtime`, :attr:`Compression.compressor_id`, :func:`layer_format`;
+- names: :func:`image_tag` (``<env>:<drv12>`` in the store), :func:`registry_tag` (``<env>-<drv12>`` in a
+  registry), :func:`cache_tag` (``key-<hex>``), labels and annotations;
+- media types, and :data:`DEFAULT_COMPRESSION`, the compressor every layer is written with.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import importlib.metadata
+import os
+import platform
+from collections.abc import Mapping, Sequence
+
+from attrs import frozen
+
+from envgraph._hashing import CHUNK, digest_hex, digest_of
+from envgraph.errors import BuildError
+
+__all__ = [
+    "LOCK_VERSION",
+    "LAYOUT_VERSION",
+    "LAYER_FORMAT",
+    "TAR_FORMAT",
+    "DEFAULT_MTIME",
+    "VENV",
+    "LABEL_ENV",
+    "LABEL_DRV",
+    "ANNOTATION_REF_NAME",
+    "MEDIA_TYPE_LAYER_TAR",
+    "MEDIA_TYPE_LAYER_GZIP",
+    "MEDIA_TYPE_LAYER_ZSTD",
+    "MEDIA_TYPE_MANIFEST",
+    "MEDIA_TYPE_CONFIG",
+    "MEDIA_TYPE_INDEX",
+    "DOCKER_MEDIA_TYPE_MANIFEST",
+    "DOCKER_MEDIA_TYPE_MANIFEST_LIST",
+    "DOCKER_MEDIA_TYPE_LAYER_GZIP",
+    "MANIFEST_MEDIA_TYPES",
+    "INDEX_MEDIA_TYPES",
+    "MANIFEST_ACCEPT",
+    "LAYER_ARTIFACT_TYPE",
+    "PATHS_MEDIA_TYPE",
+    "ANNOTATION_LAYER_KEY",
+    "GZIP_LEVEL",
+    "ZSTD_LEVEL",
+    "Compression",
+    "DEFAULT_COMPRESSION",
+    "compression_of_media_type",
+    "InstallTarget",
+    "drv12",
+    "image_tag",
+    "registry_tag",
+    "cache_tag",
+    "layer_mtime",
+    "layer_format",
+    "resolution_inputs",
+    "base_inputs",
+    "derivation",
+    "base_identity",
+    "venv_key",
+    "package_key",
+    "files_key",
+    "debian_key",
+]
+
+# --- versions and format ids ---------------------------------------------------------------------------
+
+LOCK_VERSION = 1
+"""The lockfile schema. Bump when it changes (old lockfiles are then stale)."""
+
+LAYOUT_VERSION = 1
+"""The image layout (venv layer, layer order, config fields). Part of every drv."""
+
+LAYER_FORMAT = 2
+"""What goes into package and venv layers (install scheme, pyc policy, venv contents); 2: streamed from the
+wheel in its member order."""
+
+TAR_FORMAT = "pax-sorted-v1"
+"""The byte format of :mod:`envgraph.oci._tar`'s writer; bump whenever its output changes for the same input."""
+
+DEFAULT_MTIME = 0
+"""mtime of every tar entry when ``SOURCE_DATE_EPOCH`` is unset (the Unix epoch, like nixpkgs)."""
+
+VENV = "/opt/venv"
+"""Where every env's packages are installed in the image."""
+
+# --- labels, annotations, media types -------------------------------------------------------------------
+
+LABEL_ENV = "dev.envgraph.env"
+LABEL_DRV = "dev.envgraph.drv"
+ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
+
+MEDIA_TYPE_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+MEDIA_TYPE_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+MEDIA_TYPE_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+MEDIA_TYPE_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MEDIA_TYPE_CONFIG = "application/vnd.oci.image.config.v1+json"
+MEDIA_TYPE_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MEDIA_TYPE_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MEDIA_TYPE_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MEDIA_TYPE_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+MANIFEST_MEDIA_TYPES = (MEDIA_TYPE_MANIFEST, DOCKER_MEDIA_TYPE_MANIFEST)
+"""Image manifests (one platform)."""
+INDEX_MEDIA_TYPES = (MEDIA_TYPE_INDEX, DOCKER_MEDIA_TYPE_MANIFEST_LIST)
+"""Image indexes (several platforms)."""
+MANIFEST_ACCEPT = (
+    MEDIA_TYPE_MANIFEST,
+    MEDIA_TYPE_INDEX,
+    DOCKER_MEDIA_TYPE_MANIFEST,
+    DOCKER_MEDIA_TYPE_MANIFEST_LIST,
+)
+"""What envgraph asks registries for, in order of preference."""
+
+# The registry cache's entries (one small OCI artifact per layer key).
+LAYER_ARTIFACT_TYPE = "application/vnd.envgraph.layer.v1+json"
+PATHS_MEDIA_TYPE = "application/vnd.envgraph.layer.paths.v1+json"
+ANNOTATION_LAYER_KEY = "dev.envgraph.layer.key"
+
+# --- the compressor ---------------------------------------------------------------------------------------
+
+GZIP_LEVEL = 2
+"""ISA-L level 2: as fast as its level 1 and as small as zlib's level 2; building is the hot path."""
+ZSTD_LEVEL = 3
+
+
+@functools.cache
+def _isal_version() -> str:
+    from isal import ISAL_VERSION  # the bundled C library's version, which decides the bytes
+
+    return str(ISAL_VERSION)
+
+
+@functools.cache
+def _zstd_version() -> str:
+    import zstandard
+
+    return ".".join(map(str, zstandard.ZSTD_VERSION))
+
+
+class Compression(enum.Enum):
+    """How a layer blob is compressed; :attr:`compressor_id` names everything its bytes depend on."""
+
+    GZIP = "gzip"
+    ZSTD = "zstd"
+    NONE = "none"
+
+    @property
+    def media_type(self) -> str:
+        return {
+            Compression.GZIP: MEDIA_TYPE_LAYER_GZIP,
+            Compression.ZSTD: MEDIA_TYPE_LAYER_ZSTD,
+            Compression.NONE: MEDIA_TYPE_LAYER_TAR,
+        }[self]
+
+    @property
+    def compressor_id(self) -> str:
+        """Goes into every layer key: the library, its version, the level and (for ISA-L, whose output depends
+        on CPU dispatch and on where the input is split) the architecture family and the feed size."""
+        if self is Compression.GZIP:
+            return f"gzip-{GZIP_LEVEL}-isal{_isal_version()}-{platform.machine()}-feed{CHUNK}"
+        if self is Compression.ZSTD:
+            return f"zstd-{ZSTD_LEVEL}-libzstd{_zstd_version()}-check"
+        return "none"
+
+
+DEFAULT_COMPRESSION = Compression.GZIP
+"""Every layer envgraph writes: gzip is what Docker Engine 20.10 (Debian bookworm) can pull."""
+
+
+def compression_of_media_type(media_type: str) -> Compression:
+    """The compression a layer media type (OCI or Docker) says; ValueError for a non-layer type."""
+    if media_type.endswith("+gzip") or media_type.endswith(".tar.gzip"):
+        return Compression.GZIP
+    if media_type.endswith("+zstd") or media_type.endswith(".tar.zstd"):
+        return Compression.ZSTD
+    if media_type.endswith(".tar") or media_type.endswith(".diff.tar"):
+        return Compression.NONE
+    raise ValueError(f"not a layer media type: {media_type!r}")
+
+
+def layer_mtime() -> int:
+    """``int(SOURCE_DATE_EPOCH)`` when set (and non-empty), else :data:`DEFAULT_MTIME`."""
+    raw = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not raw:
+        return DEFAULT_MTIME
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BuildError(f"SOURCE_DATE_EPOCH must be an integer number of seconds, got {raw!r}") from None
+    if value < 0:
+        raise BuildError(f"SOURCE_DATE_EPOCH must not be negative, got {raw!r}")
+    return value
+
+
+def layer_format(compression: Compression) -> str:
+    """Everything besides the content that a layer's bytes depend on (tar format, mtime, compressor)."""
+    return f"{TAR_FORMAT};mtime={layer_mtime()};{compression.compressor_id}"
+
+
+# --- names ------------------------------------------------------------------------------------------------
+
+
+def drv12(drv: str) -> str:
+    """The first 12 hex digits of a drv: what tags carry."""
+    return digest_hex(drv)[:12]
+
+
+def image_tag(env: str, drv: str) -> str:
+    """An env's image in the store: ``<env>:<drv12>`` (``<env>:latest`` points at the newest build)."""
+    return f"{env}:{drv12(drv)}"
+
+
+def registry_tag(env: str, drv: str) -> str:
+    """An env's image in a registry repository: ``<env>-<drv12>`` (and ``<env>``)."""
+    return f"{env}-{drv12(drv)}"
+
+
+def cache_tag(key: str) -> str:
+    """A layer key's entry in a registry cache: ``key-<64 hex>``."""
+    return "key-" + digest_hex(key)
+
+
+# --- lockfile hashes --------------------------------------------------------------------------------------
+
+
+def resolution_inputs(
+    *,
+    env: str,
+    requirements: Sequence[str],
+    python: str,
+    platform: str,
+    libc: str,
+    indexes: Sequence[str],
+    find_links: Mapping[str, Sequence[str]],
+    parent_pins: Mapping[str, str],
+    resolver: Mapping[str, str],
+) -> str:
+    """What resolving an env depends on; a lock is re-resolved only when this changes.
+
+    ``find_links`` maps each relative directory to the wheel names in it; ``resolver`` the resolver's versions."""
+    return digest_of(
+        {
+            "kind": "envgraph-resolution",
+            "lock-version": LOCK_VERSION,
+            "env": env,
+            "requirements": list(requirements),
+            "python": python,
+            "platform": platform,
+            "libc": libc,
+            "indexes": list(indexes),
+            "find-links": {k: sorted(v) for k, v in find_links.items()},
+            "parent-pins": dict(parent_pins),
+            "resolver": dict(resolver),
+        }
+    )
+
+
+def base_inputs(
+    *,
+    debian: tuple[str, Sequence[str], str | None] | None,
+    image: str | None,
+    python: str | None,
+    libc: str,
+) -> str:
+    """What pinning a base depends on. ``debian`` is (suite, packages, mirror).
+
+    Not the compressor: the lock pins the base's content (diff_id); how it is compressed is the builder's
+    business and part of the layer key, so a faster compressor does not re-pin bases."""
+    return digest_of(
+        {
+            "kind": "envgraph-base-inputs",
+            "lock-version": LOCK_VERSION,
+            "debian": None
+            if debian is None
+            else {"suite": debian[0], "packages": sorted(debian[1]), "mirror": debian[2]},
+            "image": image,
+            "python": python,
+            "libc": libc,
+        }
+    )
+
+
+def base_identity(
+    *,
+    python: str | None,
+    libc: str,
+    debian: tuple[str, Mapping[str, str]] | None,
+    image: str | None,
+) -> str:
+    """What a base contributes to its envs' drvs: its pinned content, not how it was fetched.
+
+    ``debian`` is (suite, every installed package -> version); ``image`` the pinned manifest digest (or the
+    reference of a base without one, ``scratch``)."""
+    content: dict[str, object] = {"kind": "envgraph-base", "python": python, "libc": libc}
+    if debian is not None:
+        content["debian"] = {"suite": debian[0], "versions": dict(debian[1])}
+    if image is not None:
+        content["image"] = image
+    return digest_of(content)
+
+
+def derivation(
+    *,
+    env: str,
+    source: str,
+    packages: Sequence[tuple[str, str, str]],
+    merged: Sequence[str],
+    environment: Mapping[str, str],
+    files: Sequence[tuple[str, str]],
+    workdir: str | None,
+    entrypoint: Sequence[str] | None,
+    cmd: Sequence[str] | None,
+    python: str,
+    platform: str,
+    bytecode: bool,
+) -> str:
+    """The drv: everything that determines an env's image. ``source`` is the parent's drv or the base's
+    identity; ``packages`` are (name, version, wheel sha256); ``files`` (dest, content hash)."""
+    return digest_of(
+        {
+            "kind": "envgraph-derivation",
+            "layout": LAYOUT_VERSION,
+            "env": env,
+            "from": source,
+            "packages": [list(p) for p in sorted(packages)],
+            "merged": sorted(merged),
+            "environment": dict(environment),
+            "files": [list(f) for f in files],
+            "workdir": workdir,
+            "entrypoint": list(entrypoint) if entrypoint is not None else None,
+            "cmd": list(cmd) if cmd is not None else None,
+            "python": python,
+            "platform": platform,
+            "bytecode": bytecode,
+        }
+    )
+
+
+# --- layer keys -------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _installer_version() -> str:
+    return importlib.metadata.version("installer")  # not `import installer`: a no-op build need not load it
+
+
+@frozen
+class InstallTarget:
+    """Where and for what interpreter packages are installed; part of every package layer key."""
+
+    python: str  # "3.11"
+    interpreter: str  # the base's interpreter path, e.g. /usr/bin/python3.11
+    bytecode: bool = True
+    compression: Compression = DEFAULT_COMPRESSION
+
+    @property
+    def site_packages(self) -> str:
+        return f"{VENV}/lib/python{self.python}/site-packages"
+
+    def scheme(self) -> dict[str, str]:
+        return {
+            "purelib": self.site_packages,
+            "platlib": self.site_packages,
+            "headers": f"{VENV}/include/site/python{self.python}",
+            "scripts": f"{VENV}/bin",
+            "data": VENV,
+        }
+
+    def identity(self) -> dict[str, object]:
+        return {
+            "prefix": VENV,
+            "python": self.python,
+            "interpreter": self.interpreter,
+            # pyc files are only deterministic with hash-based invalidation from the target's own version.
+            "bytecode": f"cp{self.python.replace('.', '')}-checked-hash" if self.bytecode else "none",
+            "layer": layer_format(self.compression),
+            "format": LAYER_FORMAT,
+            # installer writes the launchers and RECORD: its version decides bytes too.
+            "installer": _installer_version(),
+        }
+
+
+def venv_key(target: InstallTarget) -> str:
+    return digest_of({"kind": "venv", **target.identity()})
+
+
+def package_key(target: InstallTarget, wheels: Sequence[tuple[str, str]]) -> str:
+    """``wheels`` are (filename, sha256); several for a merged layer."""
+    return digest_of({"kind": "packages", "wheels": sorted([list(w) for w in wheels]), **target.identity()})
+
+
+def files_key(compression: Compression, dest: str, content: str) -> str:
+    return digest_of({"kind": "files", "dest": dest, "content": content, "layer": layer_format(compression)})
+
+
+def debian_key(identity: str, versions: Mapping[str, str], compression: Compression) -> str:
+    """A Debian base's root filesystem layer: the base's identity and its installed versions."""
+    return digest_of(
+        {
+            "kind": "debian",
+            "identity": identity,
+            "versions": dict(versions),
+            "compressor": compression.compressor_id,
+        }
+    )
