@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from envgraph.errors import BuildError
+from attrs import evolve
+
+from envgraph.errors import BuildError, LockError
 from envgraph.identity import LOCK_VERSION
-from envgraph.lock._model import BaseLock, DebianPin, ImagePin
+from envgraph.lock._model import BaseLock, ImagePin
+from envgraph.oci._image import read_manifest
+from envgraph.oci._probe import probe_interpreter
 from envgraph.oci._store import Store
 from envgraph.spec import Base, libc_of
 
@@ -21,7 +25,9 @@ __all__ = ["BasePinner"]
 
 
 class BasePinner:
-    """Pins a base for the lockfile (called by the locker when a base's declaration changed)."""
+    """Pins a base for the lockfile (called by the locker when a base's declaration changed), and records what
+    its interpreter is (architecture from its ELF header, Python version from its name), so the locker can refuse
+    a base that could not run the target's wheels."""
 
     def __init__(self, store_path: Path, project_root: Path, platform: str) -> None:
         self.store_path = store_path
@@ -29,25 +35,32 @@ class BasePinner:
         self.platform = platform
 
     def __call__(self, name: str, base: Base, existing: BaseLock | None) -> BaseLock:
-        common = dict(
+        lock = BaseLock(
             version=LOCK_VERSION, name=name, python=base.python, libc=libc_of(base), inputs="", identity=""
         )
         if base.image == "scratch":
-            return BaseLock(**common, image=ImagePin(reference="scratch", digest=None, layers=0))  # type: ignore[arg-type]
+            return evolve(lock, image=ImagePin(reference="scratch", digest=None, layers=0))
+        store = Store.open(self.store_path)
         if base.debian is not None:
-            return BaseLock(**common, debian=self._pin_debian(name, base))  # type: ignore[arg-type]
-        assert base.image is not None
-        return BaseLock(**common, image=self._pin_image(name, base.image))  # type: ignore[arg-type]
+            from envgraph.builder._debian_base import pin_debian_base
 
-    def _pin_debian(self, name: str, base: Base) -> DebianPin:
-        from envgraph.builder._debian_base import pin_debian_base
+            pin, blob = pin_debian_base(store, base)
+            lock = evolve(lock, debian=pin)
+            layers = [blob.descriptor()]
+        else:
+            assert base.image is not None
+            from envgraph._image_bases import pin_image_base
 
-        return pin_debian_base(Store.open(self.store_path), name, base)
-
-    def _pin_image(self, name: str, reference: str) -> ImagePin:
-        from envgraph._image_bases import pin_image_base
-
-        try:
-            return pin_image_base(Store.open(self.store_path), reference, self.root, self.platform)
-        except BuildError as e:
-            raise BuildError(f"base {name}: {e}") from None
+            try:
+                image = pin_image_base(store, base.image, self.root, self.platform)
+            except BuildError as e:
+                raise BuildError(f"base {name}: {e}") from None
+            assert image.digest is not None
+            lock = evolve(lock, image=image)
+            layers = list(read_manifest(store, image.digest).layers)
+        if base.python is None:
+            return lock
+        found = probe_interpreter(store, layers, base.python)
+        if found is None:
+            raise LockError(f"base {name}: there is no interpreter at {base.python} in the image")
+        return evolve(lock, architecture=found.architecture, python_version=found.version)

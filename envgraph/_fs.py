@@ -5,6 +5,7 @@ system), flushed and fsynced, then renamed over the final name, so a reader or a
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ def atomic_output(path: Path, *, tmp_dir: Path | None = None, mode: int = 0o644)
     path = Path(path)
     directory = tmp_dir if tmp_dir is not None else path.parent
     fd, name = tempfile.mkstemp(dir=directory, prefix=f".{path.name[:64]}.", suffix=".tmp")
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a store's clean_tmp never removes a temp file a live writer holds
     try:
         with os.fdopen(fd, "wb") as f:
             yield f

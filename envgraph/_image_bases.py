@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from envgraph.errors import BuildError, EnvgraphError
@@ -34,7 +33,7 @@ def _import(
             from envgraph._docker import connect, save_image
 
             client = connect()
-            with tempfile.TemporaryDirectory(dir=store.tmp_dir) as tmp:
+            with store.temp_dir("daemon-image-") as tmp:
                 out = Path(tmp) / "image.tar"
                 save_image(client, rest, out)
                 return import_docker_archive(out, store, rest)
@@ -58,9 +57,9 @@ def pin_image_base(store: Store, reference: str, root: Path, platform: str) -> I
 def ensure_image_base(store: Store, pin: ImagePin, root: Path, platform: str) -> Descriptor:
     """The pinned image's manifest in the store (imported again when missing). A moved tag is an error."""
     assert pin.digest is not None
-    if store.has_blob(pin.digest):
+    if store.verified(pin.digest):
         manifest = read_manifest(store, pin.digest)
-        if all(store.has_blob(layer.digest) for layer in manifest.layers) and store.has_blob(
+        if all(store.verified(layer.digest) for layer in manifest.layers) and store.verified(
             manifest.config.digest
         ):
             return Descriptor(media_type=manifest.media_type or "application/vnd.oci.image.manifest.v1+json",

@@ -279,21 +279,45 @@ def run(c: Context, env: str, command: tuple[str, ...], network: str | None) -> 
 
 
 @main.command()
+@click.option("--repair", is_flag=True, help="Move damaged parts aside, then build again what they were.")
 @pass_ctx
 @handle_errors
-def verify(c: Context) -> None:
-    """Rehash every blob the store refers to and report problems."""
-    store = c.ws.open_store()
-    problems = store.verify()
-    for p in problems:
+def verify(c: Context, repair: bool) -> None:
+    """Rehash every blob the store refers to and check every layer record; report problems."""
+    report = c.ws.verify(repair=repair)
+    for p in report.problems:
         click.echo(f"problem: {p}")
-    if problems:
+    for a in report.repaired:
+        click.echo(f"repaired: {a}")
+    if repair:
+        from envgraph._ui import make_reporter
+
+        result = c.ws.build(reporter=make_reporter(True))
+        built = sum(1 for r in result.layers.values() if r.status in ("built", "pulled"))
+        if not result.ok:
+            for f in result.failures:
+                click.echo(f"envgraph: error: {f}", err=True)
+            sys.exit(1)
+        after = c.ws.verify()
+        if not after.ok:
+            for p in after.problems:
+                click.echo(f"problem: {p}")
+            click.echo(
+                f"envgraph: error: {len(after.problems)} problems remain in {c.ws.store_path}", err=True
+            )
+            sys.exit(1)
         click.echo(
-            f"envgraph: error: {len(problems)} problems in {store.root}: run `envgraph build` to repair",
+            f"store {c.ws.store_path} is consistent ({len(report.problems)} problems repaired, {built} layers rebuilt)"
+        )
+        return
+    if report.problems:
+        click.echo(
+            f"envgraph: error: {len(report.problems)} problems in {c.ws.store_path}: "
+            "run `envgraph verify --repair` (or `envgraph build`) to repair",
             err=True,
         )
         sys.exit(1)
-    click.echo(f"store {store.root} is consistent")
+    click.echo(f"store {c.ws.store_path} is consistent")
 
 
 @main.command()
@@ -310,6 +334,8 @@ def verify(c: Context) -> None:
 def gc(c: Context, keep_last: int, dry_run: bool) -> None:
     """Remove blobs no current lockfile or kept image refers to."""
     result = c.ws.gc(keep_last=keep_last, dry_run=dry_run)
+    for line in result.kept:
+        click.echo(line)
     verb = ("would free", "would untag") if dry_run else ("freed", "untagged")
     click.echo(f"{verb[0]} {result.freed / 1e6:.1f} MB; {verb[1]} {len(result.dropped)} old images")
 

@@ -82,11 +82,14 @@ __all__ = [
 
 # --- versions and format ids ---------------------------------------------------------------------------
 
-LOCK_VERSION = 1
-"""The lockfile schema. Bump when it changes (old lockfiles are then stale)."""
+LOCK_VERSION = 2
+"""The lockfile schema. Bump when it changes (old lockfiles are then stale).
+2: base locks pin the root filesystem's diff_id only and record the interpreter found; env locks record
+``bytecode``."""
 
-LAYOUT_VERSION = 1
-"""The image layout (venv layer, layer order, config fields). Part of every drv."""
+LAYOUT_VERSION = 2
+"""The image layout (venv layer, layer order, config fields) and what the drv covers. Part of every drv.
+2: the drv covers each wheel's file name, size and URL, and the base identity every pinned field."""
 
 LAYER_FORMAT = 2
 """What goes into package and venv layers (install scheme, pyc policy, venv contents); 2: streamed from the
@@ -279,6 +282,7 @@ def base_inputs(
     image: str | None,
     python: str | None,
     libc: str,
+    platform: str,
 ) -> str:
     """What pinning a base depends on. ``debian`` is (suite, packages, mirror).
 
@@ -294,6 +298,7 @@ def base_inputs(
             "image": image,
             "python": python,
             "libc": libc,
+            "platform": platform,
         }
     )
 
@@ -302,26 +307,33 @@ def base_identity(
     *,
     python: str | None,
     libc: str,
-    debian: tuple[str, Mapping[str, str]] | None,
-    image: str | None,
+    architecture: str | None,
+    python_version: str | None,
+    debian: Mapping[str, object] | None,
+    image: Mapping[str, object] | None,
 ) -> str:
-    """What a base contributes to its envs' drvs: its pinned content, not how it was fetched.
-
-    ``debian`` is (suite, every installed package -> version); ``image`` the pinned manifest digest (or the
-    reference of a base without one, ``scratch``)."""
-    content: dict[str, object] = {"kind": "envgraph-base", "python": python, "libc": libc}
-    if debian is not None:
-        content["debian"] = {"suite": debian[0], "versions": dict(debian[1])}
-    if image is not None:
-        content["image"] = image
-    return digest_of(content)
+    """What a base contributes to its envs' drvs: every field of its pin (for a Debian base the suite, the
+    requested packages, the mirror, every installed package's version and the root filesystem's diff_id; for
+    an image base the reference, the pinned manifest digest and its layer count), so that no edit of a base
+    lock goes unnoticed by ``lock --check``."""
+    return digest_of(
+        {
+            "kind": "envgraph-base",
+            "python": python,
+            "libc": libc,
+            "architecture": architecture,
+            "python-version": python_version,
+            "debian": None if debian is None else dict(debian),
+            "image": None if image is None else dict(image),
+        }
+    )
 
 
 def derivation(
     *,
     env: str,
     source: str,
-    packages: Sequence[tuple[str, str, str]],
+    packages: Sequence[tuple[str, str, str, str, int, str]],
     merged: Sequence[str],
     environment: Mapping[str, str],
     files: Sequence[tuple[str, str]],
@@ -332,8 +344,9 @@ def derivation(
     platform: str,
     bytecode: bool,
 ) -> str:
-    """The drv: everything that determines an env's image. ``source`` is the parent's drv or the base's
-    identity; ``packages`` are (name, version, wheel sha256); ``files`` (dest, content hash)."""
+    """The drv: everything that determines an env's image, and everything its lockfile pins. ``source`` is the
+    parent's drv or the base's identity; ``packages`` are (name, version, wheel file name, sha256, size, url);
+    ``files`` (dest, content hash)."""
     return digest_of(
         {
             "kind": "envgraph-derivation",
@@ -411,13 +424,14 @@ def files_key(compression: Compression, dest: str, content: str) -> str:
     return digest_of({"kind": "files", "dest": dest, "content": content, "layer": layer_format(compression)})
 
 
-def debian_key(identity: str, versions: Mapping[str, str], compression: Compression) -> str:
-    """A Debian base's root filesystem layer: the base's identity and its installed versions."""
+def debian_key(suite: str, versions: Mapping[str, str], diff_id: str, compression: Compression) -> str:
+    """A Debian base's root filesystem layer: its pinned content (not where it is fetched from)."""
     return digest_of(
         {
             "kind": "debian",
-            "identity": identity,
+            "suite": suite,
             "versions": dict(versions),
+            "diff-id": diff_id,
             "compressor": compression.compressor_id,
         }
     )

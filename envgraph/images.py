@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -74,7 +73,7 @@ def load_image(store: Store, env: str, tag: str, desc: Descriptor) -> list[str]:
 
     client = connect()
     names = docker_names(env, tag)
-    with tempfile.TemporaryDirectory(prefix="envgraph-load-", dir=store.tmp_dir) as tmp:
+    with store.temp_dir("load-") as tmp:
         archive = Path(tmp) / "image.tar"
         export_docker_archive(store, desc, names, archive)
         load_archive(client, archive)

@@ -13,8 +13,10 @@ from envgraph.graph import EnvGraph, build_graph
 from envgraph.identity import DEFAULT_COMPRESSION, image_tag
 from envgraph.images import ArchiveFormat, export_image, load_image, run_image
 from envgraph.lock import LOCKDIR, BaseLock, ImagePin, Locker, Lockfile, LockResult, read_base_lock, read_lock
+from envgraph.oci._gc import GcResult, collect_garbage, read_roots, record_roots
 from envgraph.oci._model import Descriptor
-from envgraph.oci._store import GcResult, Store
+from envgraph.oci._store import Store
+from envgraph.oci._verify import VerifyReport, verify_store
 from envgraph.plan import Plan, PlanTarget, make_plan
 from envgraph.registry._client import RegistryClient
 from envgraph.registry._push import BlobEvent, PushedImage, push_images
@@ -56,8 +58,8 @@ class Workspace:
             envs, pipelines, upgrade=upgrade, upgrade_packages=upgrade_packages, check=check
         )
 
-    def open_store(self) -> Store:
-        return Store.open(self.store_path)
+    def open_store(self, *, readonly: bool = False) -> Store:
+        return Store.open(self.store_path, readonly=readonly)
 
     def plan(self, envs: Iterable[str] = (), pipelines: Iterable[str] = ()) -> Plan:
         """Every layer and image the request needs, from the lockfiles (which must be fresh)."""
@@ -113,7 +115,20 @@ class Workspace:
             cache=cache,
             image_bases=image_bases,
         )
-        return scheduler.run(plan)
+        result = scheduler.run(plan)
+        self._record_roots(store, plan, complete=set(self.graph.envs()) == {i.env for i in plan.images})
+        return result
+
+    def _record_roots(self, store: Store, plan: Plan, *, complete: bool) -> None:
+        """Tell a shared store what this project's current lockfiles need, so another project's gc keeps it."""
+        tags = {img.tag for img in plan.images}
+        keys = set(plan.layers)
+        if not complete:
+            for _, roots in read_roots(store):
+                if roots is not None and Path(roots.declaration) == self.path.absolute():
+                    tags.update(roots.tags)
+                    keys.update(roots.keys)
+        record_roots(store, self.path, tags, keys)
 
     # -- using images ----------------------------------------------------------------------------------
 
@@ -177,7 +192,7 @@ class Workspace:
         """Drop old image tags beyond ``keep_last`` per env, then blobs nothing kept refers to.
 
         Kept: images of the current lockfiles (and ``latest``), the ``keep_last`` newest other images per env,
-        and the layers of the current lockfiles' keys."""
+        the layers of the current lockfiles' keys, and the roots of every other project using this store."""
         current = set()
         for env in self.spec.env:
             lock = read_lock(self.lockdir, env)
@@ -187,9 +202,19 @@ class Workspace:
             current_keys = set(self.plan().layers)
         except EnvgraphError:  # stale or missing lockfiles: keep what the tags reach
             current_keys = set()
-        return self.open_store().collect_garbage(
-            current_tags=current, current_keys=current_keys, keep_last=keep_last, dry_run=dry_run
+        return collect_garbage(
+            self.open_store(),
+            declaration=self.path,
+            current_tags=current,
+            current_keys=current_keys,
+            keep_last=keep_last,
+            dry_run=dry_run,
         )
+
+    def verify(self, *, repair: bool = False) -> VerifyReport:
+        """Rehash everything the store refers to; with ``repair``, move damaged parts aside and drop what
+        depended on them (the next build restores them)."""
+        return verify_store(self.open_store(readonly=not repair), repair=repair)
 
 
 def load(path: str | os.PathLike[str] | None = None, *, store: Path | None = None) -> Workspace:

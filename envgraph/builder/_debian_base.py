@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
-
-from attrs import evolve
 
 from envgraph.debian._rootfs import build_debian_rootfs, default_mirror
 from envgraph.errors import BuildError
-from envgraph.identity import DEFAULT_COMPRESSION, LOCK_VERSION, Compression, debian_key
-from envgraph.lock._lockfile import base_identity
-from envgraph.lock._model import BaseLock, DebianPin, LayerPin
+from envgraph.identity import DEFAULT_COMPRESSION, Compression, debian_key
+from envgraph.lock._model import BaseLock, DebianPin
 from envgraph.oci._layer import LayerBlob, layer_from_tarstream, record_layer
 from envgraph.oci._store import LayerRecord, Store
-from envgraph.spec import Base, libc_of
+from envgraph.spec import Base
 
 __all__ = ["pin_debian_base", "ensure_debian_layer"]
 
@@ -27,7 +23,7 @@ def _build(
     mirror: str,
     compression: Compression,
 ) -> tuple[LayerBlob, dict[str, str]]:
-    with tempfile.TemporaryDirectory(prefix="envgraph-rootfs-", dir=store.tmp_dir) as tmp:
+    with store.temp_dir("rootfs-") as tmp:
         rootfs = build_debian_rootfs(
             suite, packages, pins=pins, out_tar=Path(tmp) / "rootfs.tar", mirror=mirror
         )
@@ -37,37 +33,29 @@ def _build(
 
 
 def pin_debian_base(
-    store: Store, name: str, base: Base, compression: Compression = DEFAULT_COMPRESSION
-) -> DebianPin:
-    """Build the root filesystem once to learn every installed version and the layer digest."""
+    store: Store, base: Base, compression: Compression = DEFAULT_COMPRESSION
+) -> tuple[DebianPin, LayerBlob]:
+    """Build the root filesystem once to learn every installed version and its content (diff_id); the layer is
+    recorded under the key the build will look for, so the first build reuses it."""
     assert base.debian is not None
     mirror = base.debian.mirror or default_mirror()
-    blob, versions = _build(
-        store, base.debian.suite, tuple(sorted(base.debian.packages)), None, mirror, compression
-    )
+    packages = tuple(sorted(base.debian.packages))
+    blob, versions = _build(store, base.debian.suite, packages, None, mirror, compression)
     pin = DebianPin(
-        suite=base.debian.suite,
-        packages=tuple(sorted(base.debian.packages)),
-        mirror=mirror,
-        versions=versions,
-        layer=LayerPin(blob.diff_id, blob.digest, blob.size, blob.media_type),
+        suite=base.debian.suite, packages=packages, mirror=mirror, versions=versions, diff_id=blob.diff_id
     )
-    # Record the layer under the key the build will look for, so the first build reuses it.
-    lock = BaseLock(LOCK_VERSION, name, base.python, libc_of(base), "", "", debian=pin)
-    lock = evolve(lock, identity=base_identity(lock))
-    record_layer(store, debian_key(lock.identity, versions, compression), blob, [])
-    return pin
+    record_layer(store, debian_key(pin.suite, pin.versions, pin.diff_id, compression), blob, [])
+    return pin, blob
 
 
 def ensure_debian_layer(store: Store, key: str, lock: BaseLock, compression: Compression) -> LayerRecord:
-    """Rebuild a locked Debian base with exactly its pinned versions; it must match the locked digest."""
+    """Rebuild a locked Debian base with exactly its pinned versions; it must reproduce the locked content."""
     assert lock.debian is not None
     d = lock.debian
     blob, _ = _build(store, d.suite, d.packages, dict(d.versions), d.mirror, compression)
-    # The content (diff_id) is what the lock pins; the compressed digest also depends on the compressor.
-    if d.layer is not None and blob.diff_id != d.layer.diff_id:
+    if blob.diff_id != d.diff_id:
         raise BuildError(
-            f"base {lock.name}: rebuilt layer content {blob.diff_id} differs from the locked {d.layer.diff_id} "
+            f"base {lock.name}: rebuilt layer content {blob.diff_id} differs from the locked {d.diff_id} "
             "(the Debian archive or mmdebstrap changed): run `envgraph lock --upgrade` to re-pin the base"
         )
     # A root filesystem has thousands of paths; the conflict check concerns package layers only, so none are kept.

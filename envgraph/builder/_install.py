@@ -130,25 +130,28 @@ def _urlsafe_b64(digest: bytes) -> str:
 
 def install_wheels(
     tar: TarStream,
-    wheels: Sequence[tuple[str, Path]],
+    wheels: Sequence[tuple[str, str, Path]],
     scheme: dict[str, str],
     interpreter: str,
     python_copies: Path | None = None,
 ) -> None:
-    """Install ``wheels`` ((project name, path), in name order) into ``tar``."""
+    """Install ``wheels`` ((project name, wheel file name, path), in name order) into ``tar``.
+
+    The file name (checked by the lockfile parser) is given separately: a cached wheel's path is its sha256."""
     from installer import install
 
     owners: dict[str, str] = {}
     destination = TarDestination(tar, scheme, interpreter, owners=owners, python_copies=python_copies)
-    for name, path in sorted(wheels, key=lambda w: w[0]):
+    for name, filename, path in sorted(wheels, key=lambda w: w[0]):
         destination.package = name
         try:
-            with zipfile.ZipFile(path) as wheel:
+            with open(path, "rb") as f, zipfile.ZipFile(f) as wheel:
+                wheel.filename = filename  # installer reads the distribution and version from it
                 destination.wheel = wheel
                 install(WheelFile(wheel), destination, {"INSTALLER": b"envgraph\n"})
         except BuildError:
             raise
         except Exception as e:  # installer and zipfile raise several kinds for bad wheels
-            raise BuildError(f"cannot install {path.name}: {e}") from None
+            raise BuildError(f"cannot install {filename}: {e}") from None
         finally:
             destination.wheel = None

@@ -11,7 +11,6 @@ import contextlib
 import shutil
 import subprocess
 import sys
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,18 +63,15 @@ def build_package_layer(
     store: Store,
     target: InstallTarget,
     key: str,
-    wheels: Sequence[tuple[str, Path]],
-    work_dir: Path | None = None,
+    wheels: Sequence[tuple[str, str, Path]],
 ) -> LayerRecord:
-    """Install wheels ((project name, path) pairs) as layer ``key``, streamed from the wheels into the store."""
+    """Install wheels ((project name, file name, path)) as layer ``key``, streamed from the wheels into the store."""
     from envgraph.builder._install import install_wheels  # imported here: a no-op build needs no installer
 
     with contextlib.ExitStack() as stack:
         copies = None
         if target.bytecode:  # compileall needs the sources on disk
-            copies = Path(
-                stack.enter_context(tempfile.TemporaryDirectory(prefix="envgraph-pyc-", dir=work_dir))
-            )
+            copies = Path(stack.enter_context(store.temp_dir("pyc-")))
 
         def produce(sink: BinaryIO) -> list[str]:
             with TarStream(sink) as tar:

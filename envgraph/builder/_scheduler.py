@@ -164,6 +164,7 @@ class Scheduler:
     # -- run ---------------------------------------------------------------------------------
     def run(self, plan: Plan, *, stop: threading.Event | None = None) -> BuildResult:
         with self.store.in_use():
+            self.store.clean_tmp()  # what builds killed before us left behind
             return self._run(plan, stop)
 
     def _run(self, plan: Plan, stop: threading.Event | None) -> BuildResult:
@@ -321,10 +322,8 @@ class Scheduler:
             case VenvLayer():
                 return build_venv_layer(self.store, task.target)
             case PackageLayer() | MergedLayer():
-                pairs = [(name, p) for (name, _), p in zip(task.wheels, paths, strict=True)]
-                return build_package_layer(
-                    self.store, task.target, task.key, pairs, work_dir=self.store.tmp_dir
-                )
+                pairs = [(name, w.filename, p) for (name, w), p in zip(task.wheels, paths, strict=True)]
+                return build_package_layer(self.store, task.target, task.key, pairs)
             case FilesLayer():
                 return build_files_layer(
                     self.store, task.compression, self.root / task.src, task.dest, task.content

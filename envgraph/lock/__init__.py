@@ -18,10 +18,10 @@ if TYPE_CHECKING:
     from envgraph.lock._lockfile import read_lock as read_lock
     from envgraph.lock._lockfile import requirements_path as requirements_path
     from envgraph.lock._model import BaseLock as BaseLock
+    from envgraph.lock._model import BaseRef as BaseRef
     from envgraph.lock._model import DebianPin as DebianPin
     from envgraph.lock._model import FilePin as FilePin
     from envgraph.lock._model import ImagePin as ImagePin
-    from envgraph.lock._model import LayerPin as LayerPin
     from envgraph.lock._model import LockedPackage as LockedPackage
     from envgraph.lock._model import Lockfile as Lockfile
     from envgraph.lock._model import ParentRef as ParentRef
@@ -30,11 +30,11 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "BaseLock": "envgraph.lock._model",
+    "BaseRef": "envgraph.lock._model",
     "DebianPin": "envgraph.lock._model",
     "FilePin": "envgraph.lock._model",
     "ImagePin": "envgraph.lock._model",
     "LOCKDIR": "envgraph.lock._lockfile",
-    "LayerPin": "envgraph.lock._model",
     "LockOutcome": "envgraph.lock._locker",
     "LockResult": "envgraph.lock._locker",
     "LockedPackage": "envgraph.lock._model",
@@ -52,11 +52,11 @@ _EXPORTS = {
 }
 __all__ = [
     "BaseLock",
+    "BaseRef",
     "DebianPin",
     "FilePin",
     "ImagePin",
     "LOCKDIR",
-    "LayerPin",
     "LockOutcome",
     "LockResult",
     "LockedPackage",

@@ -6,12 +6,14 @@ inputs changed (or ``--upgrade``); its drv is recomputed every time, which is ch
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
+import attrs
 import networkx as nx
 from attrs import evolve, frozen
 from packaging.requirements import InvalidRequirement, Requirement
@@ -27,12 +29,13 @@ from envgraph.lock._diagnose import Blocker, direct_conflicts, find_blockers, is
 from envgraph.lock._index import PackageIndex
 from envgraph.lock._lockfile import (
     base_identity,
+    lock_path,
     read_base_lock,
     read_lock,
     write_base_lock,
     write_lock,
 )
-from envgraph.lock._model import BaseLock, FilePin, LockedPackage, Lockfile, ParentRef, Wheel
+from envgraph.lock._model import BaseLock, BaseRef, FilePin, LockedPackage, Lockfile, ParentRef, Wheel
 from envgraph.lock._resolve import ResolverFailed, ResolverTimeout, pip_compile, resolver_versions
 from envgraph.lock._wheels import Target, best_wheel, target_tags
 from envgraph.spec import Base, Env, Spec, libc_of
@@ -59,9 +62,38 @@ class LockResult:
         return [o for o in self.outcomes if o.status == "stale"]
 
 
-def base_inputs(base: Base) -> str:
+def base_inputs(base: Base, platform: str) -> str:
     debian = None if base.debian is None else (base.debian.suite, base.debian.packages, base.debian.mirror)
-    return identity.base_inputs(debian=debian, image=base.image, python=base.python, libc=libc_of(base))
+    return identity.base_inputs(
+        debian=debian, image=base.image, python=base.python, libc=libc_of(base), platform=platform
+    )
+
+
+def lock_drv(lock: Lockfile) -> str:
+    """The drv a lockfile's own content gives: what its ``drv`` says when nobody edited it."""
+    if lock.parent is not None:
+        source = lock.parent.drv
+    elif lock.base is not None:
+        source = lock.base.identity
+    else:
+        return ""
+    return identity.derivation(
+        env=lock.env,
+        source=source,
+        packages=[
+            (q.name, q.version, q.wheel.filename, q.wheel.sha256, q.wheel.size, q.wheel.url)
+            for q in lock.packages
+        ],
+        merged=lock.merged,
+        environment=lock.environment,
+        files=[(f.dest, f.sha256) for f in lock.files],
+        workdir=lock.workdir,
+        entrypoint=lock.entrypoint,
+        cmd=lock.cmd,
+        python=lock.python,
+        platform=lock.platform,
+        bytecode=lock.bytecode,
+    )
 
 
 def closure(locks: Mapping[str, Lockfile], graph: EnvGraph, env: str) -> list[LockedPackage]:
@@ -119,10 +151,19 @@ class Locker:
             if base_lock is not None:
                 bases[b] = base_lock
 
-        # All existing env locks: unselected envs still count for layer popularity and as parents.
+        # All existing env locks, read once: unselected envs still count for layer popularity and as parents.
         locks: dict[str, Lockfile] = {}
+        self._on_disk: dict[str, Lockfile | None] = {}
+        self._unreadable: dict[str, str] = {}
         for e in self.graph.envs():
-            existing = read_lock(self.lockdir, e)
+            try:
+                existing = read_lock(self.lockdir, e)
+            except (
+                StaleLockError
+            ) as err:  # an old format or a damaged file: stale for --check, re-resolved by lock
+                existing = None
+                self._unreadable[e] = str(err)
+            self._on_disk[e] = existing
             if existing is not None:
                 locks[e] = existing
 
@@ -161,7 +202,7 @@ class Locker:
                 continue
             final = self._finalise(e, locks, bases)
             locks[e] = final
-            previous = read_lock(self.lockdir, e)
+            previous = self._on_disk[e]
             if check:
                 if previous is None or previous != final:
                     why = "drv changed: " + self._what_changed(previous, final) if previous else "no lockfile"
@@ -178,23 +219,45 @@ class Locker:
     # -- bases --------------------------------------------------------------------
     def _lock_base(self, name: str, check: bool) -> tuple[BaseLock | None, LockOutcome]:
         base = self.spec.bases[name]
-        inputs = base_inputs(base)
-        existing = read_base_lock(self.lockdir, name)
-        if (
-            existing is not None
-            and existing.inputs == inputs
-            and existing.identity == base_identity(existing)
-        ):
+        inputs = base_inputs(base, self.spec.project.platform)
+        try:
+            existing = read_base_lock(self.lockdir, name)
+        except StaleLockError as err:
+            if check:
+                return None, LockOutcome(name, "base", "stale", str(err))
+            existing = None
+        edited = existing is not None and existing.identity != base_identity(existing)
+        if existing is not None and existing.inputs == inputs and not edited:
+            self._check_base_fits(name, existing)
             return existing, LockOutcome(name, "base", "unchanged")
         if check:
             why = "no lockfile" if existing is None else "declaration changed"
+            if edited:
+                why = "its content does not match its identity (edited?)"
             return existing, LockOutcome(name, "base", "stale", why)
         self.log(f"pinning base {name}")
         pinned = self.pin_base(name, base, existing)
         pinned = evolve(pinned, inputs=inputs)
         pinned = evolve(pinned, identity=base_identity(pinned))
+        self._check_base_fits(name, pinned)
         write_base_lock(self.lockdir, pinned)
         return pinned, LockOutcome(name, "base", "resolved")
+
+    def _check_base_fits(self, name: str, lock: BaseLock) -> None:
+        """An image that cannot run is never built: the base's interpreter must be of the target's architecture
+        and Python version."""
+        p = self.spec.project
+        arch = p.platform.partition("/")[2]
+        if lock.architecture is not None and lock.architecture != arch:
+            raise LockError(
+                f"base {name}: its interpreter {lock.python} is built for {lock.architecture}, "
+                f"but project.platform is {p.platform}: the images could not run"
+            )
+        if lock.python_version is not None and lock.python_version != p.python:
+            raise LockError(
+                f"base {name}: its interpreter {lock.python} is Python {lock.python_version}, "
+                f"but project.python is {p.python}: wheels for Python {p.python} would not import"
+            )
 
     # -- envs ---------------------------------------------------------------------
     def target(self, env: str) -> Target:
@@ -269,7 +332,9 @@ class Locker:
         upgrade: bool,
         upgrade_names: set[str],
     ) -> tuple[Lockfile | None, LockOutcome]:
-        existing = read_lock(self.lockdir, env)
+        existing = self._on_disk[env]
+        if env in self._unreadable and check:
+            return None, LockOutcome(env, "env", "stale", self._unreadable[env])
         try:
             inputs = self._inputs(env, locks)
         except StaleLockError as e:
@@ -278,6 +343,13 @@ class Locker:
             raise
         if self.graph.root_base(env) not in bases:
             return None, LockOutcome(env, "env", "stale", f"base {self.graph.root_base(env)} is not locked")
+        # A lockfile whose content does not give its own drv was edited: its pins are not trusted (lock never
+        # writes a lock around a hash it did not obtain from the index itself).
+        edited = existing is not None and lock_drv(existing) != existing.drv
+        if edited:
+            existing = None
+            if check:
+                return None, LockOutcome(env, "env", "stale", "its content does not match its drv (edited?)")
         own_names = {p.name for p in existing.packages} if existing else set()
         forced = upgrade or bool(upgrade_names & own_names)
         if existing is not None and existing.inputs == inputs and not forced:
@@ -286,14 +358,15 @@ class Locker:
             return None, LockOutcome(
                 env, "env", "stale", "no lockfile" if existing is None else "inputs changed"
             )
-        self.log(f"resolving env {env}")
+        self.log(f"resolving env {env}" + (" (its lockfile was edited: resolving afresh)" if edited else ""))
         packages = self._resolve(env, locks, existing, upgrade=upgrade, upgrade_names=upgrade_names)
         draft = Lockfile(
             version=LOCK_VERSION,
             env=env,
             python=self.spec.project.python,
             platform=self.spec.project.platform,
-            base=self.spec.env[env].base,
+            bytecode=self.spec.project.bytecode,
+            base=None,
             parent=None,
             requirements=tuple(self.requirements(env)),
             packages=tuple(packages),
@@ -338,6 +411,9 @@ class Locker:
             previous = "".join(
                 f"{q.name}=={q.version}\n" for q in closure({**locks, env: existing}, self.graph, env)
             )
+        elif env in self._unreadable:
+            # Pins of a lockfile in an older format are kept as a preference (hashes come from the index again).
+            previous = previous_pins(lock_path(self.lockdir, env)) or None
         try:
             result = pip_compile(
                 p.python,
@@ -408,40 +484,33 @@ class Locker:
         return LockedPackage(name=name, version=version, wheel=Wheel(f.filename, f.sha256, size, f.url))
 
     def _finalise(self, env: str, locks: Mapping[str, Lockfile], bases: Mapping[str, BaseLock]) -> Lockfile:
+        """The whole lockfile from the declaration, the code's versions and the resolved packages: every field but
+        the packages is derived afresh, so ``lock --check`` notices an edit of any of them."""
         decl: Env = self.spec.env[env]
+        p = self.spec.project
         draft = locks[env]
         parent = self.graph.parent(env)
-        files = tuple(self._pin_files(env))
-        source = locks[parent].drv if parent else bases[self.graph.root_base(env)].identity
-        merged = tuple(self._merged(env, locks, bases))
-        lock = evolve(
-            draft,
-            base=decl.base,
+        lock = Lockfile(
+            version=LOCK_VERSION,
+            env=env,
+            python=p.python,
+            platform=p.platform,
+            bytecode=p.bytecode,
+            base=BaseRef(decl.base, bases[decl.base].identity) if decl.base else None,
             parent=ParentRef(parent, locks[parent].drv) if parent else None,
             requirements=tuple(self.requirements(env)),
+            packages=tuple(sorted(draft.packages, key=lambda q: q.name)),
             environment=dict(sorted(decl.environment.items())),
-            files=files,
+            files=tuple(self._pin_files(env)),
             workdir=decl.workdir,
             entrypoint=decl.entrypoint,
             cmd=decl.cmd,
-            merged=merged,
-            packages=tuple(sorted(draft.packages, key=lambda q: q.name)),
+            merged=tuple(self._merged(env, locks, bases)),
+            resolver=resolver_versions(),
+            inputs=self._inputs(env, locks),
+            drv="",
         )
-        drv = identity.derivation(
-            env=env,
-            source=source,
-            packages=[(q.name, q.version, q.wheel.sha256) for q in lock.packages],
-            merged=merged,
-            environment=lock.environment,
-            files=[(f.dest, f.sha256) for f in files],
-            workdir=lock.workdir,
-            entrypoint=lock.entrypoint,
-            cmd=lock.cmd,
-            python=lock.python,
-            platform=lock.platform,
-            bytecode=self.spec.project.bytecode,
-        )
-        return evolve(lock, drv=drv)
+        return evolve(lock, drv=lock_drv(lock))
 
     def _pin_files(self, env: str) -> list[FilePin]:
         out = []
@@ -473,8 +542,11 @@ class Locker:
     def _what_changed(old: Lockfile | None, new: Lockfile) -> str:
         if old is None:
             return "new lockfile"
-        fields = [f for f in ("packages", "environment", "files", "workdir", "entrypoint", "cmd", "merged", "parent", "base")
-                  if getattr(old, f) != getattr(new, f)]  # fmt: skip
+        fields = [
+            a.name
+            for a in attrs.fields(Lockfile)
+            if a.name != "drv" and getattr(old, a.name) != getattr(new, a.name)
+        ]
         return ", ".join(fields) or "drv"
 
 
@@ -488,6 +560,21 @@ def package_popularity(graph: EnvGraph, locks: Mapping[str, Lockfile]) -> dict[t
             key = (q.name, q.wheel.sha256)
             counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+def previous_pins(path: Path) -> str:
+    """``name==version`` lines of whatever lockfile is at ``path``, read leniently (any format version): only a
+    preference for the resolver, never trusted for hashes."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        packages = doc["packages"]
+        lines = [f"{p['name']}=={p['version']}\n" for p in packages]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    return "".join(line for line in lines if PIN_LINE.match(line))
+
+
+PIN_LINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9][A-Za-z0-9.+!_-]*\n$")
 
 
 def _pip_conflict(output: str) -> str:

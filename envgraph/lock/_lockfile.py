@@ -109,9 +109,20 @@ def write_base_lock(lockdir: Path, lock: BaseLock) -> bool:
 
 def base_identity(lock: BaseLock) -> str:
     """The pinned identity of a base lock (the rule is :func:`envgraph.identity.base_identity`)."""
+    d, i = lock.debian, lock.image
     return identity.base_identity(
         python=lock.python,
         libc=lock.libc,
-        debian=(lock.debian.suite, lock.debian.versions) if lock.debian is not None else None,
-        image=(lock.image.digest or lock.image.reference) if lock.image is not None else None,
+        architecture=lock.architecture,
+        python_version=lock.python_version,
+        debian=None
+        if d is None
+        else {
+            "suite": d.suite,
+            "packages": sorted(d.packages),
+            "mirror": d.mirror,
+            "versions": dict(d.versions),
+            "diff-id": d.diff_id,
+        },
+        image=None if i is None else {"reference": i.reference, "digest": i.digest, "layers": i.layers},
     )

@@ -12,7 +12,7 @@ __all__ = [
     "LockedPackage",
     "FilePin",
     "ParentRef",
-    "LayerPin",
+    "BaseRef",
     "DebianPin",
     "ImagePin",
     "BaseLock",
@@ -51,11 +51,10 @@ class ParentRef:
 
 
 @frozen
-class LayerPin:
-    diff_id: str
-    digest: str
-    size: int
-    media_type: str = field(metadata={"key": "media-type"})
+class BaseRef:
+    name: str
+    # The base lock's identity when this lock was made (a re-pinned base makes the env lock stale).
+    identity: str
 
 
 @frozen
@@ -65,7 +64,8 @@ class DebianPin:
     mirror: str
     # Every package installed in the root filesystem, name -> version.
     versions: dict[str, str]
-    layer: LayerPin | None = None
+    # The root filesystem's content (sha256 of the uncompressed tar): a rebuild must reproduce it.
+    diff_id: str = field(metadata={"key": "diff-id"})
 
 
 @frozen
@@ -86,6 +86,9 @@ class BaseLock:
     identity: str
     debian: DebianPin | None = None
     image: ImagePin | None = None
+    # What the base's interpreter was found to be (ELF machine, version): None for scratch.
+    architecture: str | None = None
+    python_version: str | None = field(default=None, metadata={"key": "python-version"})
 
 
 @frozen
@@ -100,7 +103,8 @@ class Lockfile:
     env: str
     python: str
     platform: str
-    base: str | None
+    bytecode: bool
+    base: BaseRef | None
     parent: ParentRef | None
     requirements: tuple[str, ...]
     # Only the packages this env adds to its parent's; the image holds those of every ancestor too.

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from envgraph.oci._archive import import_docker_archive as import_docker_archive
     from envgraph.oci._archive import import_oci_archive as import_oci_archive
     from envgraph.oci._archive import import_oci_layout as import_oci_layout
+    from envgraph.oci._gc import GcResult as GcResult
+    from envgraph.oci._gc import collect_garbage as collect_garbage
     from envgraph.oci._image import ImageConfigSpec as ImageConfigSpec
     from envgraph.oci._image import ImageLayer as ImageLayer
     from envgraph.oci._image import read_config as read_config
@@ -27,16 +29,20 @@ if TYPE_CHECKING:
     from envgraph.oci._model import Index as Index
     from envgraph.oci._model import Manifest as Manifest
     from envgraph.oci._model import Platform as Platform
-    from envgraph.oci._store import GcResult as GcResult
     from envgraph.oci._store import LayerRecord as LayerRecord
     from envgraph.oci._store import Store as Store
     from envgraph.oci._tar import LayerEntry as LayerEntry
     from envgraph.oci._tar import TarStream as TarStream
     from envgraph.oci._tar import write_tar as write_tar
+    from envgraph.oci._verify import VerifyReport as VerifyReport
+    from envgraph.oci._verify import verify_store as verify_store
 
 _EXPORTS = {
     "Descriptor": "envgraph.oci._model",
-    "GcResult": "envgraph.oci._store",
+    "GcResult": "envgraph.oci._gc",
+    "VerifyReport": "envgraph.oci._verify",
+    "collect_garbage": "envgraph.oci._gc",
+    "verify_store": "envgraph.oci._verify",
     "ImageConfig": "envgraph.oci._model",
     "ImageConfigSpec": "envgraph.oci._image",
     "ImageLayer": "envgraph.oci._image",
@@ -64,6 +70,9 @@ _EXPORTS = {
 __all__ = [
     "Descriptor",
     "GcResult",
+    "VerifyReport",
+    "collect_garbage",
+    "verify_store",
     "ImageConfig",
     "ImageConfigSpec",
     "ImageLayer",

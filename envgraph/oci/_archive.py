@@ -48,7 +48,7 @@ _CONTAINERD_NAME = "io.containerd.image.name"
 def _blob_entries(store: Store, digests: set[str]) -> list[LayerEntry]:
     entries = []
     for digest in sorted(digests):
-        if not store.has_blob(digest):
+        if not store.verified(digest):
             raise StoreError(f"blob {digest} is missing from the store {store.root}; rebuild the image")
         entries.append(LayerEntry.from_file(_blob_name(digest), store.blob_path(digest), executable=False))
     return entries
@@ -153,7 +153,7 @@ def _resolve(store: Store, desc: Descriptor, platform: Platform, source: str) ->
 
 def _check_complete(store: Store, desc: Descriptor, source: str) -> None:
     for digest in store.reachable([desc]):
-        if not store.has_blob(digest):
+        if not store.verified(digest):
             raise StoreError(f"{source} lacks blob {digest} needed by the image")
 
 
@@ -170,7 +170,7 @@ def import_oci_layout(
     stack = [desc]
     while stack:
         d = stack.pop()
-        if not store.has_blob(d.digest):
+        if not store.verified(d.digest):
             src = layout_dir / _blob_name(d.digest)
             if not src.is_file():
                 if d.media_type in (*MANIFEST_MEDIA_TYPES, *INDEX_MEDIA_TYPES):
@@ -218,12 +218,12 @@ def import_oci_archive(
                 index_data = f.read()
             elif name.startswith("blobs/sha256/") and name.count("/") == 2:
                 digest = "sha256:" + name.rsplit("/", 1)[1]
-                if not store.has_blob(digest):
+                if not store.verified(digest):
                     store.add_stream(f, expected_digest=digest)
     if index_data is None:
         raise StoreError(f"{file} is not an OCI archive (no index.json)")
     desc = _select(from_json(index_data, Index), tag, str(file))
-    if not store.has_blob(desc.digest):
+    if not store.verified(desc.digest):
         raise StoreError(f"{file} lacks blob {desc.digest}")
     result = _resolve(store, desc, platform, str(file))
     _check_complete(store, result, str(file))

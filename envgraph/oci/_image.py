@@ -137,7 +137,7 @@ def write_image(
     diff_ids = tuple(layer.diff_id for layer in layers)
     for layer in layers:
         compression_of_media_type(layer.descriptor.media_type)  # raises on a non-layer descriptor
-        if not store.has_blob(layer.descriptor.digest):
+        if not store.verified(layer.descriptor.digest, size=layer.descriptor.size):
             raise BuildError(f"layer {layer.descriptor.digest} ({layer.history_comment}) is not in the store")
 
     base_cfg = ContainerConfig()

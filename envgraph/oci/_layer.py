@@ -91,9 +91,10 @@ def write_layer(
         sink = _TarSink(compressor)
         result = produce(cast(BinaryIO, sink))
         compressor.finish()
-    assert writer.digest is not None and writer.size is not None
+        writer.diff_id = "sha256:" + sink.hash.hexdigest()
+    assert writer.digest is not None and writer.size is not None and writer.diff_id is not None
     blob = LayerBlob(
-        diff_id="sha256:" + sink.hash.hexdigest(),
+        diff_id=writer.diff_id,
         digest=writer.digest,
         size=writer.size,
         media_type=compression.media_type,

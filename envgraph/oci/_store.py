@@ -5,18 +5,31 @@ Layout under ``root``::
     oci-layout                 {"imageLayoutVersion":"1.0.0"}
     index.json                 OCI image index; tags are the org.opencontainers.image.ref.name annotation
     blobs/sha256/<hex>         every blob, read-only, named by its sha256
+    stamps/<hex[:2]>/<hex>     when a blob was last verified: its size, mtime_ns and inode then (and, for a
+                               layer, the diff_id its decompressed bytes hash to)
     keys/<hex[:2]>/<hex>.json  one LayerRecord per layer key
+    corrupt/<hex>              blobs found damaged, moved aside (never used again)
+    roots/<id>.json            the images and layer keys each project that builds into this store still uses
+    building/<hex>.lock        per-key build locks
     tmp/                       temp files being written (nothing else ever is a temp file)
-    lock                       flock(2) file
+    lock, in-use               flock(2) files
 
-Crash safety (kill -9 at any point): everything is written to a temp file in ``tmp/`` and moved into
-place with ``os.replace``, so a visible file is always complete; a crash only leaves temp files, which
-:meth:`Store.verify` and :meth:`Store.gc` delete once an hour old. Blobs are hashed while written and
-checked against the expected digest before they become visible.
+Trust (see the README's "Trust model"): the store is not trusted. A blob is used (reused by a build, exported,
+loaded, pushed, read) only when it is **known good**: its bytes hashed to its name when it was written (or the
+last time they were checked) and its stamp still matches the file (same size, mtime and inode), or it hashes
+to its name now. A blob that does not is moved to ``corrupt/`` and treated as absent, so the next build
+rebuilds or re-pulls it. Small documents (manifests, configs, path lists) are rehashed at every read. A key
+record is used only when its key matches its file name and its blob is known good with exactly the record's
+size and diff_id.
 
-Locking: ``index.json`` read-modify-write and :meth:`Store.gc` hold an exclusive ``flock`` on ``lock``;
-committing a blob and writing a key record hold it shared, so a gc never interleaves with them. gc
-still only knows what the caller keeps and what tags reference: do not gc while builds run.
+Crash safety (kill -9 at any point): everything is written to a temp file in ``tmp/`` and moved into place
+with ``os.replace``, so a visible file is always complete. Writers hold an flock on their temp file, so the
+next build's :meth:`Store.clean_tmp` removes exactly the leftovers of writers that died.
+
+Locking: ``index.json`` read-modify-write and gc hold an exclusive ``flock`` on ``lock``; committing a blob
+and writing a key record hold it shared, so a gc never interleaves with them. Builds hold ``in-use`` shared
+for their whole run and gc takes it exclusively. A read-only store (``readonly=True``) takes no locks: every
+file it reads was renamed into place whole.
 """
 
 from __future__ import annotations
@@ -30,7 +43,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, BinaryIO
 
@@ -40,15 +53,25 @@ from envgraph._convert import structure, unstructure
 from envgraph._fs import atomic_write
 from envgraph._hashing import CHUNK, canonical_json, digest_hex, file_sha256
 from envgraph.errors import HashMismatchError, StoreError
-from envgraph.identity import ANNOTATION_REF_NAME, INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES
+from envgraph.identity import (
+    ANNOTATION_REF_NAME,
+    INDEX_MEDIA_TYPES,
+    MANIFEST_MEDIA_TYPES,
+    compression_of_media_type,
+)
+from envgraph.oci._compress import Decompressor
 from envgraph.oci._known_blobs import KnownBlobs
 from envgraph.oci._model import Descriptor, Index, Manifest, from_json, to_json
 
-__all__ = ["BlobWriter", "GcResult", "LayerRecord", "Store", "STALE_TEMP_SECONDS"]
+__all__ = ["BlobWriter", "LayerRecord", "Store", "TEMP_GRACE_SECONDS"]
 
-STALE_TEMP_SECONDS = 3600
+# A temp file this young may belong to a writer that has not locked it yet; clean_tmp leaves it alone.
+TEMP_GRACE_SECONDS = 10.0
 _LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
-_STORE_NAMES = {"oci-layout", "index.json", "blobs", "keys", "tmp", "lock"}
+_STORE_NAMES = {
+    "oci-layout", "index.json", "blobs", "keys", "tmp", "lock", "in-use", "building", "stamps", "corrupt",
+    "roots", "registry-blobs.json",
+}  # fmt: skip
 _REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]*$")
 
 
@@ -83,13 +106,36 @@ class LayerRecord:
 
 
 @attrs.frozen
-class GcResult:
-    freed: int  # bytes
-    dropped: tuple[str, ...]  # tags removed
+class _Stamp:
+    size: int
+    mtime_ns: int
+    inode: int
+    diff_id: str | None
+
+    @classmethod
+    def of(cls, st: os.stat_result, diff_id: str | None) -> _Stamp:
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino, diff_id)
+
+    def matches(self, st: os.stat_result) -> bool:
+        return (self.size, self.mtime_ns, self.inode) == (st.st_size, st.st_mtime_ns, st.st_ino)
+
+    def encode(self) -> bytes:
+        return f"{self.size} {self.mtime_ns} {self.inode} {self.diff_id or '-'}\n".encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> _Stamp | None:
+        parts = data.decode("ascii", "replace").split()
+        if len(parts) != 4 or not all(p.isdigit() for p in parts[:3]):
+            return None
+        diff_id = None if parts[3] == "-" else parts[3]
+        return cls(int(parts[0]), int(parts[1]), int(parts[2]), diff_id)
 
 
 class BlobWriter:
-    """Writes one blob through a temp file; ``digest`` and ``size`` are set once committed."""
+    """Writes one blob through a locked temp file; ``digest`` and ``size`` are set once committed.
+
+    A layer writer sets :attr:`diff_id` (the sha256 of the uncompressed tar it streamed) before the commit, so
+    the stamp records it as verified."""
 
     def __init__(self, store: Store, expected_digest: str | None) -> None:
         if expected_digest is not None:
@@ -97,10 +143,12 @@ class BlobWriter:
         self._store = store
         self._expected = expected_digest
         fd, name = tempfile.mkstemp(dir=store.tmp_dir, prefix="blob-", suffix=".tmp")
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held until commit or abort: clean_tmp never takes a live file
         self._tmp = Path(name)
         self._file = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()
         self._size = 0
+        self.diff_id: str | None = None
         self.digest: str | None = None
         self.size: int | None = None
 
@@ -112,16 +160,15 @@ class BlobWriter:
         return n
 
     def _abort(self) -> None:
-        with contextlib.suppress(OSError):
-            self._file.close()
         with contextlib.suppress(FileNotFoundError):
             self._tmp.unlink()
+        with contextlib.suppress(OSError):
+            self._file.close()
 
     def _commit(self) -> tuple[str, int]:
         try:
             self._file.flush()
             os.fsync(self._file.fileno())
-            self._file.close()
             digest = "sha256:" + self._hash.hexdigest()
             if self._expected is not None and digest != self._expected:
                 raise HashMismatchError(
@@ -130,14 +177,12 @@ class BlobWriter:
             os.chmod(self._tmp, 0o444)
             dest = self._store.blob_path(digest)
             with self._store._locked(exclusive=False):
-                try:
-                    same = dest.stat().st_size == self._size
-                except FileNotFoundError:
-                    same = False
-                if same:
-                    self._tmp.unlink()  # already stored: a blob is never stored twice
+                if self._store.verified(digest, size=self._size):
+                    self._tmp.unlink()  # already stored and good: a blob is never stored twice
                 else:
-                    os.replace(self._tmp, dest)
+                    os.replace(self._tmp, dest)  # new, or replacing one that was moved aside as corrupt
+                self._store._stamp(digest, self.diff_id)
+            self._file.close()  # releases the lock, after the rename
         except BaseException:
             self._abort()
             raise
@@ -148,41 +193,54 @@ class BlobWriter:
 class Store:
     """A local OCI image layout with a layer-key index. Use :meth:`open`."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, readonly: bool = False) -> None:
         self.root = root
+        self.readonly = readonly
         self.blobs_dir = root / "blobs" / "sha256"
         self.keys_dir = root / "keys"
         self.tmp_dir = root / "tmp"
+        self.stamps_dir = root / "stamps"
+        self.corrupt_dir = root / "corrupt"
+        self.roots_dir = root / "roots"
         self.index_path = root / "index.json"
         self.lock_path = root / "lock"
 
     # --- opening ---------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, root: Path) -> Store:
-        """Open the store at ``root``, creating the layout if absent."""
+    def open(cls, root: Path, *, readonly: bool = False) -> Store:
+        """Open the store at ``root``, creating the layout if absent (unless ``readonly``: then it must exist,
+        and nothing is ever written, locked or moved)."""
         root = Path(root).absolute()
+        try:
+            return cls._open(root, readonly)
+        except OSError as err:
+            raise StoreError(f"cannot open the store {root}: {err.strerror or err}") from None
+
+    @classmethod
+    def _open(cls, root: Path, readonly: bool) -> Store:
         if root.exists() and not root.is_dir():
             raise StoreError(f"{root} exists and is not a directory, so it cannot be a store")
         layout = root / "oci-layout"
-        if root.is_dir() and not layout.exists():
+        if readonly:
+            if not layout.is_file():
+                raise StoreError(f"{root} is not an envgraph store (no oci-layout): build something first")
+        elif root.is_dir() and not layout.exists():
             foreign = sorted(p.name for p in root.iterdir() if p.name not in _STORE_NAMES)
             if foreign:
                 raise StoreError(
                     f"{root} is not an envgraph store (no oci-layout; contains {', '.join(foreign[:3])})"
                 )
-        store = cls(root)
-        try:
-            store.blobs_dir.mkdir(parents=True, exist_ok=True)
-            store.keys_dir.mkdir(exist_ok=True)
-            store.tmp_dir.mkdir(exist_ok=True)
+        store = cls(root, readonly=readonly)
+        if not readonly:
+            for d in (store.blobs_dir, store.keys_dir, store.tmp_dir, store.stamps_dir):
+                d.mkdir(parents=True, exist_ok=True)
             if not layout.exists():
                 store._write_atomic(layout, _LAYOUT)
-            with store._locked(exclusive=True):
-                if not store.index_path.exists():
-                    store._write_atomic(store.index_path, to_json(Index()))
-        except OSError as err:
-            raise StoreError(f"cannot create a store at {root}: {err.strerror or err}") from err
+            if not store.index_path.exists():
+                with store._locked(exclusive=True):
+                    if not store.index_path.exists():
+                        store._write_atomic(store.index_path, to_json(Index()))
         try:
             doc = json.loads(layout.read_bytes())
         except ValueError:
@@ -192,11 +250,18 @@ class Store:
             raise StoreError(f"{layout}: unsupported OCI layout version {version!r}")
         return store
 
-    # --- internals ---------------------------------------------------------------------------------
+    def _writable(self, what: str) -> None:
+        if self.readonly:
+            raise StoreError(f"cannot {what}: the store {self.root} is open read-only")
+
+    # --- locks ---------------------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def _locked(self, *, exclusive: bool) -> Iterator[None]:
-        """flock on ``lock``. Not re-entrant: never nest within one process."""
+        """flock on ``lock``. Not re-entrant: never nest within one process. No-op on a read-only store."""
+        if self.readonly:
+            yield
+            return
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
@@ -208,6 +273,7 @@ class Store:
     def in_use(self, *, exclusive: bool = False) -> Iterator[None]:
         """Builds hold this shared for their whole run; garbage collection holds it exclusively, so it never
         removes what a running build has written but not yet tagged. Exclusive use does not wait."""
+        self._writable("build or collect garbage")
         fd = os.open(self.root / "in-use", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
@@ -232,7 +298,60 @@ class Store:
             os.close(fd)
 
     def _write_atomic(self, dest: Path, data: bytes, mode: int = 0o644) -> None:
+        self._writable(f"write {dest.name}")
         atomic_write(dest, data, tmp_dir=self.tmp_dir, mode=mode)
+
+    @contextlib.contextmanager
+    def temp_dir(self, prefix: str) -> Iterator[Path]:
+        """A private directory under ``tmp/``, locked while in use (so clean_tmp leaves it alone) and removed
+        afterwards."""
+        path = Path(tempfile.mkdtemp(prefix=prefix, dir=self.tmp_dir))
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+            os.close(fd)
+
+    def clean_tmp(self, *, dry_run: bool = False) -> int:
+        """Remove what killed writers left in ``tmp/`` (files and directories no live process holds locked);
+        returns the bytes freed."""
+        freed = 0
+        if not self.tmp_dir.is_dir():
+            return 0
+        now = time.time()
+        for p in self.tmp_dir.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                st = p.lstat()
+                if now - st.st_mtime < TEMP_GRACE_SECONDS or self._held(p):
+                    continue
+                if p.is_dir() and not p.is_symlink():
+                    freed += sum(
+                        f.lstat().st_size for f in p.rglob("*") if f.is_file() and not f.is_symlink()
+                    )
+                    if not dry_run:
+                        shutil.rmtree(p, ignore_errors=True)
+                else:
+                    freed += st.st_size
+                    if not dry_run:
+                        p.unlink()
+        return freed
+
+    @staticmethod
+    def _held(path: Path) -> bool:
+        """Whether a live process holds ``path`` locked (a temp file or directory being written)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
 
     # --- blobs ---------------------------------------------------------------------------------------
 
@@ -240,29 +359,123 @@ class Store:
         return self.blobs_dir / _check_digest(digest)
 
     def has_blob(self, digest: str) -> bool:
+        """Whether a file of that name exists (says nothing of its bytes: see :meth:`verified`)."""
         return self.blob_path(digest).is_file()
 
-    def open_blob(self, digest: str) -> BinaryIO:
+    def _stamp_path(self, hexd: str) -> Path:
+        return self.stamps_dir / hexd[:2] / hexd
+
+    def _read_stamp(self, hexd: str) -> _Stamp | None:
         try:
-            return open(self.blob_path(digest), "rb")
+            return _Stamp.decode(self._stamp_path(hexd).read_bytes())
+        except OSError:
+            return None
+
+    def _stamp(self, digest: str, diff_id: str | None = None) -> None:
+        """Record that the blob's bytes were just verified (keeping a diff_id verified earlier)."""
+        if self.readonly:
+            return
+        hexd = _check_digest(digest)
+        st = self.blob_path(digest).stat()
+        old = self._read_stamp(hexd)
+        if diff_id is None and old is not None and old.matches(st):
+            diff_id = old.diff_id
+        stamp = _Stamp.of(st, diff_id)
+        if stamp == old:
+            return
+        path = self._stamp_path(hexd)
+        path.parent.mkdir(exist_ok=True)
+        atomic_write(path, stamp.encode(), tmp_dir=self.tmp_dir)
+
+    def _move_aside(self, digest: str) -> None:
+        """A damaged blob is never used again: out of ``blobs/`` (kept in ``corrupt/`` for inspection)."""
+        if self.readonly:
+            return
+        hexd = _check_digest(digest)
+        self.corrupt_dir.mkdir(exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(self.blob_path(digest), self.corrupt_dir / hexd)
+        self._stamp_path(hexd).unlink(missing_ok=True)
+
+    def verified(self, digest: str, *, size: int | None = None) -> bool:
+        """Whether the blob is present and known good (of ``size`` bytes, when given).
+
+        Known good: its stamp matches the file, or its bytes hash to its name now (it is then stamped). A blob
+        whose bytes do not is moved aside and reported absent: the caller rebuilds or re-fetches it."""
+        hexd = _check_digest(digest)
+        try:
+            st = self.blob_path(digest).stat()
         except FileNotFoundError:
-            raise StoreError(f"blob {digest} is not in the store {self.root}") from None
+            return False
+        if size is not None and st.st_size != size:
+            return False
+        stamp = self._read_stamp(hexd)
+        if stamp is not None and stamp.matches(st):
+            return True
+        actual, _ = file_sha256(self.blob_path(digest))
+        if actual != hexd:
+            self._move_aside(digest)
+            return False
+        self._stamp(digest)
+        return True
+
+    def diff_id_of(self, digest: str, media_type: str) -> str:
+        """The sha256 of the layer blob's uncompressed bytes, from its stamp or computed (and stamped) now.
+        The blob must be known good."""
+        hexd = _check_digest(digest)
+        stamp = self._read_stamp(hexd)
+        st = self.blob_path(digest).stat()
+        if stamp is not None and stamp.matches(st) and stamp.diff_id is not None:
+            return stamp.diff_id
+        try:
+            decompressor = Decompressor(compression_of_media_type(media_type))
+        except ValueError as err:
+            raise StoreError(f"blob {digest}: {err}") from None
+        h = hashlib.sha256()
+        try:
+            with open(self.blob_path(digest), "rb") as f:
+                while chunk := f.read(CHUNK):
+                    h.update(decompressor.feed(chunk))
+                h.update(decompressor.flush())
+        except Exception as err:  # isal/zstd errors: the bytes are not what the media type says
+            raise StoreError(f"blob {digest} does not decompress as {media_type}: {err}") from None
+        diff_id = "sha256:" + h.hexdigest()
+        self._stamp(digest, diff_id)
+        return diff_id
+
+    def _missing(self, digest: str) -> StoreError:
+        return StoreError(
+            f"blob {digest} is missing or damaged in the store {self.root}: run `envgraph build` to rebuild it"
+        )
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        """A known-good blob, for streaming (export, push, decompression)."""
+        if not self.verified(digest):
+            raise self._missing(digest)
+        return open(self.blob_path(digest), "rb")
 
     def read_blob(self, digest: str) -> bytes:
-        """The whole blob: for small blobs (manifests, configs, path lists) only."""
-        with self.open_blob(digest) as f:
-            return f.read()
+        """The whole blob, rehashed: for small blobs (manifests, configs, path lists) only."""
+        try:
+            data = self.blob_path(digest).read_bytes()
+        except FileNotFoundError:
+            raise self._missing(digest) from None
+        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            self._move_aside(digest)
+            raise self._missing(digest)
+        return data
 
     def blob_size(self, digest: str) -> int:
         try:
             return self.blob_path(digest).stat().st_size
         except FileNotFoundError:
-            raise StoreError(f"blob {digest} is not in the store {self.root}") from None
+            raise self._missing(digest) from None
 
     @contextlib.contextmanager
     def blob_writer(self, expected_digest: str | None = None) -> Iterator[BlobWriter]:
         """Yields a writer; on normal exit the blob is verified and moved into place, on an exception
         (or a digest mismatch) the temp file is removed."""
+        self._writable("write blobs")
         writer = BlobWriter(self, expected_digest)
         try:
             yield writer
@@ -277,7 +490,7 @@ class Store:
             raise HashMismatchError(
                 f"blob should be {expected_digest} but its content ({len(data)} bytes) is {digest}"
             )
-        if self.has_blob(digest) and self.blob_path(digest).stat().st_size == len(data):
+        if self.verified(digest, size=len(data)):
             return digest, len(data)
         with self.blob_writer(digest) as w:
             w.write(data)
@@ -298,7 +511,14 @@ class Store:
         """The path list of a layer record (empty when it has none)."""
         if record.paths_digest is None:
             return []
-        paths: list[str] = json.loads(self.read_blob(record.paths_digest))
+        try:
+            paths = json.loads(self.read_blob(record.paths_digest))
+        except ValueError:
+            paths = None
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            raise StoreError(
+                f"the path list {record.paths_digest} of layer {record.key} is not a list of paths"
+            )
         return paths
 
     # --- layer keys ----------------------------------------------------------------------------------
@@ -309,23 +529,33 @@ class Store:
 
     def _read_record(self, path: Path) -> LayerRecord:
         record: LayerRecord = structure(json.loads(path.read_bytes()), LayerRecord)
+        if path.name != f"{_key_hex(record.key)}.json":
+            raise StoreError(f"the record in {path.name} is for another key ({record.key})")
+        _check_digest(record.digest)
+        _check_digest(record.diff_id)
+        if record.paths_digest is not None:
+            _check_digest(record.paths_digest)
         return record
 
     def get_key(self, key: str) -> LayerRecord | None:
-        """The record for ``key``, or None when absent or when its blobs are gone (rebuild then)."""
+        """The record for ``key`` when it checks out: its key is the one asked for, its blob is known good with
+        exactly the record's size and diff_id, and so is its path list. None otherwise (rebuild then)."""
         path = self._key_path(key)
         try:
             record = self._read_record(path)
         except FileNotFoundError:
             return None
-        except Exception:  # unreadable record: treat as absent, the next put_key replaces it
+        except Exception:  # unreadable or foreign record: treat as absent, the next put_key replaces it
+            return None
+        if not self.verified(record.digest, size=record.size):
+            return None
+        if record.paths_digest is not None and not self.verified(record.paths_digest):
             return None
         try:
-            if self.blob_path(record.digest).stat().st_size != record.size:
+            if self.diff_id_of(record.digest, record.media_type) != record.diff_id:
                 return None
-        except (FileNotFoundError, StoreError):
-            return None
-        if record.paths_digest is not None and not self.has_blob(record.paths_digest):
+        except StoreError:
+            self._move_aside(record.digest)
             return None
         return record
 
@@ -337,10 +567,17 @@ class Store:
             path.parent.mkdir(exist_ok=True)
             self._write_atomic(path, data)
 
+    def drop_key(self, key: str) -> None:
+        self._writable("drop a key record")
+        self._key_path(key).unlink(missing_ok=True)
+
+    def record_paths(self) -> list[Path]:
+        return sorted(self.keys_dir.glob("*/*.json"))
+
     def records(self) -> list[LayerRecord]:
         """Every readable key record (unreadable ones are reported by :meth:`verify`)."""
         out = []
-        for path in sorted(self.keys_dir.glob("*/*.json")):
+        for path in self.record_paths():
             with contextlib.suppress(Exception):
                 out.append(self._read_record(path))
         return out
@@ -358,31 +595,38 @@ class Store:
 
         Nothing is written when every ref already points there: a no-op build writes nothing.
         """
-        refs = (ref, *more)
-        for r in refs:
+        self.update_tags({r: descriptor for r in (ref, *more)})
+
+    def update_tags(self, set_refs: Mapping[str, Descriptor], remove: tuple[str, ...] = ()) -> None:
+        """Several tag changes in one atomic update of ``index.json`` (nothing written when nothing changes)."""
+        for r in (*set_refs, *remove):
             if not _REF_RE.match(r):
                 raise StoreError(f"invalid tag {r!r}: letters, digits and ._:@/+- only")
-        _check_digest(descriptor.digest)
+        for d in set_refs.values():
+            _check_digest(d.digest)
         entries = []
-        for r in refs:
+        for r, descriptor in set_refs.items():
             annotations = {**(descriptor.annotations or {}), ANNOTATION_REF_NAME: r}
             entries.append(descriptor.evolve(annotations=dict(sorted(annotations.items()))))
+        if not entries and not remove:
+            return
+        changed = set(set_refs) | set(remove)
         with self._locked(exclusive=True):
             index = self.read_index()
-            if all(e in index.manifests for e in entries):
+            if all(e in index.manifests for e in entries) and not any(
+                (d.annotations or {}).get(ANNOTATION_REF_NAME) in remove for d in index.manifests
+            ):
                 return
-            kept = [d for d in index.manifests if (d.annotations or {}).get(ANNOTATION_REF_NAME) not in refs]
+            kept = [
+                d for d in index.manifests if (d.annotations or {}).get(ANNOTATION_REF_NAME) not in changed
+            ]
             self._write_index(attrs.evolve(index, manifests=(*kept, *entries)))
 
     def untag(self, ref: str) -> bool:
         """Remove ``ref``; True when it existed."""
-        with self._locked(exclusive=True):
-            index = self.read_index()
-            kept = [d for d in index.manifests if (d.annotations or {}).get(ANNOTATION_REF_NAME) != ref]
-            if len(kept) == len(index.manifests):
-                return False
-            self._write_index(attrs.evolve(index, manifests=tuple(kept)))
-            return True
+        existed = ref in self.tags()
+        self.update_tags({}, (ref,))
+        return existed
 
     def tags(self) -> dict[str, Descriptor]:
         """ref -> descriptor as it was tagged (without the ref-name annotation)."""
@@ -407,7 +651,7 @@ class Store:
         """Which registry repositories were seen holding which blobs (for cross-repository mounts)."""
         return KnownBlobs(self.root, self.tmp_dir)
 
-    # --- reachability, verify, gc ------------------------------------------------------------------
+    # --- reachability --------------------------------------------------------------------------------------
 
     def reachable(self, roots: list[Descriptor], problems: list[str] | None = None) -> dict[str, int]:
         """Digests (with their descriptor sizes) reachable from ``roots`` through manifests and indexes.
@@ -430,133 +674,9 @@ class Store:
                 else:
                     stack += list(from_json(data, Index).manifests)
             except StoreError as err:
-                if problems is not None and self.has_blob(d.digest):
-                    problems.append(f"{d.digest}: {err}")
+                if problems is not None:
+                    problems.append(f"image document {d.digest}: {err}")
         return seen
-
-    def clean_tmp(self, max_age: float = STALE_TEMP_SECONDS, *, dry_run: bool = False) -> int:
-        """Delete temp files older than ``max_age`` seconds (left by killed writers); bytes freed."""
-        freed = 0
-        now = time.time()
-        for p in self.tmp_dir.iterdir():
-            with contextlib.suppress(FileNotFoundError):
-                st = p.lstat()
-                if now - st.st_mtime <= max_age:
-                    continue
-                if p.is_dir() and not p.is_symlink():
-                    # Staging directories of killed layer builds.
-                    freed += sum(f.stat().st_size for f in p.rglob("*") if f.is_file() and not f.is_symlink())
-                    if not dry_run:
-                        shutil.rmtree(p, ignore_errors=True)
-                else:
-                    if not dry_run:
-                        p.unlink()
-                    freed += st.st_size
-        return freed
-
-    def verify(self) -> list[str]:
-        """Rehash every blob referenced by tags (recursively) and by key records; list the problems."""
-        problems: list[str] = []
-        self.clean_tmp()
-        try:
-            roots = list(self.read_index().manifests)
-        except StoreError as err:
-            problems.append(f"index.json: {err}")
-            roots = []
-        expected = self.reachable(roots, problems)
-        for path in sorted(self.keys_dir.glob("*/*.json")):
-            try:
-                record = self._read_record(path)
-            except Exception as err:
-                problems.append(f"key record {path.relative_to(self.root)} is unreadable: {err}")
-                continue
-            expected.setdefault(record.digest, record.size)
-            if record.paths_digest is not None:
-                expected.setdefault(record.paths_digest, -1)
-        for digest, size in sorted(expected.items()):
-            try:
-                path = self.blob_path(digest)
-            except StoreError as err:
-                problems.append(str(err))
-                continue
-            if not path.is_file():
-                problems.append(f"missing blob {digest}")
-                continue
-            hexd, actual_size = file_sha256(path)
-            if "sha256:" + hexd != digest:
-                problems.append(f"corrupt blob {digest}: its content hashes to sha256:{hexd}")
-            elif size >= 0 and actual_size != size:
-                problems.append(f"blob {digest} has {actual_size} bytes, descriptors say {size}")
-        return problems
-
-    def collect_garbage(
-        self, *, current_tags: set[str], current_keys: set[str], keep_last: int = 1, dry_run: bool = False
-    ) -> GcResult:
-        """The gc policy: untag images beyond the ``keep_last`` newest per env (besides ``current_tags`` and
-        ``<env>:latest``), then delete every blob nothing kept refers to. Kept: what the remaining tags reach and
-        the layers (and path lists) of ``current_keys``. A dry run computes exactly what a real run would free.
-        Refused while a build uses the store."""
-        with self.in_use(exclusive=True):
-            tags = self.tags()
-            by_env: dict[str, list[tuple[float, str]]] = {}
-            for ref, desc in tags.items():
-                env, _, name = ref.partition(":")
-                if name == "latest" or ref in current_tags:
-                    continue
-                try:
-                    when = self.blob_path(desc.digest).stat().st_mtime
-                except (OSError, StoreError):
-                    when = 0.0
-                by_env.setdefault(env, []).append((when, ref))
-            drop: list[str] = []
-            for items in by_env.values():
-                items.sort(reverse=True)
-                drop += [ref for _, ref in items[keep_last:]]
-            keep: set[str] = set()
-            for record in self.records():
-                if record.key in current_keys:
-                    keep.add(record.digest)
-            if not dry_run:
-                for ref in drop:
-                    self.untag(ref)
-            freed = self.gc(keep, untag=set(drop), dry_run=dry_run)
-            return GcResult(freed, tuple(sorted(drop)))
-
-    def gc(self, keep: set[str], *, untag: Collection[str] = (), dry_run: bool = False) -> int:
-        """Delete every blob not in ``keep``, not reachable from a tag (other than those in ``untag``), and not
-        the path list of a kept layer record; drop the key records whose layer blob went, and stale temp files.
-        Returns the bytes freed (with ``dry_run``, that would be freed; nothing is touched)."""
-        freed = 0
-        with self._locked(exclusive=True):
-            roots = [
-                d
-                for d in self.read_index().manifests
-                if (d.annotations or {}).get(ANNOTATION_REF_NAME) not in untag
-            ]
-            live = set(keep) | set(self.reachable(roots))
-            records = []
-            for path in self.keys_dir.glob("*/*.json"):
-                try:
-                    records.append((path, self._read_record(path)))
-                except Exception:
-                    if not dry_run:
-                        path.unlink(missing_ok=True)
-            for _, record in records:
-                if record.digest in live and record.paths_digest:
-                    live.add(record.paths_digest)
-            for blob in self.blobs_dir.iterdir():
-                if "sha256:" + blob.name not in live:
-                    with contextlib.suppress(FileNotFoundError):
-                        size = blob.lstat().st_size
-                        if not dry_run:
-                            blob.unlink()
-                        freed += size
-            if not dry_run:
-                for path, record in records:
-                    if record.digest not in live:
-                        path.unlink(missing_ok=True)
-            freed += self.clean_tmp(dry_run=dry_run)
-        return freed
 
     def disk_usage(self) -> int:
         """Bytes used by all files of the store."""

@@ -63,7 +63,7 @@ def make_plan(
             labels.append(task.label)
 
         if blk.debian is not None:
-            key = debian_key(blk.identity, blk.debian.versions, target.compression)
+            key = debian_key(blk.debian.suite, blk.debian.versions, blk.debian.diff_id, target.compression)
             add(BaseLayer(key, base_name, target.compression))
         if blk.python is None:
             raise StaleLockError(f"base {base_name} declares no python interpreter: envs need one")

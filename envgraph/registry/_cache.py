@@ -224,7 +224,9 @@ class RegistryCache:
         return record, layer, paths
 
     def _download_layer(self, layer: Descriptor, record: LayerRecord, store: Store) -> None:
-        if store.has_blob(layer.digest) and store.blob_size(layer.digest) == layer.size:
+        if store.verified(layer.digest, size=layer.size):
+            if store.diff_id_of(layer.digest, layer.media_type) != record.diff_id:
+                raise RegistryError(f"entry for layer {record.key} names a diff_id its blob does not have")
             return
         try:
             compression = compression_of_media_type(layer.media_type)
@@ -244,6 +246,7 @@ class RegistryCache:
                     raise RegistryError(
                         f"layer {layer.digest} decompresses to {tee.diff_id}, its record says {record.diff_id}"
                     )
+                writer.diff_id = record.diff_id
         except EnvgraphError as err:
             if isinstance(err, RegistryError):
                 raise

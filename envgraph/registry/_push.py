@@ -69,7 +69,7 @@ def _image_blobs(store: Store, env: str, desc: Descriptor) -> list[Descriptor]:
         raise EnvgraphError(f"env {env}: its image in the store is unreadable: {err}") from None
     blobs = [manifest.config, *manifest.layers]
     for b in blobs:
-        if not store.has_blob(b.digest):
+        if not store.verified(b.digest):
             raise EnvgraphError(
                 f"env {env}: blob {b.digest} of its image is missing from the store: run `envgraph build`"
             )

@@ -66,7 +66,7 @@ def fetch_blob(client: RegistryClient, repo: str, desc: Descriptor, store: Store
     """Download ``desc`` into the store unless it is there; verified against its digest and size.
 
     Returns True when it was downloaded. Nothing is left in the store when verification fails."""
-    if store.has_blob(desc.digest) and store.blob_size(desc.digest) == desc.size:
+    if store.verified(desc.digest, size=desc.size if desc.size >= 0 else None):
         return False
     try:
         with store.blob_writer(desc.digest) as writer:

@@ -47,7 +47,7 @@ def test_every_scheme_lands_where_installer_puts_it(tmp_path: Path) -> None:
         scripts={"tool-run": "tool:main"},
     )
     store = Store.open(tmp_path / "store")
-    record = build_package_layer(store, TARGET, "sha256:" + "1" * 64, [("tool", wheel)])
+    record = build_package_layer(store, TARGET, "sha256:" + "1" * 64, [("tool", wheel.name, wheel)])
     members = layer_members(store, record.digest)
 
     assert members[f"{SITE}/tool/__init__.py"][1] == b"def main():\n    pass\n"
@@ -79,7 +79,7 @@ def test_every_scheme_lands_where_installer_puts_it(tmp_path: Path) -> None:
         if "/" in name:
             assert names.index(parent) < names.index(name)
     again = build_package_layer(
-        Store.open(tmp_path / "store2"), TARGET, "sha256:" + "1" * 64, [("tool", wheel)]
+        Store.open(tmp_path / "store2"), TARGET, "sha256:" + "1" * 64, [("tool", wheel.name, wheel)]
     )
     assert (again.diff_id, again.digest) == (record.diff_id, record.digest)
 
@@ -89,7 +89,7 @@ def test_a_member_outside_its_scheme_is_refused(tmp_path: Path, member: str) -> 
     wheel = make_wheel(tmp_path / "wheels", "tool", "1.0", files={"tool/__init__.py": "", member: "x"})
     store = Store.open(tmp_path / "store")
     with pytest.raises(BuildError, match="tool"):
-        build_package_layer(store, TARGET, "sha256:" + "2" * 64, [("tool", wheel)])
+        build_package_layer(store, TARGET, "sha256:" + "2" * 64, [("tool", wheel.name, wheel)])
     assert store.records() == []
 
 
@@ -101,7 +101,7 @@ def test_a_corrupt_member_is_refused(tmp_path: Path) -> None:
     wheel.write_bytes(bytes(raw))
     store = Store.open(tmp_path / "store")
     with pytest.raises(BuildError, match="cannot install tool-1.0"):
-        build_package_layer(store, TARGET, "sha256:" + "3" * 64, [("tool", wheel)])
+        build_package_layer(store, TARGET, "sha256:" + "3" * 64, [("tool", wheel.name, wheel)])
     assert store.records() == []
 
 
@@ -114,5 +114,5 @@ def test_a_path_written_twice_by_one_wheel_is_refused(tmp_path: Path) -> None:
     with pytest.raises(
         BuildError, match=r"tool writes /opt/venv/lib/python3.11/site-packages/tool/__init__.py twice"
     ):
-        build_package_layer(store, TARGET, "sha256:" + "4" * 64, [("tool", wheel)])
+        build_package_layer(store, TARGET, "sha256:" + "4" * 64, [("tool", wheel.name, wheel)])
     assert store.records() == []

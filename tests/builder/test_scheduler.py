@@ -24,6 +24,7 @@ import pytest
 
 from envgraph.oci._image import read_manifest
 from envgraph.oci._store import Store
+from envgraph.oci._verify import verify_store
 from tests.e2e.test_build import (
     assert_store_clean,
     cli,
@@ -369,7 +370,7 @@ def test_build_killed_mid_way_leaves_a_consistent_store_and_rebuilds(big: Path) 
     assert report["totals"]["layers_built"] + report["totals"]["layers_reused"] == 25
     assert {e["status"] for e in report["envs"]} == {"built"}
     cli(big, "verify")
-    assert store.verify() == []
+    assert verify_store(store).problems == ()
 
 
 # --- progress output ------------------------------------------------------------------------------------
@@ -463,7 +464,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_build_resumes(big: Path) -> None:
     assert err.strip().splitlines()[-1] == "envgraph: interrupted"
     assert "Traceback" not in err
     store = store_of(big)
-    assert store.verify() == []
+    assert verify_store(store).problems == ()
     assert list(store.tmp_dir.iterdir()) == []  # no partial blobs or staging directories left behind
     done = len(store.records())
     assert 2 <= done < 25

@@ -29,6 +29,7 @@ from envgraph.errors import SpecError
 from envgraph.identity import DEFAULT_MTIME
 from envgraph.oci._image import read_config, read_manifest
 from envgraph.oci._store import LayerRecord, Store
+from envgraph.oci._verify import verify_store
 from tests.conftest import BUILD_HEADER as SCRATCH_HEADER
 from tests.conftest import SCRATCH_PYTHON as PYTHON
 from tests.support.wheels import make_wheel, standard_wheels
@@ -132,7 +133,7 @@ def blob_files(store: Store) -> set[str]:
 
 def assert_store_clean(store: Store) -> None:
     """Consistent (verify), no temp leftovers, and exactly one file per needed blob, nothing else."""
-    assert store.verify() == []
+    assert verify_store(store).problems == ()
     assert list(store.tmp_dir.iterdir()) == []
     assert blob_files(store) == referenced_blobs(store)
 
@@ -330,7 +331,7 @@ def test_oci_archive_export_roundtrips(graph_project: Path, tmp_path_factory: py
     fresh = Store.open(tmp_path_factory.mktemp("import") / "store")
     desc = import_oci_archive(out, fresh)
     assert desc.digest == store_of(graph_project).tags()["core:latest"].digest
-    assert fresh.verify() == []
+    assert verify_store(fresh).problems == ()
 
 
 # --- sharing -------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from envgraph._convert import structure, unstructure
 from envgraph.errors import ResolutionError
 from envgraph.identity import derivation
 from envgraph.lock._lockfile import dumps
-from envgraph.lock._model import FilePin, LockedPackage, Lockfile, ParentRef, Resolver, Wheel
+from envgraph.lock._model import BaseRef, FilePin, LockedPackage, Lockfile, ParentRef, Resolver, Wheel
 from tests.support.wheels import make_wheel
 
 CHAIN = """
@@ -296,11 +296,12 @@ packages = st.builds(
 )
 lockfiles = st.builds(
     Lockfile,
-    version=st.just(1),
+    version=st.just(2),
+    bytecode=st.booleans(),
     env=names,
     python=st.just("3.11"),
     platform=st.just("linux/amd64"),
-    base=st.none() | names,
+    base=st.none() | st.builds(BaseRef, name=names, identity=hexes),
     parent=st.none() | st.builds(ParentRef, env=names, drv=hexes),
     requirements=st.lists(texts, max_size=3).map(tuple),
     packages=st.lists(packages, max_size=4).map(tuple),
@@ -335,7 +336,9 @@ def test_drv_ignores_order_but_not_content(
     pkgs: list[LockedPackage], environment: dict[str, str], rnd
 ) -> None:
     def drv(ps, env):
-        triples = [(p.name, p.version, p.wheel.sha256) for p in ps]
+        triples = [
+            (p.name, p.version, p.wheel.filename, p.wheel.sha256, p.wheel.size, p.wheel.url) for p in ps
+        ]
         return derivation(env="e", source="s", packages=triples, merged=(), environment=env, files=(),
                           workdir=None, entrypoint=None, cmd=None, python="3.11", platform="linux/amd64",
                           bytecode=False)  # fmt: skip

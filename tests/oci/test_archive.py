@@ -27,6 +27,7 @@ from envgraph.oci._image import ImageConfigSpec, read_config, read_manifest, wri
 from envgraph.oci._layer import layer_from_directory
 from envgraph.oci._model import Descriptor, to_json
 from envgraph.oci._store import Store
+from envgraph.oci._verify import verify_store
 
 skopeo = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed (CI installs it)")
 
@@ -61,7 +62,7 @@ def test_oci_archive_round_trip(tmp_path: Path) -> None:
 
     fresh = Store.open(tmp_path / "fresh")
     assert import_oci_archive(tmp_path / "one.tar", fresh, "app:1") == desc
-    assert fresh.verify() == []
+    assert verify_store(fresh).problems == ()
     with open(tmp_path / "one.tar", "rb") as f:  # file objects work too; the only image needs no tag
         assert import_oci_archive(f, Store.open(tmp_path / "third")) == desc
     with pytest.raises(StoreError, match="no image tagged"):
@@ -104,7 +105,7 @@ def test_docker_archive_round_trip(tmp_path: Path) -> None:
     fresh = Store.open(tmp_path / "fresh")
     # nothing recompressed, same media types: the rebuilt OCI manifest is byte-identical
     assert import_docker_archive(out, fresh, "envgraph/app:1").digest == desc.digest
-    assert fresh.verify() == []
+    assert verify_store(fresh).problems == ()
 
 
 def test_legacy_docker_archive_with_shared_layer_symlink(tmp_path: Path) -> None:
@@ -148,7 +149,7 @@ def test_legacy_docker_archive_with_shared_layer_symlink(tmp_path: Path) -> None
     assert [d.media_type for d in m.layers] == [MEDIA_TYPE_LAYER_TAR] * 2
     assert [d.digest for d in m.layers] == [diff_id, diff_id]
     assert read_config(store, m.config.digest).config is not None
-    assert store.verify() == []
+    assert verify_store(store).problems == ()
 
     bad = json.loads(config)
     bad["rootfs"]["diff_ids"] = [sha256_digest(b"other"), diff_id]

@@ -15,8 +15,10 @@ import pytest
 
 from envgraph.errors import HashMismatchError, StoreError
 from envgraph.identity import ANNOTATION_REF_NAME
+from envgraph.oci._gc import gc_blobs
 from envgraph.oci._model import Descriptor
 from envgraph.oci._store import LayerRecord, Store
+from envgraph.oci._verify import verify_store
 
 MT = "application/vnd.oci.image.layer.v1.tar"
 
@@ -87,7 +89,7 @@ def test_invalid_digest(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "s")
     with pytest.raises(StoreError, match="invalid digest"):
         store.blob_path("sha256:../../etc/passwd")
-    with pytest.raises(StoreError, match="not in the store"):
+    with pytest.raises(StoreError, match="missing or damaged in the store"):
         store.read_blob(sha(b"nope"))
 
 
@@ -145,27 +147,35 @@ def test_verify_finds_corrupt_and_missing(tmp_path: Path) -> None:
         store.put_key(r)
     tagged = desc(store, b"tagged config")
     store.tag("t", tagged)
-    assert store.verify() == []
+    assert verify_store(store).problems == ()
     path = store.blob_path(bad.digest)
     path.chmod(0o644)
     path.write_bytes(b"bad layeR")
     store.blob_path(gone.digest).unlink()
     store.blob_path(tagged.digest).unlink()
-    problems = store.verify()
-    assert len(problems) == 3
-    assert any("corrupt" in p and bad.digest in p for p in problems)
-    assert any("missing" in p and gone.digest in p for p in problems)
-    assert any("missing" in p and tagged.digest in p for p in problems)
+    problems = list(verify_store(store).problems)
+    assert len(problems) == 3, problems
+    assert (
+        f"key record {bad.key}: blob {bad.digest} is corrupt: its content hashes to {sha(b'bad layeR')}"
+        in problems
+    )
+    assert f"key record {gone.key}: blob {gone.digest} is missing" in problems
+    assert f"image t: blob {tagged.digest} is missing" in problems
 
 
-def test_verify_cleans_stale_temp_files(tmp_path: Path) -> None:
+def test_clean_tmp_removes_what_dead_writers_left_and_nothing_live(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "s")
-    old, fresh = store.tmp_dir / "blob-old.tmp", store.tmp_dir / "blob-fresh.tmp"
-    old.write_bytes(b"x")
-    fresh.write_bytes(b"y")
-    os.utime(old, (time.time() - 7200, time.time() - 7200))
-    assert store.verify() == []
-    assert not old.exists() and fresh.exists()
+    dead, young = store.tmp_dir / "blob-dead.tmp", store.tmp_dir / "blob-young.tmp"
+    dead.write_bytes(b"x" * 100)
+    young.write_bytes(b"y")
+    os.utime(dead, (time.time() - 60, time.time() - 60))
+    with store.blob_writer() as live, store.temp_dir("pyc-") as live_dir:
+        live.write(b"being written")
+        for p in (store.tmp_dir / live._tmp.name, live_dir):
+            os.utime(p, (time.time() - 60, time.time() - 60))  # old, but its writer still holds it
+        assert store.clean_tmp() == 100
+        assert not dead.exists() and young.exists() and live_dir.exists()
+    assert live.digest == sha(b"being written") and store.read_blob(live.digest) == b"being written"
 
 
 def test_gc(tmp_path: Path) -> None:
@@ -179,13 +189,13 @@ def test_gc(tmp_path: Path) -> None:
     stray = store.add_bytes(b"s" * 500)
     dropped_paths = len(store.read_blob(dropped.paths_digest or ""))
     before = store.disk_usage()
-    freed = store.gc({kept.digest})
+    freed = gc_blobs(store, {kept.digest})
     assert freed == 3000 + 500 + dropped_paths
     assert store.get_key(kept.key) == kept and store.read_paths(kept) == ["a"]  # paths blob kept with it
     assert store.get_key(dropped.key) is None
     assert store.has_blob(tagged.digest)  # tags are always kept
     assert not store.has_blob(stray[0])
-    assert store.verify() == []
+    assert verify_store(store).problems == ()
     assert store.disk_usage() < before
 
 
@@ -214,7 +224,7 @@ def test_concurrent_processes(tmp_path: Path) -> None:
     for n in range(4):
         for i in range(10):
             assert store.get_key(sha(f"key {n} {i}".encode())) is not None
-    assert store.verify() == []
+    assert verify_store(store).problems == ()
     assert list(store.tmp_dir.iterdir()) == []
 
 
@@ -241,4 +251,4 @@ def test_kill_9_leaves_store_consistent(tmp_path: Path) -> None:
     assert len(list(store.tmp_dir.iterdir())) == 1  # the partial blob is only a temp file
     assert blobs(store) == [sha(b"before").removeprefix("sha256:")]
     reopened = Store.open(root)
-    assert reopened.verify() == [] and list(reopened.tags()) == ["before"]
+    assert verify_store(reopened).problems == () and list(reopened.tags()) == ["before"]

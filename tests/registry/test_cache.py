@@ -15,6 +15,7 @@ from envgraph.errors import RegistryError
 from envgraph.identity import LAYER_ARTIFACT_TYPE, MEDIA_TYPE_MANIFEST
 from envgraph.oci._known_blobs import KNOWN_BLOBS_FILE
 from envgraph.oci._store import Store
+from envgraph.oci._verify import verify_store
 from envgraph.registry._cache import RegistryCache, cache_tag
 from envgraph.registry._client import RegistryClient
 from envgraph.workspace import Workspace
@@ -81,7 +82,7 @@ def test_fresh_store_builds_nothing_with_the_cache(
     assert second.bytes_written == 0
     assert image_digests(ws_b) == image_digests(ws_a)
     store_b = ws_b.open_store()
-    assert store_b.verify() == []
+    assert verify_store(store_b).problems == ()
     records_a = ws_a.open_store().records()
     assert len(records_a) == len(first.layers)
     for record in records_a:
@@ -154,7 +155,7 @@ def test_readwrite_publish_is_idempotent_and_thread_safe(
         t.join()
     assert results == {r.key: r for r in records}
     assert reader.stats.hits == len(records)
-    assert fresh.verify() == []
+    assert verify_store(fresh).problems == ()
     assert reader.fetch("sha256:" + "0" * 64, fresh) is None
     assert reader.stats.misses == 1
 

@@ -20,6 +20,7 @@ from envgraph.identity import MEDIA_TYPE_INDEX
 from envgraph.oci._known_blobs import KNOWN_BLOBS_FILE
 from envgraph.oci._model import DEFAULT_PLATFORM, Index, Manifest, Platform, from_json, to_json
 from envgraph.oci._store import Store
+from envgraph.oci._verify import verify_store
 from envgraph.registry._auth import ENV_PASSWORD, ENV_USERNAME
 from envgraph.registry._client import RegistryClient
 from envgraph.registry._push import BlobEvent
@@ -86,7 +87,7 @@ def test_push_then_pull_back_gives_identical_digests(
         assert desc.platform == DEFAULT_PLATFORM
         by_digest = pull_image(fresh, f"{registry.host}/{repo}@{digest}", DEFAULT_PLATFORM, insecure=True)
         assert by_digest.digest == digest
-    assert fresh.verify() == []
+    assert verify_store(fresh).problems == ()
     # Every blob of every image arrived, byte-identical to the built store's.
     src = built.open_store()
     for env in expected:
@@ -392,7 +393,7 @@ def test_docker_base_from_a_registry(
     manifest = from_json(store.read_blob(image.descriptor.digest), Manifest)  # type: ignore[union-attr]
     base_manifest = from_json(store.read_blob(base.digest), Manifest)
     assert manifest.layers[: len(base_manifest.layers)] == base_manifest.layers
-    assert store.verify() == []
+    assert verify_store(store).problems == ()
 
 
 class _Terminal(io.StringIO):
