@@ -226,9 +226,7 @@ def _summary(report: dict[str, Any]) -> None:
 @handle_errors
 def images(c: Context) -> None:
     """What the store holds: env, drv, digest, size, layer count."""
-    from envgraph.images import list_images
-
-    rows = list_images(c.ws.open_store())
+    rows = c.ws.images()
     if not rows:
         click.echo("no images in the store: run `envgraph build`")
         return

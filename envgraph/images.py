@@ -7,9 +7,10 @@ from typing import Literal
 
 from attrs import frozen
 
+from envgraph._fs import cache_dir, locked_temp_dir
 from envgraph.identity import LABEL_DRV, LABEL_ENV
 from envgraph.oci._archive import export_docker_archive, export_oci_archive
-from envgraph.oci._image import read_config, read_manifest
+from envgraph.oci._image import read_config, read_image, read_manifest
 from envgraph.oci._model import Descriptor
 from envgraph.oci._store import Store
 
@@ -61,6 +62,7 @@ def docker_names(env: str, tag: str) -> list[str]:
 def export_image(
     store: Store, env: str, tag: str, desc: Descriptor, output: Path, fmt: ArchiveFormat
 ) -> None:
+    read_image(store, desc)  # never export what does not check out
     if fmt == "oci-archive":
         export_oci_archive(store, {tag: desc}, output)
     else:
@@ -72,8 +74,9 @@ def load_image(store: Store, env: str, tag: str, desc: Descriptor) -> list[str]:
     from envgraph._docker import connect, load_archive
 
     client = connect()
+    read_image(store, desc)
     names = docker_names(env, tag)
-    with store.temp_dir("load-") as tmp:
+    with locked_temp_dir(cache_dir() / "tmp", "load-") as tmp:  # not in the store: it may be read-only
         archive = Path(tmp) / "image.tar"
         export_docker_archive(store, desc, names, archive)
         load_archive(client, archive)

@@ -11,7 +11,7 @@ from envgraph.builder._scheduler import BuildResult, RemoteCache, Reporter, Sche
 from envgraph.errors import BuildError, EnvgraphError, StaleLockError
 from envgraph.graph import EnvGraph, build_graph
 from envgraph.identity import DEFAULT_COMPRESSION, image_tag
-from envgraph.images import ArchiveFormat, export_image, load_image, run_image
+from envgraph.images import ArchiveFormat, ImageRow, export_image, list_images, load_image, run_image
 from envgraph.lock import LOCKDIR, BaseLock, ImagePin, Locker, Lockfile, LockResult, read_base_lock, read_lock
 from envgraph.oci._gc import GcResult, collect_garbage, read_roots, record_roots
 from envgraph.oci._model import Descriptor
@@ -140,19 +140,26 @@ class Workspace:
         if lock is None:
             raise BuildError(f"env {env} has no lockfile: run `envgraph lock` and `envgraph build`")
         tag = image_tag(env, lock.drv)
-        desc = self.open_store().tags().get(tag)
+        desc = self.open_store(readonly=True).tags().get(tag) if self.has_store() else None
         if desc is None:
             raise BuildError(f"env {env} is not built (no {tag} in the store): run `envgraph build {env}`")
         return tag, desc
 
     def export(self, env: str, output: Path, fmt: ArchiveFormat) -> str:
         tag, desc = self.image(env)
-        export_image(self.open_store(), env, tag, desc, output, fmt)
+        export_image(self.open_store(readonly=True), env, tag, desc, output, fmt)
         return tag
+
+    def has_store(self) -> bool:
+        return (self.store_path / "oci-layout").is_file()
+
+    def images(self) -> list[ImageRow]:
+        """What the store holds (nothing when there is no store yet); works on a read-only store."""
+        return list_images(self.open_store(readonly=True)) if self.has_store() else []
 
     def load_into_docker(self, env: str) -> list[str]:
         tag, desc = self.image(env)
-        return load_image(self.open_store(), env, tag, desc)
+        return load_image(self.open_store(readonly=True), env, tag, desc)
 
     def run(self, env: str, command: list[str], *, network: str | None = None) -> int:
         names = self.load_into_docker(env)

@@ -18,11 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from envgraph._fs import atomic_output, atomic_write
+from envgraph._fs import atomic_output, atomic_write, cache_dir
 from envgraph._hashing import CHUNK, file_sha256
 from envgraph.errors import BuildError, HashMismatchError
 from envgraph.lock._model import Wheel
-from envgraph.lock._resolve import cache_dir
 
 if TYPE_CHECKING:
     import requests

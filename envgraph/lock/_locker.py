@@ -226,7 +226,9 @@ class Locker:
             if check:
                 return None, LockOutcome(name, "base", "stale", str(err))
             existing = None
-        edited = existing is not None and existing.identity != base_identity(existing)
+        edited = existing is not None and (
+            existing.identity != base_identity(existing) or existing.name != name
+        )
         if existing is not None and existing.inputs == inputs and not edited:
             self._check_base_fits(name, existing)
             return existing, LockOutcome(name, "base", "unchanged")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ from attrs import frozen
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from envgraph._fs import cache_dir, locked_temp_dir, sweep_dead
+from envgraph._subprocess import GuardedTimeout, run_guarded
 from envgraph.errors import ResolutionError
 from envgraph.lock._model import Resolver
 
@@ -35,20 +36,12 @@ __all__ = [
     "find_interpreter",
     "resolver_versions",
     "pip_compile",
-    "cache_dir",
 ]
 
 
 # The pinned resolver: the versions envgraph declares in its own dependencies.
 PIP_VERSION = "25.2"
 PIP_TOOLS_VERSION = "7.5.1"
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("ENVGRAPH_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "envgraph"
-    )
-    return Path(base)
 
 
 def resolver_versions() -> Resolver:
@@ -206,8 +199,9 @@ def pip_compile(
         except InvalidRequirement as e:
             raise ResolutionError(f"invalid requirement {r!r}: {e}") from None
     interpreter = find_interpreter(python)
-    with tempfile.TemporaryDirectory(prefix="envgraph-lock-") as tmp:
-        d = Path(tmp)
+    scratch = cache_dir() / "tmp"
+    sweep_dead(scratch)  # what locks killed before us left behind
+    with locked_temp_dir(scratch, "lock-") as d:
         (d / "requirements.in").write_text("".join(f"{r}\n" for r in requirements), encoding="utf-8")
         args = [
             interpreter, "-m", "piptools", "compile", "--quiet", "--generate-hashes", "--strip-extras",
@@ -233,21 +227,12 @@ def pip_compile(
             args += ["--upgrade-package", p]
         args.append(str(d / "requirements.in"))
         start = time.monotonic()
-        proc = subprocess.Popen(
-            args, cwd=d, env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True,
-        )  # fmt: skip
+        # pip-compile (and anything it starts) dies with envgraph, even on kill -9; its scratch dir goes too.
         try:
-            out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, _ = proc.communicate()
-            raise ResolverTimeout(timeout, out or "") from None
-        except BaseException:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise
-        if proc.returncode != 0:
-            raise ResolverFailed(out or "")
+            done = run_guarded(args, cwd=d, env=_clean_env(), timeout=timeout, cleanup=[d])
+        except GuardedTimeout as e:
+            raise ResolverTimeout(timeout, e.output) from None
+        if done.returncode != 0:
+            raise ResolverFailed(done.output)
         text = (d / "requirements.txt").read_text(encoding="utf-8")
     return CompileResult(tuple(parse_compiled(text)), time.monotonic() - start)
