@@ -19,6 +19,7 @@ __all__ = [
     "StoreError",
     "RegistryError",
     "DockerError",
+    "ServerError",
 ]
 
 
@@ -69,3 +70,7 @@ class RegistryError(EnvgraphError):
 
 class DockerError(EnvgraphError):
     """No Docker daemon answers, or it refused an operation."""
+
+
+class ServerError(EnvgraphError):
+    """``envgraph serve`` (or the endpoint ``load`` starts) could not listen or stopped."""
