@@ -22,6 +22,7 @@ __all__ = [
     "StoreError",
     "RegistryError",
     "DockerError",
+    "ServerError",
 ]
 
 
@@ -81,3 +82,7 @@ class RegistryError(EnvgraphError):
 
 class DockerError(EnvgraphError):
     """No Docker daemon answers, or it refused an operation."""
+
+
+class ServerError(EnvgraphError):
+    """``envgraph serve`` (or the endpoint ``load`` starts) could not listen or stopped."""
