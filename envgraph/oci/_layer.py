@@ -77,11 +77,11 @@ class _TarSink(io.RawIOBase):
         return True
 
     def write(self, b: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
-        data = bytes(b)
-        self.hash.update(data)
-        self.size += len(data)
-        self._compressor.write(data)
-        return len(data)
+        # No copy: the compressor copies what it keeps before this returns.
+        self.hash.update(b)
+        n = self._compressor.write(b)
+        self.size += n
+        return n
 
 
 def write_layer(
@@ -94,8 +94,12 @@ def write_layer(
     with store.blob_writer() as writer:
         compressor = Compressor(compression, writer)
         sink = _TarSink(compressor)
-        result = produce(cast(BinaryIO, sink))
-        compressor.finish()
+        try:
+            result = produce(cast(BinaryIO, sink))
+            compressor.finish()
+        except BaseException:
+            compressor.abort()  # members still queued for the pool are dropped
+            raise
     assert writer.digest is not None and writer.size is not None
     blob = LayerBlob(
         diff_id="sha256:" + sink.hash.hexdigest(),
