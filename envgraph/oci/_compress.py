@@ -1,15 +1,15 @@
 """Deterministic layer compression and the OCI media types.
 
 Compressed bytes depend on the library and its version as well as on the level, so every compression
-has a :attr:`Compression.compressor_id` (e.g. ``gzip-2-isal2.32.1-x86_64-members4194304``) that callers
+has a :attr:`Compression.compressor_id` (e.g. ``gzip-2-isal2.32.1-x86_64-members2097152``) that callers
 put into layer keys.
 
 - gzip: ISA-L (``isal``, which bundles its own copy) at level 2, as **independent gzip members of
   :data:`GZIP_MEMBER_SIZE` uncompressed bytes each** (the last one shorter), concatenated in order.
   Concatenated members are one valid gzip stream (RFC 1952; Go's reader, hence Docker, containerd and
   registries, and Python's read them as one), and members are independent, so they are compressed on
-  several cores at once. Each member is one ``isal_zlib.compress`` call with its gzip wrapper written by
-  ISA-L (mtime 0, no file name, no comment): its bytes depend only on the member's bytes, the ISA-L
+  several cores at once. Each member is one ISA-L compressor fed the whole member at once, with its gzip
+  wrapper written by ISA-L (mtime 0, no file name, no comment): its bytes depend only on the member's bytes, the ISA-L
   version and (through its CPU dispatch) the architecture family, never on the thread count or on how
   a producer split its writes. Other gzip streams (pulled, imported) are only ever decompressed;
 - zstd: ``zstandard`` with level 3, content checksum on, content size off, in libzstd's multi-threaded
@@ -18,17 +18,21 @@ put into layer keys.
 - none: the tar as-is.
 
 Gzip members are compressed on one process-wide thread pool (:func:`compression_threads` workers)
-shared by every layer being built at once; ISA-L releases the GIL while it compresses. A layer keeps at
-most ``2 * threads`` members in flight, so memory stays bounded whatever the layer's size, and a layer of
-one member is compressed in the caller's thread without any hand-off.
+shared by every layer being built at once; ISA-L releases the GIL while it compresses. A layer's own
+thread hashes its input and writes the members in order, so the producer (unzipping, tar framing) only
+buffers; at most ``threads + 1`` members wait, so memory stays bounded whatever the layer's size. A layer
+of one member never leaves the caller's thread.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import enum
+import hashlib
 import os
 import platform
+import queue
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO, Protocol, cast
@@ -74,10 +78,12 @@ DOCKER_MEDIA_TYPE_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzi
 
 # ISA-L level 2: as fast as its level 1 and as small as zlib's level 2; building is the hot path.
 GZIP_LEVEL = 2
-# Uncompressed bytes per gzip member. Measured on real layers (cuBLAS 610 MB, torch 1.16 GB of tar):
-# ISA-L's speed is the same from 256 KiB to 16 MiB members; the size cost of restarting the window
-# falls from +0.39% (256 KiB) and +0.10% (1 MiB) to +0.03% at 4 MiB on torch, and is nil on binaries.
-GZIP_MEMBER_SIZE = 4 << 20
+# Uncompressed bytes per gzip member, chosen by measurement on real layers (cuBLAS: 610 MB of tar, mostly
+# binaries; torch: 1.16 GB, much Python source): ISA-L's speed is the same from 256 KiB to 16 MiB members.
+# Restarting the window costs on torch +0.39% (256 KiB), +0.10% (1 MiB), +0.05% (2 MiB), +0.03% (4 MiB)
+# in size, and nothing measurable on cuBLAS; peak RSS with both layers built at once on two threads is
+# 86, 105 and 128 MB at 1, 2 and 4 MiB (77 MB before, single-threaded). 2 MiB is the middle ground.
+GZIP_MEMBER_SIZE = 2 << 20
 ZSTD_LEVEL = 3
 THREADS_ENV = "ENVGRAPH_COMPRESS_THREADS"
 """Overrides the number of compression threads (default: the CPUs this process may run on)."""
@@ -135,28 +141,90 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 
 
 def _gzip_member(data: bytes | bytearray) -> bytes:
-    # One call per member: ISA-L's output depends on where its input is split, so never stream here.
-    return isal_zlib.compress(data, GZIP_LEVEL, 16 + isal_zlib.MAX_WBITS)
+    """One gzip member of ``data``, given to ISA-L in one call: its output depends on where its input is
+    split (not on how its output is buffered), so the member is never fed in pieces.
+
+    A compressor object rather than ``isal_zlib.compress``, whose output buffer, grown by doubling from
+    16 KiB, left the allocator holding much more memory at peak (two 600 MB layers at once on two
+    threads, 4 MiB members: 196 MB peak RSS instead of 139 MB). Their bytes differ only where ``compress``, seeing the
+    end of the input, stores small incompressible inputs uncompressed."""
+    z = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, 16 + isal_zlib.MAX_WBITS)
+    return z.compress(data) + z.flush()
+
+
+class _InOrder:
+    """A layer's in-order tail, on its own thread: hashes each member's input (the diff_id) and writes
+    its compressed bytes to the sink as soon as the pool has them, so the producer only buffers.
+
+    Started for a layer's first full member; at most ``limit`` members wait for it.
+    """
+
+    def __init__(self, sink: Sink, input_hash: Any, limit: int) -> None:
+        self._sink = sink
+        self._hash = input_hash
+        self._queue: queue.Queue[tuple[bytearray, Future[bytes]] | None] = queue.Queue(limit)
+        self._outstanding: collections.deque[Future[bytes]] = collections.deque()  # not written yet
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="envgraph-gzip-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, unit: bytearray, member: Future[bytes]) -> None:
+        if self.error is not None:
+            member.cancel()
+            raise self.error
+        self._outstanding.append(member)
+        self._queue.put((unit, member))  # blocks while ``limit`` wait: memory stays bounded
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            unit, member = item
+            try:
+                if self.error is None:  # else keep draining, so the producer never blocks on a dead writer
+                    self._hash.update(unit)
+                    out = member.result()
+                    if self.error is None:  # not cancelled meanwhile
+                        self._sink.write(out)
+            except BaseException as e:  # the sink's error (disk full) or a cancelled member
+                self.error = e
+            finally:
+                self._outstanding.popleft()
+
+    def cancel(self) -> None:
+        """Stop: members not started yet are dropped, the others' output is discarded."""
+        self.error = self.error or RuntimeError("compression aborted")
+        for member in list(self._outstanding):
+            member.cancel()
+        with contextlib.suppress(BaseException):
+            self.close()
+
+    def close(self) -> None:
+        """Wait until every queued member is written; raise the first error."""
+        self._queue.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 class Compressor:
-    """Streams compressed bytes into ``sink``; call :meth:`finish` once at the end (``sink`` stays open).
+    """Streams compressed bytes into ``sink`` and hashes the uncompressed input (:attr:`input_digest`,
+    a layer's diff_id); call :meth:`finish` once at the end (``sink`` stays open).
 
-    ``sink`` is only ever written from the caller's thread, in order. ``threads`` (default
-    :func:`compression_threads`) is the size of the shared pool gzip members go to; 1 compresses
-    everything in the caller's thread. The output is the same for every ``threads``. After an error,
-    call :meth:`abort` so queued members are dropped.
+    ``threads`` (default :func:`compression_threads`) is the size of the shared pool gzip members go to;
+    with 1, or for a layer of one member, everything happens in the caller's thread. Otherwise the
+    sink is written, in order, by the layer's :class:`_InOrder` thread until :meth:`finish` returns.
+    The output is the same for every ``threads``. After an error elsewhere, call :meth:`abort`.
     """
 
     def __init__(self, compression: Compression, sink: Sink, *, threads: int | None = None) -> None:
         self.compression = compression
         self._sink = sink
         self._threads = max(1, compression_threads() if threads is None else threads)
-        self._buf = bytearray()
-        self._pending: collections.deque[Future[bytes]] = collections.deque()
-        self._units = 0  # full units emitted so far
-        self._max_pending = 2 * self._threads
+        self._hash = hashlib.sha256()
+        self.input_size = 0
         self._unit = GZIP_MEMBER_SIZE if compression is Compression.GZIP else CHUNK
+        self._buf = bytearray()  # input not emitted yet, less than one unit
+        self._in_order: _InOrder | None = None
+        self._units = 0  # full units emitted so far
         self._z: zstandard.ZstdCompressionObj | None = None
         if compression is Compression.ZSTD:
             # At least one worker: multi-threaded output is the same for any number of workers.
@@ -166,15 +234,22 @@ class Compressor:
             self._z = zc.compressobj()
         self._finished = False
 
+    @property
+    def input_digest(self) -> str:
+        """``sha256:<hex>`` of everything written; final once :meth:`finish` returned."""
+        return "sha256:" + self._hash.hexdigest()
+
     def _emit(self, unit: bytearray) -> None:
         """One full unit of input: a gzip member to compress, or a fixed-size feed."""
         self._units += 1
+        if self.compression is Compression.GZIP and self._threads > 1:
+            if self._in_order is None:
+                self._in_order = _InOrder(self._sink, self._hash, limit=self._threads + 1)
+            self._in_order.put(unit, _pool(self._threads).submit(_gzip_member, unit))
+            return
+        self._hash.update(unit)
         if self.compression is Compression.GZIP:
-            if self._threads == 1:
-                self._sink.write(_gzip_member(unit))
-                return
-            self._pending.append(_pool(self._threads).submit(_gzip_member, unit))
-            self._drain(keep=self._max_pending)
+            self._sink.write(_gzip_member(unit))
         elif self._z is not None:
             out = self._z.compress(unit)
             if out:
@@ -182,24 +257,19 @@ class Compressor:
         else:
             self._sink.write(unit)
 
-    def _drain(self, keep: int) -> None:
-        """Write finished members in order; wait for the oldest while more than ``keep`` are in flight."""
-        pending = self._pending
-        while pending and (len(pending) > keep or pending[0].done()):
-            self._sink.write(pending.popleft().result())
-
     def write(self, data: bytes | bytearray | memoryview) -> int:
         if self._finished:
             raise ValueError("compressor already finished")
         view = memoryview(data).cast("B")
         n = len(view)
+        self.input_size += n
         unit = self._unit
         while view:
             room = unit - len(self._buf)
             self._buf += view[:room]
             view = view[room:]
             if len(self._buf) == unit:
-                # The full unit goes to the pool as it is (no copy); a fresh buffer takes the next bytes.
+                # The full unit goes on as it is (no copy); a fresh buffer takes the next bytes.
                 full, self._buf = self._buf, bytearray()
                 self._emit(full)
         return n
@@ -208,29 +278,30 @@ class Compressor:
         if self._finished:
             return
         self._finished = True
+        tail, self._buf = self._buf, bytearray()
         if self.compression is Compression.GZIP:
-            # The last, short member in this thread while the pool finishes the others: no hand-off
-            # at all for a layer of one member.
-            # (An empty layer is one empty member; a layer of whole members has no short one.)
-            tail = _gzip_member(self._buf) if self._buf or not self._units else b""
-            self._drain(keep=0)
-            if tail:
-                self._sink.write(tail)
+            # The short last member in this thread while the pool finishes the others (no hand-off at
+            # all for a layer of one member). An empty layer is one empty member; a layer of whole
+            # members has no short one.
+            out = _gzip_member(tail) if tail or not self._units else b""
+            if self._in_order is not None:
+                self._in_order.close()
+            self._hash.update(tail)
+            if out:
+                self._sink.write(out)
         else:
-            if self._buf:
-                self._emit(self._buf)
+            if tail:
+                self._emit(tail)
             if self._z is not None:
                 out = self._z.flush()
                 if out:
                     self._sink.write(out)
-        self._buf = bytearray()
 
     def abort(self) -> None:
         """Drop whatever is still queued (after an error elsewhere); the compressor is finished."""
         self._finished = True
-        for f in self._pending:
-            f.cancel()
-        self._pending.clear()
+        if self._in_order is not None:
+            self._in_order.cancel()
         self._buf = bytearray()
 
 

@@ -141,7 +141,6 @@ def test_members_are_compressed_on_the_pool_in_parallel(big: bytes, monkeypatch:
 
 def test_in_flight_members_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     """A slow pool must make the producer wait, not buffer the layer in memory."""
-    most = [0]
     gate = threading.Semaphore(0)
     real = _compress._gzip_member
 
@@ -154,33 +153,63 @@ def test_in_flight_members_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
             time.sleep(0.01)
             gate.release()
 
+    class CountingSink(io.BytesIO):
+        writes = 0
+
+        def write(self, b: Any) -> int:
+            CountingSink.writes += 1
+            return super().write(b)
+
     monkeypatch.setattr(_compress, "_gzip_member", slow)
-    out = io.BytesIO()
+    out = CountingSink()
     c = Compressor(Compression.GZIP, out, threads=2)
     chunk = payload(GZIP_MEMBER_SIZE, seed=3)
     releaser = threading.Thread(target=release)
     releaser.start()
+    most = 0
     for _ in range(12):
         c.write(chunk)
-        most[0] = max(most[0], len(c._pending))
+        most = max(most, c._units - CountingSink.writes)  # handed over, not written yet
     c.finish()
     releaser.join()
-    assert most[0] <= 2 * 2
+    assert 2 <= most <= 2 + 2  # the queue's limit (threads + 1), and the one the writer holds
     assert gzip.decompress(out.getvalue()) == chunk * 12
+    assert c.input_digest == "sha256:" + hashlib.sha256(chunk * 12).hexdigest()
 
 
 def test_abort_drops_queued_members(monkeypatch: pytest.MonkeyPatch) -> None:
     gate = threading.Event()
+    started: list[int] = []
     real = _compress._gzip_member
-    monkeypatch.setattr(_compress, "_gzip_member", lambda data: (gate.wait(), real(data))[1])
+
+    def blocked(data: bytes | bytearray) -> bytes:
+        started.append(len(data))
+        gate.wait()
+        return real(data)
+
+    monkeypatch.setattr(_compress, "_gzip_member", blocked)
     out = io.BytesIO()
     c = Compressor(Compression.GZIP, out, threads=2)
     c.write(payload(3 * GZIP_MEMBER_SIZE, seed=4))
-    c.abort()
-    gate.set()
-    assert c._pending == type(c._pending)()
+    threading.Timer(0.05, gate.set).start()
+    c.abort()  # returns once the writer thread is gone
+    assert len(started) <= 2  # the third member never started: the pool has two threads
+    assert out.getvalue() == b""
     with pytest.raises(ValueError):
         c.write(b"x")
+
+
+def test_a_failing_sink_fails_the_producer() -> None:
+    class Full(io.BytesIO):
+        def write(self, b: Any) -> int:
+            raise OSError(28, "No space left on device")
+
+    c = Compressor(Compression.GZIP, Full(), threads=2)
+    with pytest.raises(OSError, match="No space"):
+        for _ in range(20):  # the writer thread's error reaches the producer at its next member
+            c.write(payload(GZIP_MEMBER_SIZE, seed=8))
+        c.finish()
+    c.abort()
 
 
 def test_failing_producer_with_members_in_flight_leaves_nothing(tmp_path: Path) -> None:
