@@ -69,6 +69,9 @@ class Workload:
     versions: tuple[Graph, ...]  # one per scenario, aligned with SCENARIOS
     describe: dict[str, object]
     prepare_wheels: Callable[[Path], None] | None = None  # writes synthetic wheels into the given dir
+    resolve_timeout: int | None = (
+        None  # seconds; pip reads big wheels whole when the index has no metadata files
+    )
 
 
 def render_toml(workload: Workload, graph: Graph) -> str:
@@ -83,6 +86,8 @@ def render_toml(workload: Workload, graph: Graph) -> str:
     ]
     if workload.offline:
         lines += ['index-url = ""', 'find-links = ["../wheels"]']
+    if workload.resolve_timeout:
+        lines.append(f"resolve-timeout = {workload.resolve_timeout}")
     lines += [
         "",
         "[bases.debian]",
@@ -206,6 +211,7 @@ def gpu_graph(name: str, shape: GpuShape, *, offline: bool = False,
         versions=(v0, v0, v2, v3, v4),
         describe={"pipelines": len(pipelines), "envs": len(envs), "images": len(v0.images())},
         prepare_wheels=prepare,
+        resolve_timeout=None if offline else 1800,
     )
 
 
