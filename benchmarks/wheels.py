@@ -190,8 +190,11 @@ def inflate_once(wheels: Iterable[Path], threads: int) -> float:
     The work no builder can avoid (every installed byte comes out of a deflate stream), at the fastest
     inflate at hand (ISA-L, which releases the GIL), biggest members first so the threads finish together.
     """
-    members = sorted(((p, i) for p in sorted(set(wheels)) for i in zipfile.ZipFile(p).infolist()
-                      if not i.is_dir()), key=lambda m: -m[1].file_size)  # fmt: skip
+    members = []
+    for p in sorted(set(wheels)):
+        with zipfile.ZipFile(p) as zf:
+            members += [(p, i) for i in zf.infolist() if not i.is_dir()]
+    members.sort(key=lambda m: -m[1].file_size)
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max(1, threads)) as pool:
         total = sum(pool.map(lambda m: _inflate_member(*m), members))
