@@ -8,10 +8,11 @@ put into layer keys.
   :data:`GZIP_MEMBER_SIZE` uncompressed bytes each** (the last one shorter), concatenated in order.
   Concatenated members are one valid gzip stream (RFC 1952; Go's reader, hence Docker, containerd and
   registries, and Python's read them as one), and members are independent, so they are compressed on
-  several cores at once. Each member is one ISA-L compressor fed the whole member at once, with its gzip
-  wrapper written by ISA-L (mtime 0, no file name, no comment): its bytes depend only on the member's bytes, the ISA-L
-  version and (through its CPU dispatch) the architecture family, never on the thread count or on how
-  a producer split its writes. Other gzip streams (pulled, imported) are only ever decompressed;
+  several cores at once. Each member is one ISA-L compressor fed the whole member at once, with its
+  gzip wrapper written by ISA-L (mtime 0, no file name, no comment): its bytes depend only on the
+  member's bytes, the ISA-L version and (through its CPU dispatch) the architecture family, never on the
+  thread count or on how a producer split its writes. Other gzip streams (pulled, imported) are only
+  ever decompressed;
 - zstd: ``zstandard`` with level 3, content checksum on, content size off, in libzstd's multi-threaded
   mode with at least one worker: that output is the same for any worker count (but differs from the
   single-threaded mode's, hence ``-mt`` in the id);
