@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 import docker
 
-from benchmarks.services import Daemon, Registry, disk_usage
+from benchmarks.services import Daemon, PeakRss, Registry, disk_usage, run_with_peak_rss
 from benchmarks.workloads import Version, envgraph_cmd
 
 Log = Callable[[str], None]
@@ -32,6 +32,7 @@ class BuildOutcome:
     layers_built: int | None
     images: int
     notes: tuple[str, ...] = ()
+    peak_rss_bytes: int | None = None
 
 
 class Unavailable(Exception):
@@ -145,11 +146,14 @@ class DockerContender:
     def build(self, v: Version, wheel_url: str, jobs: int) -> BuildOutcome:
         before = self._all_chains()
         images = v.graph.images()
-        self.build_images(v, images, wheel_url, jobs)
+        with PeakRss(self.daemon.pid) as rss:
+            self.build_images(v, images, wheel_url, jobs)
         after: set[str] = set()
         for image in images:
             after.update(chain_ids(self.client.images.get(f"{IMAGE_REPO}/{image}").attrs["RootFS"]["Layers"]))
-        return BuildOutcome(layers_built=len(after - before), images=len(images))
+        return BuildOutcome(
+            layers_built=len(after - before), images=len(images), peak_rss_bytes=rss.peak or None
+        )
 
     def build_images(self, v: Version, images: dict[str, str], wheel_url: str, jobs: int) -> None:
         raise NotImplementedError
@@ -348,7 +352,7 @@ class Envgraph:
         report = self.work / f"report-{v.scenario}.json"
         cmd = envgraph_cmd("-f", str(v.toml), "--store", str(self.store), "build", "-j", str(jobs), "-q",
                            "--report", str(report))  # fmt: skip
-        p = subprocess.run(cmd, capture_output=True, text=True, env=self.env)
+        p, peak_rss = run_with_peak_rss(cmd, self.env)
         if p.returncode != 0:
             raise RuntimeError(f"envgraph build: {p.stderr.strip()[-800:]}")
         data = json.loads(report.read_text())
@@ -357,8 +361,9 @@ class Envgraph:
         if totals.get("layers_reused") is not None:
             notes.append(f"layers reused {totals['layers_reused']}")
         return BuildOutcome(
-            layers_built=totals.get("layers_built"), images=len(data.get("envs", [])), notes=tuple(notes)
-        )
+            layers_built=totals.get("layers_built"), images=len(data.get("envs", [])), notes=tuple(notes),
+            peak_rss_bytes=peak_rss,
+        )  # fmt: skip
 
     def push(self, v: Version, reg: Registry) -> None:
         if not self.can_push:

@@ -18,6 +18,7 @@ METRICS: tuple[str, ...] = (
     "push_seconds",
     "layers_built",
     "images",
+    "peak_rss_bytes",
 )
 
 
@@ -35,6 +36,9 @@ class Measurement:
     push_seconds: float | None = None
     layers_built: int | None = None
     images: int | None = None
+    # envgraph: the largest process of the build (its own or a child's), exact (wait4). Docker: the sum
+    # over the daemon's processes, the build containers' and the CLIs', sampled every 0.1 s.
+    peak_rss_bytes: int | None = None
     notes: tuple[str, ...] = ()
 
 
@@ -46,7 +50,10 @@ class LowerBound:
     unique_wheels: int
     wheel_bytes: int
     installed_bytes: int
-    unpack_seconds: float
+    unpack_seconds: float  # zipfile extractall, one thread, to a temp dir
+    # Inflating every member once on all cores, writing nothing: the work no builder can avoid.
+    inflate_seconds: float = 0.0
+    inflate_threads: int = 0
     # Bytes stored can't drop below every unique wheel seen so far, installed once.
     cumulative_installed_bytes: int = 0
 

@@ -7,11 +7,13 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+import zipfile
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -39,12 +41,16 @@ DOCKER_CONTENDERS = {
     "buildkit-uv": BuildkitUv,
 }
 BASE_MAX_AGE_S = 7 * 24 * 3600
+# Free disk a Docker scenario must leave: the daemon's metadata, container layers and our own files.
+DISK_RESERVE = 8 * 10**9
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--quick", action="store_true", help="small versions of each workload (a few minutes)")
-    p.add_argument("--workload", choices=["realistic", "synthetic", "tiny"], default="realistic")
+    p.add_argument(
+        "--workload", choices=["realistic", "synthetic", "tiny", "gpu", "gpu-tiny"], default="realistic"
+    )
     p.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS), metavar="NAME",
                    help=f"any of {', '.join(CONTENDERS)} (default: all)")  # fmt: skip
     p.add_argument("--out", type=Path, default=HERE / "results", help="where the JSON and PNG go")
@@ -107,9 +113,35 @@ def lower_bounds(versions: list[Version], wheelhouse: Path) -> list[LowerBound]:
     return out
 
 
+def wheel_sizes(versions: list[Version], wheelhouse: Path) -> dict[str, tuple[int, int]]:
+    """filename -> (wheel bytes, installed bytes) of every wheel any version uses."""
+    out = {}
+    for name in sorted({w for v in versions for ws in v.wheels.values() for w in ws}):
+        p = wheelhouse / name
+        with zipfile.ZipFile(p) as zf:
+            out[name] = (p.stat().st_size, sum(i.file_size for i in zf.infolist()))
+    return out
+
+
+def docker_disk_need(name: str, prev: Version | None, v: Version, sizes: dict[str, tuple[int, int]]) -> int:
+    """Bytes a Docker contender's scenario may add at most: every image it rebuilds holds its whole env
+    installed (no sharing between images), plus the wheels pip fetches into the container; the uv cache
+    holds each new wheel unpacked once."""
+    images = v.graph.images()
+    if name != "per-pipeline-docker" and prev is not None:  # cached: unchanged requirements are hits
+        old = prev.graph.images()
+        images = {i: e for i, e in images.items()
+                  if i not in old or prev.requirements[old[i]].read_text() != v.requirements[e].read_text()}  # fmt: skip
+    need = sum(sizes[w][0] + sizes[w][1] for env in images.values() for w in v.wheels[env])
+    if name == "buildkit-uv":
+        seen = {w for ws in prev.wheels.values() for w in ws} if prev else set()
+        need += sum(sizes[w][1] for ws in v.wheels.values() for w in ws if w not in seen)
+    return need
+
+
 def run_contender(
     contender, versions: list[Version], wheel_url: str, jobs: int, meter: CpuMeter, work: Path,
-    push: bool, log: Callable[[str], None],
+    push: bool, log: Callable[[str], None], sizes: dict[str, tuple[int, int]] | None = None,
 ) -> list[Measurement]:  # fmt: skip
     out: list[Measurement] = []
     log(f"[bold]{contender.name}[/bold]: reset for cold")
@@ -127,8 +159,20 @@ def run_contender(
                 reg = stack.enter_context(registry(work / "registry" / contender.name))
         else:
             push_note = "--no-push"
+        prev: Version | None = None
+        skipped: str | None = None
         for v in versions:
             notes: list[str] = []
+            if not isinstance(contender, Envgraph) and sizes is not None and skipped is None:
+                need, free = docker_disk_need(contender.name, prev, v, sizes), shutil.disk_usage(work).free
+                if need + DISK_RESERVE > free:
+                    skipped = (f"skipped: {v.scenario} may store {need / 1e9:.1f} GB and this disk has "
+                               f"{free / 1e9:.1f} GB free (keeping {DISK_RESERVE / 1e9:.0f} GB)")  # fmt: skip
+            if skipped is not None:  # later scenarios build on this one: skip them too
+                log(f"  [yellow]{contender.name} {v.scenario} {skipped}[/yellow]")
+                out.append(Measurement(contender.name, v.scenario, ok=False, notes=(skipped,)))
+                continue
+            prev = v
             snap = meter.snap()
             t0 = time.perf_counter()
             try:
@@ -159,10 +203,12 @@ def run_contender(
             m = Measurement(
                 contender=contender.name, scenario=v.scenario, ok=True, wall_seconds=round(wall, 3), cpu_seconds=cpu,
                 bytes_stored=stored, bytes_pushed=pushed, push_seconds=push_s, layers_built=outcome.layers_built,
-                images=outcome.images, notes=tuple(notes),
+                images=outcome.images, peak_rss_bytes=outcome.peak_rss_bytes, notes=tuple(notes),
             )  # fmt: skip
+            rss = "–" if m.peak_rss_bytes is None else f"{m.peak_rss_bytes / 1e6:.0f} MB"
             log(f"  {v.scenario}: {m.wall_seconds:.2f} s wall, {cpu:.2f} s cpu, {stored / 1e6:.1f} MB stored, "
-                f"{'–' if pushed is None else f'{pushed / 1e6:.1f} MB'} pushed, {m.layers_built} layers built")  # fmt: skip
+                f"{'–' if pushed is None else f'{pushed / 1e6:.1f} MB'} pushed, {m.layers_built} layers built, "
+                f"peak RSS {rss}")  # fmt: skip
             out.append(m)
     return out
 
@@ -186,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     wheelhouse = work / "wheelhouse"
     versions = materialize(workload, wl_dir, wheelhouse, log)
     lbs = lower_bounds(versions, wheelhouse)
+    sizes = wheel_sizes(versions, wheelhouse)
     missing: list[str] = []
     measurements: list[Measurement] = []
     wanted = [c for c in CONTENDERS if c in args.contenders]
@@ -227,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                 ]
                 continue
             measurements += run_contender(
-                contender, versions, url, args.jobs, meter, work, not args.no_push, log
+                contender, versions, url, args.jobs, meter, work, not args.no_push, log, sizes
             )
 
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
@@ -245,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     report.table(result, Console())
     log(f"wrote {out / (stem + '.json')} and {out / (stem + '.png')}")
     json.dumps(attrs.asdict(result))  # fail loudly here rather than in a reader
-    return 0 if all(m.ok for m in ms if not any(n.startswith("unavailable") for n in m.notes)) else 1
+    excused = ("unavailable", "skipped")
+    return 0 if all(m.ok for m in ms if not any(n.startswith(excused) for n in m.notes)) else 1
 
 
 if __name__ == "__main__":

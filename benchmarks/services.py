@@ -9,6 +9,8 @@ import resource
 import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -99,6 +101,90 @@ class CpuMeter:
 def self_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
+
+
+# --------------------------------------------------------------------------------------------- memory
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+# Runs argv[2:] and writes its ru_maxrss (KiB) to argv[1]. A child's peak RSS counts the memory of the
+# process it was forked from (Linux keeps the old mm's high-water mark across exec, and with vfork that
+# is the parent's own): forked from this small process instead of the benchmark's, it is the build's.
+_RSS_WRAPPER = """\
+import os, subprocess, sys
+p = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(p.pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(str(usage.ru_maxrss))
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def run_with_peak_rss(cmd: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Run ``cmd`` to completion; also return its peak RSS in bytes: the largest of the process and its
+    children (``wait4``), exact whatever their lifetime, not counting the benchmark's own memory."""
+    with tempfile.TemporaryDirectory(prefix="envgraph-bench-rss-") as tmp:
+        report = Path(tmp) / "maxrss"
+        wrapped = [sys.executable, "-S", "-c", _RSS_WRAPPER, str(report), *cmd]
+        done = subprocess.run(wrapped, capture_output=True, text=True, env=env)
+        peak = int(report.read_text()) * 1024 if report.exists() else 0
+    return subprocess.CompletedProcess(cmd, done.returncode, done.stdout, done.stderr), peak
+
+
+def _rss(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _in_cgroup(pid: int, parent: str) -> bool:
+    try:
+        return f"/{parent}/" in Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        return False
+
+
+class PeakRss:
+    """Samples the summed RSS of the daemon's process tree, our own children's and every process in the
+    build containers' cgroups (under :data:`CGROUP_PARENT`) every ``interval`` seconds; keeps the peak."""
+
+    def __init__(self, daemon_pid: int | None, interval: float = 0.1) -> None:
+        self.daemon_pid = daemon_pid
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
+        # Our children that run anyway (the local registries) are not the build's.
+        self._services = set(_proc_children().get(os.getpid(), [])) - {daemon_pid}
+
+    def sample(self) -> int:
+        kids = _proc_children()
+        pids: set[int] = set()
+        ours = [p for p in kids.get(os.getpid(), []) if p not in self._services]
+        todo = [p for p in (self.daemon_pid, *ours) if p]
+        while todo:
+            pid = todo.pop()
+            if pid not in pids:
+                pids.add(pid)
+                todo += kids.get(pid, [])
+        pids |= {pid for ps in kids.values() for pid in ps if _in_cgroup(pid, CGROUP_PARENT)}
+        return sum(_rss(pid) for pid in pids)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.sample())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 # --------------------------------------------------------------------------------------------- dockerd

@@ -69,6 +69,9 @@ class Workload:
     versions: tuple[Graph, ...]  # one per scenario, aligned with SCENARIOS
     describe: dict[str, object]
     prepare_wheels: Callable[[Path], None] | None = None  # writes synthetic wheels into the given dir
+    resolve_timeout: int | None = (
+        None  # seconds; pip reads big wheels whole when the index has no metadata files
+    )
 
 
 def render_toml(workload: Workload, graph: Graph) -> str:
@@ -83,6 +86,8 @@ def render_toml(workload: Workload, graph: Graph) -> str:
     ]
     if workload.offline:
         lines += ['index-url = ""', 'find-links = ["../wheels"]']
+    if workload.resolve_timeout:
+        lines.append(f"resolve-timeout = {workload.resolve_timeout}")
     lines += [
         "",
         "[bases.debian]",
@@ -155,6 +160,103 @@ def realistic(quick: bool) -> Workload:
         versions=(v0, v0, v2, v3, v4),
         describe={"pipelines": len(pipelines), "envs": len(envs), "images": len(v0.images())},
     )
+
+
+# --------------------------------------------------------------------------------------------- gpu
+
+
+Pipelines = tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+
+
+@attrs.frozen
+class GpuShape:
+    """The GPU workload's graph with its package pins; the real one and the tiny generated one share it."""
+
+    core: tuple[str, ...]  # torch + numpy (+ the cheap package the core bump changes)
+    vision: tuple[str, ...]
+    nlp: tuple[str, ...]
+    serving: tuple[str, ...]
+    core_bump: tuple[str, str]  # (old, new) pin in core: torch itself is too expensive to bump
+    leaf_bump: tuple[str, str]  # (old, new) pin in serving
+    new_env: tuple[str, ...]  # the add-pipeline scenario's env
+    quick: bool = False
+
+
+def gpu_graph(name: str, shape: GpuShape, *, offline: bool = False,
+              prepare: Callable[[Path], None] | None = None) -> Workload:  # fmt: skip
+    """A torch core shared by vision, NLP and serving envs; 2 pipelines, 3 images (``quick``: 1 pipeline, 2).
+
+    Few images on purpose: the Docker contenders store every image's torch (about 5 GB installed)
+    on their own, and this machine's disk holds a few dozen of those, not hundreds.
+    """
+    envs = [Env("core", None, shape.core), Env("serving", "core", shape.serving)]
+    pipelines: Pipelines
+    if shape.quick:
+        pipelines = (("classify", (("prep", "core"), ("serve", "serving"))),)
+    else:
+        envs += [Env("vision", "core", shape.vision), Env("nlp", "core", shape.nlp)]
+        pipelines = (
+            ("detect", (("train", "vision"), ("serve", "serving"))),
+            ("summarize", (("finetune", "nlp"),)),
+        )
+    v0 = Graph(envs=tuple(envs), pipelines=pipelines)
+    v2 = v0.replace_requirement("core", *shape.core_bump)
+    v3 = v2.replace_requirement("serving", *shape.leaf_bump)
+    v4 = v3.add(
+        (Env("tabular", "core", shape.new_env),), ("churn", (("features", "core"), ("train", "tabular")))
+    )
+    return Workload(
+        name=name,
+        offline=offline,
+        versions=(v0, v0, v2, v3, v4),
+        describe={"pipelines": len(pipelines), "envs": len(envs), "images": len(v0.images())},
+        prepare_wheels=prepare,
+        resolve_timeout=None if offline else 1800,
+    )
+
+
+GPU = GpuShape(
+    # The CUDA build PyPI serves for linux x86_64 (its nvidia-* wheels come with it). Exact torch pins:
+    # torchvision releases pair with one torch release.
+    core=("torch==2.14.1", "numpy>=2.1,<2.5", "packaging==24.1"),
+    vision=("torchvision==0.29.1", "pillow>=11,<13"),
+    nlp=("transformers>=5.20,<5.25", "tokenizers>=0.22,<0.24"),
+    serving=("fastapi>=0.160,<0.166", "uvicorn==0.52.3"),
+    core_bump=("packaging==24.1", "packaging==24.2"),
+    leaf_bump=("uvicorn==0.52.3", "uvicorn==0.52.4"),
+    new_env=("scikit-learn>=1.6,<1.9",),
+)
+
+
+def gpu(quick: bool) -> Workload:
+    return gpu_graph("gpu", attrs.evolve(GPU, quick=quick))
+
+
+# Generated stand-ins for the GPU stack: two multi-member wheels (payloads of several MiB, like torch
+# and cuBLAS at a small scale) and small ones; offline, so tests need no multi-GB download.
+GPU_TINY_SIZES = {"syn-torch": 9 << 20, "syn-nvidia-cublas": 5 << 20}
+
+
+def gpu_tiny() -> Workload:
+    shape = GpuShape(
+        core=("syn-torch==1.0", "syn-nvidia-cublas==1.0", "syn-numpy==1.0", "syn-packaging==1.0"),
+        vision=("syn-torchvision==1.0", "syn-pillow==1.0"),
+        nlp=("syn-transformers==1.0", "syn-tokenizers==1.0"),
+        serving=("syn-fastapi==1.0", "syn-uvicorn==1.0"),
+        core_bump=("syn-packaging==1.0", "syn-packaging==1.1"),
+        leaf_bump=("syn-uvicorn==1.0", "syn-uvicorn==1.1"),
+        new_env=("syn-scikit-learn==1.0",),
+    )
+
+    def prepare(wheels: Path) -> None:
+        for g in workload.versions:
+            for e in g.envs:
+                for r in e.requirements:
+                    n, v = r.split("==")
+                    make_wheel(wheels, n, v, payload_bytes=GPU_TINY_SIZES.get(n, 16 << 10))
+
+    workload = gpu_graph("gpu-tiny", shape, offline=True, prepare=prepare)
+    return workload
 
 
 # --------------------------------------------------------------------------------------------- synthetic
@@ -234,6 +336,10 @@ def get(name: str, quick: bool) -> Workload:
         return synthetic(SYNTHETIC_QUICK if quick else SYNTHETIC_FULL)
     if name == "tiny":
         return synthetic(TINY, name="tiny")
+    if name == "gpu":
+        return gpu(quick)
+    if name == "gpu-tiny":
+        return gpu_tiny()
     raise ValueError(f"unknown workload {name}")
 
 

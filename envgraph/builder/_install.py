@@ -13,6 +13,7 @@ import base64
 import hashlib
 import io
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from installer.records import Hash, RecordEntry
 from installer.scripts import Script
 from installer.sources import WheelFile
 from installer.utils import Scheme
+from isal import isal_zlib
 
 from envgraph.errors import BuildError
 from envgraph.oci._tar import TarStream
@@ -44,6 +46,28 @@ class _HashingReader:
         if self._copy_to is not None:
             self._copy_to.write(data)
         return data
+
+
+def _inflate_with_isal(stream: BinaryIO) -> None:
+    """Let a wheel member's deflate stream be inflated by ISA-L instead of zlib, before it is read.
+
+    With compression on the pool, this thread (unzip, hash for RECORD, tar framing) is a big layer's
+    critical path, and zlib's inflate was most of it: 2.3-2.7 of 3.1-3.8 CPU seconds for cuBLAS (610 MB);
+    ISA-L inflates the same members in 1.6 s, and the whole thread then takes 2.8 s. zipfile keeps doing
+    all the checks (CRC-32, sizes, end of stream); only its decompressor object is swapped for ISA-L's,
+    which has the same interface. Anything unexpected (another Python's zipfile internals, a member
+    already read) leaves zlib in place.
+    """
+    if (
+        isinstance(stream, zipfile.ZipExtFile)
+        and getattr(stream, "_compress_type", None) == zipfile.ZIP_DEFLATED
+        and isinstance(getattr(stream, "_decompressor", None), _ZLIB_DECOMPRESS)
+        and stream.tell() == 0
+    ):
+        stream._decompressor = isal_zlib.decompressobj(-isal_zlib.MAX_WBITS)  # type: ignore[attr-defined]
+
+
+_ZLIB_DECOMPRESS = type(zlib.decompressobj())
 
 
 def _size_of(stream: BinaryIO, wheel: zipfile.ZipFile | None) -> tuple[BinaryIO, int]:
@@ -94,6 +118,7 @@ class TarDestination(SchemeDictionaryDestination):
             raise BuildError(f"packages {other} and {self.package} both write /{archive_path}")
         self.owners[archive_path] = self.package
         stream, size = _size_of(stream, self.wheel)
+        _inflate_with_isal(stream)
         # Like uv (and pip for wheels built on Windows): whatever the zip says, scripts are executable.
         is_executable = is_executable or scheme == "scripts"
         with self._copy_for_bytecode(scheme, archive_path) as copy_to:

@@ -1,13 +1,13 @@
-"""Writing layer blobs in one pass: tar -> (diff_id hash) -> compressor -> (digest hash) -> store.
+"""Writing layer blobs in one pass: tar -> compressor (diff_id hash) -> store (digest hash).
 
-The uncompressed tar is never stored: a producer writes it into a sink that hashes it (the diff_id) and
-compresses it on the fly into a store blob writer (which hashes the compressed bytes, the digest, and
-moves the finished blob into ``blobs/sha256/``). If the producer raises, nothing becomes visible.
+The uncompressed tar is never stored: a producer writes it into a sink that feeds the compressor,
+which hashes it (the diff_id) and compresses it on the fly into a store blob writer (which hashes the
+compressed bytes, the digest, and moves the finished blob into ``blobs/sha256/``). If the producer
+raises, nothing becomes visible.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 from collections.abc import Callable
 from pathlib import Path
@@ -60,23 +60,17 @@ def record_layer(store: Store, key: str, blob: LayerBlob, paths: list[str]) -> L
 
 
 class _TarSink(io.RawIOBase):
-    """Write-only stream: hashes what it gets (diff_id) and passes it on to the compressor."""
+    """Write-only stream into the compressor (which hashes the tar: the diff_id)."""
 
     def __init__(self, compressor: Compressor) -> None:
         super().__init__()
         self._compressor = compressor
-        self.hash = hashlib.sha256()
-        self.size = 0
 
     def writable(self) -> bool:
         return True
 
     def write(self, b: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
-        data = bytes(b)
-        self.hash.update(data)
-        self.size += len(data)
-        self._compressor.write(data)
-        return len(data)
+        return self._compressor.write(b)  # it copies what it keeps before returning
 
 
 def write_layer(
@@ -89,9 +83,13 @@ def write_layer(
     with store.blob_writer() as writer:
         compressor = Compressor(compression, writer)
         sink = _TarSink(compressor)
-        result = produce(cast(BinaryIO, sink))
-        compressor.finish()
-        writer.diff_id = "sha256:" + sink.hash.hexdigest()
+        try:
+            result = produce(cast(BinaryIO, sink))
+            compressor.finish()
+        except BaseException:
+            compressor.abort()  # members still queued for the pool are dropped
+            raise
+        writer.diff_id = compressor.input_digest  # stamped as verified when the blob commits
     assert writer.digest is not None and writer.size is not None and writer.diff_id is not None
     blob = LayerBlob(
         diff_id=writer.diff_id,

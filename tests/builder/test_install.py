@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from envgraph.builder._install import _inflate_with_isal
 from envgraph.builder._layers import build_package_layer
 from envgraph.errors import BuildError
 from envgraph.identity import InstallTarget
@@ -103,6 +104,40 @@ def test_a_corrupt_member_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BuildError, match="cannot install tool-1.0"):
         build_package_layer(store, TARGET, "sha256:" + "3" * 64, [("tool", wheel.name, wheel)])
     assert store.records() == []
+
+
+def test_members_are_inflated_by_isal_with_zipfiles_checks(tmp_path: Path) -> None:
+    """The swap must really happen (a new Python's zipfile would silently fall back to zlib: this fails
+    then), and the CRC-32 check must stay zipfile's."""
+    body = b"".join(b"line %d of some module\n" % i for i in range(50_000))
+    wheel = make_wheel(tmp_path / "wheels", "tool", "1.0", files={"tool/big.py": body})
+    with zipfile.ZipFile(wheel) as zf, zf.open("tool/big.py") as f:
+        _inflate_with_isal(f)
+        assert type(f._decompressor).__module__.startswith("isal")  # type: ignore[attr-defined]
+        assert f.read() == body
+    stored = tmp_path / "stored.zip"
+    with zipfile.ZipFile(stored, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr("a.txt", b"plain")
+    with zipfile.ZipFile(stored) as zf, zf.open("a.txt") as f:
+        _inflate_with_isal(f)  # nothing to inflate: left alone
+        assert f.read() == b"plain"
+    # A member whose bytes inflate fine but do not match its CRC-32 is still refused.
+    with zipfile.ZipFile(wheel) as zf:
+        info = zf.getinfo("tool/big.py")
+    raw = bytearray(wheel.read_bytes())
+    bad = tmp_path / "bad" / wheel.name
+    bad.parent.mkdir()
+    swapped = bytearray(raw)
+    crc_at = info.header_offset + 14  # local header CRC-32; the central directory's is checked too
+    with zipfile.ZipFile(wheel) as zf:
+        cd_crc = zf.getinfo("tool/big.py").CRC
+    swapped[crc_at : crc_at + 4] = (cd_crc ^ 1).to_bytes(4, "little")
+    central = bytes(raw).rindex(cd_crc.to_bytes(4, "little"))  # its central directory entry
+    swapped[central : central + 4] = (cd_crc ^ 1).to_bytes(4, "little")
+    bad.write_bytes(bytes(swapped))
+    store = Store.open(tmp_path / "store")
+    with pytest.raises(BuildError, match="cannot install tool-1.0.*CRC"):
+        build_package_layer(store, TARGET, "sha256:" + "4" * 64, [("tool", bad.name, bad)])
 
 
 def test_a_path_written_twice_by_one_wheel_is_refused(tmp_path: Path) -> None:

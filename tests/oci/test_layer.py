@@ -76,7 +76,7 @@ def test_media_types_and_ids() -> None:
     assert Compression.GZIP.media_type == MEDIA_TYPE_LAYER_GZIP
     assert Compression.ZSTD.media_type == MEDIA_TYPE_LAYER_ZSTD
     assert Compression.NONE.media_type == MEDIA_TYPE_LAYER_TAR
-    # Everything the compressed bytes depend on: library version, architecture family, feed size.
+    # Everything the compressed bytes depend on: library version, architecture family, member size.
     assert f"isal{isal.ISAL_VERSION}" in Compression.GZIP.compressor_id
     assert platform.machine() in Compression.GZIP.compressor_id
     assert Compression.GZIP.compressor_id.startswith(f"gzip-{GZIP_LEVEL}-")
