@@ -40,7 +40,7 @@ _PART = r"[A-Za-z0-9+~_][A-Za-z0-9.+~_%-]*"
 _FILENAME_RE = re.compile(rf"^(?:{_PART}/)*{_PART}\.deb$")
 _RELATION_RE = re.compile(
     r"^([a-z0-9][a-z0-9+.-]+)(?::([a-z0-9-]+))?"
-    r"(?:\s*\(\s*(<<|<=|=|>=|>>|<|>)\s*([^\s()]+)\s*\))?$"
+    r"(?:\s*\(\s*(<<|<=|=|>=|>>|<|>)\s*([A-Za-z0-9][^\s()]*)\s*\))?$"
 )
 _PROVIDES_RE = re.compile(r"^Provides:[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)", re.M)
 _NAME_PREFIX_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
@@ -73,7 +73,7 @@ def check_package_name(name: str) -> str:
 def check_filename(filename: str) -> str:
     """A pool path that is safe to append to a mirror URL: relative, no ``..``, ends in ``.deb``."""
     if not _FILENAME_RE.match(filename):
-        raise DebianError(f"invalid Debian pool path {filename!r}: must be relative, without '..'")
+        raise DebianError(f"invalid Debian pool path {filename!r}: not a plain relative path to a .deb")
     return filename
 
 

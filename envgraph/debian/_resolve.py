@@ -11,7 +11,8 @@ Rules (dpkg's and apt's, restricted to one architecture plus ``all``):
 - Versions compare as dpkg does (``<<``, ``<=``, ``=``, ``>=``, ``>>``; the obsolete ``<``/``>`` mean
   ``<=``/``>=``). Among the versions of a name the newest that fits is taken.
 - Alternatives ``a | b``: an alternative the base or the selection already has wins; otherwise the first
-  alternative that can be met, in the order written.
+  alternative that can be met, in the order written. Dependencies without alternatives are followed
+  first, so that what they bring in can meet an ``a | b`` instead of adding ``a`` as well.
 - Virtual packages: a real package of the name comes first; then its providers, those already there
   first, else by Priority (required, important, standard, optional, extra) then name. A versioned
   dependency is met only by a versioned Provides (``Provides: foo (= 1.2)``), as dpkg says. A request
@@ -174,12 +175,14 @@ class _Resolver:
     # --- the closure ---------------------------------------------------------------------------------------
 
     def run(self, requests: Sequence[str]) -> list[DebPin]:
-        queue: deque[tuple[tuple[Relation, ...], tuple[str, ...]]] = deque()
+        # Dependencies without alternatives go first: what they bring in may then meet an "a | b".
+        plain: deque[tuple[tuple[Relation, ...], tuple[str, ...]]] = deque()
+        choices: deque[tuple[tuple[Relation, ...], tuple[str, ...]]] = deque()
         for request in sorted(set(requests)):
             for group in _parse_request(request):
-                queue.append((group, ()))
-        while queue:
-            group, chain = queue.popleft()
+                (plain if len(group) == 1 else choices).append((group, ()))
+        while plain or choices:
+            group, chain = plain.popleft() if plain else choices.popleft()
             if any(self._met_by(rel) for rel in group):
                 continue
             chosen = self._choose(group, chain)
@@ -188,7 +191,7 @@ class _Resolver:
             self._add(_Have(chosen.name, chosen.version, chosen, "selection"))
             for field in ("pre_depends", "depends"):
                 for dep in chosen.relations(field):
-                    queue.append((dep, path))
+                    (plain if len(dep) == 1 else choices).append((dep, path))
         selected = sorted(
             (h.pkg for h in self.have.values() if h.where == "selection" and h.pkg), key=lambda p: p.name
         )
