@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
@@ -46,21 +48,25 @@ class Member:
     sha256: str | None
 
 
-def members(store: Store, blob: LayerBlob) -> list[Member]:
-    out = []
+@contextlib.contextmanager
+def layer_tar(store: Store, blob: LayerBlob) -> Iterator[tarfile.TarFile]:
     with (
         store.open_blob(blob.digest) as raw,
         open_decompressed(raw, compression_of_media_type(blob.media_type)) as f,
+        tarfile.open(fileobj=f, mode="r|") as tf,
     ):
-        with tarfile.open(fileobj=f, mode="r|") as tf:
-            for m in tf:
-                data = tf.extractfile(m) if m.isreg() else None
-                digest = hashlib.sha256(data.read()).hexdigest() if data else None
-                out.append(
-                    Member(
-                        m.name, m.type, m.mode, m.linkname, (m.uid, m.gid, m.uname, m.gname), m.mtime, digest
-                    )
-                )
+        yield tf
+
+
+def members(store: Store, blob: LayerBlob) -> list[Member]:
+    out = []
+    with layer_tar(store, blob) as tf:
+        for m in tf:
+            data = tf.extractfile(m) if m.isreg() else None
+            digest = hashlib.sha256(data.read()).hexdigest() if data else None
+            out.append(
+                Member(m.name, m.type, m.mode, m.linkname, (m.uid, m.gid, m.uname, m.gname), m.mtime, digest)
+            )
     return out
 
 
@@ -115,14 +121,10 @@ def test_layer_of_a_real_deb(tmp_path: Path, store: Store) -> None:
 def test_status_entry_is_the_control_file(tmp_path: Path, store: Store) -> None:
     deb = build_deb(tmp_path, "pkg", "2:1.0-1", fields={"Depends": "libc6 (>= 2.34)"})
     blob, _ = write_deb_layer(store, deb)
-    with (
-        store.open_blob(blob.digest) as raw,
-        open_decompressed(raw, compression_of_media_type(blob.media_type)) as f,
-    ):
-        with tarfile.open(fileobj=f, mode="r|") as tf:
-            for member in tf:
-                if member.name == "var/lib/dpkg/status.d/pkg":
-                    text = tf.extractfile(member).read().decode()  # type: ignore[union-attr]
+    with layer_tar(store, blob) as tf:
+        for member in tf:
+            if member.name == "var/lib/dpkg/status.d/pkg":
+                text = tf.extractfile(member).read().decode()  # type: ignore[union-attr]
     assert text.startswith("Package: pkg\nVersion: 2:1.0-1\nArchitecture: amd64\n")
     assert "Depends: libc6 (>= 2.34)\n" in text
 
