@@ -7,7 +7,8 @@ depend only on the .deb's bytes (which its sha256 fixes) and on the rules below,
 :data:`DEB_FORMAT_ID` names:
 
 - paths lose their leading ``./``; absolute paths and ``..`` are refused; every parent directory gets an
-  entry (0755 when the .deb has none before it); mtime, uid/gid and user names as for every layer;
+  entry (0755 when the .deb has none before it; a directory keeps the mode of its first entry); mtime,
+  uid/gid and user names as for every layer;
 - modes are the package's permission bits, setuid/setgid/sticky included: they are part of its content.
   Files a .deb gives to another owner than root (dpkg maps those names on the target system) become
   root's, and then lose their setuid/setgid bits rather than gaining root's privileges;
@@ -23,17 +24,7 @@ depend only on the .deb's bytes (which its sha256 fixes) and on the rules below,
   that scanners (trivy, grype, syft) see the package although dpkg's own database does not list it;
 - devices, fifos and sockets are refused.
 
-No maintainer script runs (apko and distroless do the same), which means:
-
-- no ldconfig cache: the dynamic loader still finds libraries in the standard and multiarch
-  directories (``/usr/lib/x86_64-linux-gnu``) by searching them, so ``DT_NEEDED`` and ``dlopen("libx.so.1")``
-  work; libraries in other directories named by ``/etc/ld.so.conf.d`` snippets are not found, and
-  ``ctypes.util.find_library`` (which reads ``ldconfig -p``) does not list the new libraries;
-- no ``update-alternatives``: links such as ``/usr/bin/editor`` or the BLAS/LAPACK alternatives are not
-  created; use the real path;
-- no users or groups are created, no services are enabled, no triggers (man-db, mime, icon caches) run;
-- packages whose postinst does essential work (generating files, compiling schemas, ``dpkg-divert``)
-  are not supported; runtime libraries and command line tools are what this is for.
+No maintainer script runs: see :mod:`envgraph.debian` for what that means in an image.
 """
 
 from __future__ import annotations
