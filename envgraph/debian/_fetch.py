@@ -38,8 +38,6 @@ def deb_cache_path(sha256: str, cache: Path | None = None) -> Path:
 def fetch_deb(pin: DebPin, *, mirror: str | None = None, cache: Path | None = None) -> Path:
     """The verified .deb of ``pin``: from the cache, else downloaded from ``mirror``/``pin.filename``."""
     dest = deb_cache_path(pin.sha256, cache)
-    if pin.size < 0:
-        raise BuildError(f"Debian package {pin}: invalid size {pin.size}")
     try:
         if dest.stat().st_size == pin.size:
             return dest

@@ -29,17 +29,27 @@ Rules (dpkg's and apt's, restricted to one architecture plus ``all``):
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Mapping, Sequence
 
 import attrs
 
-from envgraph.debian._packages import DebPackage, PackageIndex, Relation, check_filename, parse_relations
-from envgraph.debian._version import satisfies
+from envgraph.debian._packages import (
+    DebPackage,
+    PackageIndex,
+    Relation,
+    check_filename,
+    check_package_name,
+    parse_relations,
+)
+from envgraph.debian._version import parse_version, satisfies
 from envgraph.errors import DebianError
 
 __all__ = ["DebPin", "resolve"]
 
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_ARCH_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _PRIORITY = {"required": 0, "important": 1, "standard": 2, "optional": 3, "extra": 4}
 
 
@@ -55,7 +65,15 @@ class DebPin:
     filename: str  # pool path relative to the mirror, e.g. pool/main/j/jq/jq_1.6-2.1_amd64.deb
 
     def __attrs_post_init__(self) -> None:
+        # Pins come back from lockfiles, which are input like any other: check every field.
+        check_package_name(self.name)
         check_filename(self.filename)
+        try:
+            parse_version(self.version)
+        except ValueError as err:
+            raise DebianError(f"Debian package {self.name}: {err}") from None
+        if not _SHA256_RE.match(self.sha256) or not _ARCH_RE.match(self.architecture) or self.size < 0:
+            raise DebianError(f"Debian package {self.name}: malformed sha256, size or architecture")
 
     def __str__(self) -> str:
         return f"{self.name} {self.version}"

@@ -233,3 +233,24 @@ def test_malformed_relation_of_a_visited_package() -> None:
     idx = index(*BASE_STANZAS, stanza("broken", Depends="libc6 (>= )"))
     with pytest.raises(DebianError, match="^Debian package broken 1.0: malformed depends"):
         resolve(["broken"], idx, BASE)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("name", "Bad_Name", "invalid Debian package name"),
+        ("version", "1.0 beta", "invalid Debian version"),
+        ("sha256", "../../x", "malformed sha256"),
+        ("size", -1, "malformed sha256, size"),
+        ("architecture", "amd64/../x", "malformed sha256, size or architecture"),
+        ("filename", "/etc/passwd.deb", "invalid Debian pool path"),
+    ],
+)
+def test_pins_read_back_from_a_lockfile_are_checked(field: str, value: object, message: str) -> None:
+    fields: dict[str, object] = dict(
+        name="jq", version="1.6-2", architecture="amd64", sha256=SHA, size=1, filename="pool/j/jq.deb"
+    )
+    DebPin(**fields)  # type: ignore[arg-type]
+    fields[field] = value
+    with pytest.raises(DebianError, match=message):
+        DebPin(**fields)  # type: ignore[arg-type]
