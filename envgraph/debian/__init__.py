@@ -27,8 +27,9 @@ means in an image:
 - packages that need their postinst to work are **unsupported**: this is for runtime libraries and
   command line tools (``libgomp1``, ``libgl1``, ``jq``, database client libraries).
 
-Extraction follows a merged-/usr base (``/lib -> usr/lib``...): files under ``bin/ sbin/ lib*/`` go
-under ``usr/``, where dpkg would put them on such a system; see :mod:`envgraph.debian._deb`.
+Extraction follows a merged-/usr base (``/lib -> usr/lib``...): files under the directories the base
+links into ``/usr`` go under ``usr/``, where dpkg would put them on such a system; see
+:mod:`envgraph.debian._deb`.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ if TYPE_CHECKING:
     from envgraph.debian._archive import default_keyring as default_keyring
     from envgraph.debian._archive import load_index as load_index
     from envgraph.debian._deb import DEB_FORMAT_ID as DEB_FORMAT_ID
+    from envgraph.debian._deb import DEFAULT_MERGED_USR as DEFAULT_MERGED_USR
     from envgraph.debian._deb import deb_layer_key as deb_layer_key
+    from envgraph.debian._deb import merged_usr_dirs as merged_usr_dirs
     from envgraph.debian._deb import write_deb_layer as write_deb_layer
     from envgraph.debian._fetch import deb_cache_path as deb_cache_path
     from envgraph.debian._fetch import fetch_deb as fetch_deb
@@ -67,7 +70,9 @@ _EXPORTS = {
     "default_keyring": "envgraph.debian._archive",
     "load_index": "envgraph.debian._archive",
     "DEB_FORMAT_ID": "envgraph.debian._deb",
+    "DEFAULT_MERGED_USR": "envgraph.debian._deb",
     "deb_layer_key": "envgraph.debian._deb",
+    "merged_usr_dirs": "envgraph.debian._deb",
     "write_deb_layer": "envgraph.debian._deb",
     "deb_cache_path": "envgraph.debian._fetch",
     "fetch_deb": "envgraph.debian._fetch",
@@ -87,6 +92,7 @@ _EXPORTS = {
 __all__ = [
     "DEB_FORMAT_ID",
     "DEFAULT_KEYRING",
+    "DEFAULT_MERGED_USR",
     "DEFAULT_MIRROR",
     "KEYRING_ENV",
     "MIRROR_ENV",
@@ -104,6 +110,7 @@ __all__ = [
     "default_mirror",
     "fetch_deb",
     "load_index",
+    "merged_usr_dirs",
     "resolve",
     "write_deb_layer",
 ]

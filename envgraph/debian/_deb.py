@@ -12,12 +12,15 @@ depend only on the .deb's bytes (which its sha256 fixes) and on the rules below,
 - modes are the package's permission bits, setuid/setgid/sticky included: they are part of its content.
   Files a .deb gives to another owner than root (dpkg maps those names on the target system) become
   root's, and then lose their setuid/setgid bits rather than gaining root's privileges;
-- merged /usr (``merged_usr=True``, the default, for bases made by :mod:`envgraph.debian._rootfs`):
-  paths under ``bin/ sbin/ lib/ lib32/ lib64/ libx32/`` move under ``usr/``, exactly where dpkg's
-  files end up on such a system (a layer holding a real ``lib/`` directory would hide the base's
-  ``lib -> usr/lib`` symlink in overlayfs). Hard links name the moved path; symlink targets are kept
-  as written, as dpkg keeps them: relative targets resolve from the same physical directory, absolute
-  ones through the base's symlinks. A .deb holding the same path in both places is an error;
+- merged /usr: ``merged_usr`` names the top-level directories the base has as symlinks into ``/usr``
+  (:func:`merged_usr_dirs` reads them from a base's tar; :data:`DEFAULT_MERGED_USR` is what
+  :mod:`envgraph.debian._rootfs` makes on amd64: ``bin lib lib64 sbin``; empty for a base that is not
+  merged). Paths under those move under ``usr/``, exactly where dpkg's files end up on such a system (a
+  layer holding a real ``lib/`` directory would hide the base's ``lib -> usr/lib`` symlink in overlayfs);
+  other top-level directories (``lib32/`` on a base without that link) stay real, as dpkg makes them.
+  Hard links name the moved path; symlink targets are kept as written, as dpkg keeps them: relative
+  targets resolve from the same physical directory, absolute ones through the base's symlinks. A .deb
+  holding the same path in both places, or one of the linked directories as a file, is an error;
 - ``path_filters`` are dpkg's ``path-exclude=``/``path-include=`` rules (the last match wins), by default
   the slim base's (no man pages, info, locales or docs except copyright files);
 - the package's control file is added as ``var/lib/dpkg/status.d/<name>``, as distroless images do, so
@@ -36,7 +39,7 @@ import io
 import lzma
 import tarfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -54,17 +57,19 @@ from envgraph.oci._tar import LayerEntry, TarStream
 
 __all__ = [
     "DEB_FORMAT_ID",
-    "MERGED_USR_DIRS",
+    "DEFAULT_MERGED_USR",
     "STATUS_DIR",
     "deb_layer_key",
     "extract_deb",
+    "merged_usr_dirs",
     "write_deb_layer",
 ]
 
 DEB_FORMAT_ID = "deb-layer-v1"
 """Names the extraction rules above; bump it whenever a layer's bytes change for the same .deb."""
 
-MERGED_USR_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+DEFAULT_MERGED_USR = ("bin", "lib", "lib64", "sbin")
+"""The top-level symlinks into /usr of a merged-/usr amd64 base made by :mod:`envgraph.debian._rootfs`."""
 STATUS_DIR = "var/lib/dpkg/status.d"
 _CONTROL_LIMIT = 1 << 20  # a control file is a few KiB
 _SUID_SGID = 0o6000
@@ -72,7 +77,7 @@ _SUID_SGID = 0o6000
 
 def deb_layer_key(
     pin: DebPin,
-    merged_usr: bool,
+    merged_usr: Collection[str],
     compression: Compression,
     path_filters: Sequence[str] = SLIM_DPKG_OPTIONS,
 ) -> str:
@@ -82,7 +87,7 @@ def deb_layer_key(
             "kind": "debian-package",
             "deb_sha256": pin.sha256,
             "extract": DEB_FORMAT_ID,
-            "merged_usr": merged_usr,
+            "merged_usr": sorted(merged_usr),
             "path_filters": list(path_filters),
             "layer": layer_format(compression),
         }
@@ -174,9 +179,15 @@ def _member_path(name: str) -> str:
     return path
 
 
-def _merged(path: str) -> str:
-    top = path.split("/", 1)[0]
-    return f"usr/{path}" if top in MERGED_USR_DIRS else path
+def merged_usr_dirs(rootfs_tar: Path) -> tuple[str, ...]:
+    """The top-level directories an (uncompressed) root filesystem tar has as symlinks to ``usr/<name>``."""
+    found = []
+    with tarfile.open(rootfs_tar, mode="r:", encoding="utf-8") as tf:
+        for m in tf:
+            name = m.name.removeprefix("./").rstrip("/")
+            if m.issym() and "/" not in name and m.linkname.lstrip("/") == f"usr/{name}":
+                found.append(name)
+    return tuple(sorted(found))
 
 
 class _Filter:
@@ -226,9 +237,9 @@ def _read_control(reader: BinaryIO) -> bytes:
 
 
 class _Extractor:
-    def __init__(self, out: TarStream, merged_usr: bool, path_filter: _Filter) -> None:
+    def __init__(self, out: TarStream, merged_usr: Collection[str], path_filter: _Filter) -> None:
         self.out = out
-        self.merged_usr = merged_usr
+        self.merged = frozenset(merged_usr)
         self.filter = path_filter
         self.origin: dict[str, tuple[str, str]] = {}  # layer path -> (path in the .deb, kind)
         self.dropped: set[str] = set()  # filtered-out files (hard links to them are dropped too)
@@ -245,12 +256,15 @@ class _Extractor:
             raise BuildError(f"it ships both /{prev[0]} and /{original}, which are one path on merged /usr")
         raise BuildError(f"it ships /{original} twice")
 
+    def _moved(self, path: str) -> str:
+        return f"usr/{path}" if path.split("/", 1)[0] in self.merged else path
+
     def member(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
         original = _member_path(m.name)
         if not original:
             return  # the root directory itself
-        path = _merged(original) if self.merged_usr else original
-        if self.merged_usr and original in MERGED_USR_DIRS and not m.isdir():
+        path = self._moved(original)
+        if original in self.merged and not m.isdir():
             target = m.linkname.lstrip("/") if m.issym() else ""
             if target == f"usr/{original}":
                 return  # the merged-/usr symlink itself, which the base already has
@@ -271,8 +285,7 @@ class _Extractor:
         elif m.issym():
             self.out.add(LayerEntry.symlink(path, m.linkname))
         elif m.islnk():
-            target = _member_path(m.linkname)
-            target = _merged(target) if self.merged_usr else target
+            target = self._moved(_member_path(m.linkname))
             if target in self.dropped:
                 self.dropped.add(path)  # a hard link to a filtered-out file goes with it
                 return
@@ -285,7 +298,7 @@ def extract_deb(
     deb: BinaryIO,
     out: TarStream,
     *,
-    merged_usr: bool = True,
+    merged_usr: Collection[str] = DEFAULT_MERGED_USR,
     path_filters: Sequence[str] = SLIM_DPKG_OPTIONS,
     pin: DebPin | None = None,
 ) -> str:
@@ -345,7 +358,7 @@ def write_deb_layer(
     deb_path: Path,
     *,
     pin: DebPin | None = None,
-    merged_usr: bool = True,
+    merged_usr: Collection[str] = DEFAULT_MERGED_USR,
     compression: Compression = Compression.GZIP,
     path_filters: Sequence[str] = SLIM_DPKG_OPTIONS,
 ) -> tuple[LayerBlob, list[str]]:

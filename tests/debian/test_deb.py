@@ -11,7 +11,13 @@ from pathlib import Path
 import attrs
 import pytest
 
-from envgraph.debian._deb import DEB_FORMAT_ID, deb_layer_key, write_deb_layer
+from envgraph.debian._deb import (
+    DEB_FORMAT_ID,
+    DEFAULT_MERGED_USR,
+    deb_layer_key,
+    merged_usr_dirs,
+    write_deb_layer,
+)
 from envgraph.debian._resolve import DebPin
 from envgraph.errors import BuildError
 from envgraph.oci._compress import Compression, compression_of_media_type, open_decompressed
@@ -147,10 +153,33 @@ def test_without_merged_usr_paths_stay(tmp_path: Path, store: Store) -> None:
     deb = build_deb(
         tmp_path, "pkg", files={"lib/x/libfoo.so": b"x", "sbin/h1": b"h", "sbin/h2": Hard("sbin/h1")}
     )
-    blob, paths = write_deb_layer(store, deb, merged_usr=False, path_filters=())
+    blob, paths = write_deb_layer(store, deb, merged_usr=(), path_filters=())
     m = by_name(members(store, blob))
     assert paths == ["lib/x/libfoo.so", "sbin/h1", "sbin/h2", "var/lib/dpkg/status.d/pkg"]
     assert m["sbin/h2"].linkname == "sbin/h1"
+
+
+def test_only_the_base_s_linked_directories_move(tmp_path: Path, store: Store) -> None:
+    """On a base without a /lib32 link, dpkg makes /lib32 a real directory: so do we."""
+    deb = build_deb(tmp_path, "pkg", files={"lib32/libfoo.so": b"x", "lib/x/libbar.so": b"y"})
+    assert write_deb_layer(store, deb)[1] == [
+        "lib32/libfoo.so",
+        "usr/lib/x/libbar.so",
+        "var/lib/dpkg/status.d/pkg",
+    ]
+    moved = write_deb_layer(store, deb, merged_usr=(*DEFAULT_MERGED_USR, "lib32"))[1]
+    assert moved == ["usr/lib/x/libbar.so", "usr/lib32/libfoo.so", "var/lib/dpkg/status.d/pkg"]
+
+
+def test_merged_dirs_are_read_from_a_base(tmp_path: Path) -> None:
+    tar_path = tmp_path / "rootfs.tar"
+    with tarfile.open(tar_path, "w") as tf:
+        for name, target in [("./bin", "usr/bin"), ("./lib", "/usr/lib"), ("./lib64", "usr/lib64"),
+                             ("./sbin", "usr/sbin"), ("./odd", "usr/other"), ("./usr/lib/x", "usr/lib/x")]:  # fmt: skip
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tf.addfile(info)
+    assert merged_usr_dirs(tar_path) == DEFAULT_MERGED_USR
 
 
 def test_both_locations_of_one_merged_path_is_an_error(tmp_path: Path, store: Store) -> None:
@@ -323,15 +352,22 @@ def test_truncated_and_garbage_files(tmp_path: Path, store: Store) -> None:
 
 def test_layer_key_names_everything_the_bytes_depend_on(monkeypatch: pytest.MonkeyPatch) -> None:
     pin = DebPin("pkg", "1.0", "amd64", "a" * 64, 10, "pool/p/pkg.deb")
-    key = deb_layer_key(pin, True, Compression.GZIP)
-    assert key == deb_layer_key(attrs.evolve(pin, filename="pool/elsewhere/pkg.deb"), True, Compression.GZIP)
+    key = deb_layer_key(pin, DEFAULT_MERGED_USR, Compression.GZIP)
+    assert key == deb_layer_key(
+        attrs.evolve(pin, filename="pool/elsewhere/pkg.deb"), DEFAULT_MERGED_USR, Compression.GZIP
+    )
     others = {
-        deb_layer_key(attrs.evolve(pin, sha256="b" * 64), True, Compression.GZIP),
-        deb_layer_key(pin, False, Compression.GZIP),
-        deb_layer_key(pin, True, Compression.ZSTD),
-        deb_layer_key(pin, True, Compression.GZIP, ()),
+        deb_layer_key(attrs.evolve(pin, sha256="b" * 64), DEFAULT_MERGED_USR, Compression.GZIP),
+        deb_layer_key(pin, (), Compression.GZIP),
+        deb_layer_key(pin, DEFAULT_MERGED_USR, Compression.ZSTD),
+        deb_layer_key(pin, DEFAULT_MERGED_USR, Compression.GZIP, ()),
     }
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
-    others.add(deb_layer_key(pin, True, Compression.GZIP))
-    assert key not in others and len(others) == 5
+    others.add(deb_layer_key(pin, DEFAULT_MERGED_USR, Compression.GZIP))
+    others.add(deb_layer_key(pin, ("bin", "lib"), Compression.GZIP))
+    assert key not in others and len(others) == 6
+    # the merged directories are a set
+    assert deb_layer_key(pin, ("lib", "bin"), Compression.GZIP) == deb_layer_key(
+        pin, ["bin", "lib"], Compression.GZIP
+    )
     assert DEB_FORMAT_ID == "deb-layer-v1"

@@ -19,7 +19,7 @@ import pytest
 
 from envgraph._docker import load_archive, run
 from envgraph.debian._archive import load_index
-from envgraph.debian._deb import deb_layer_key, write_deb_layer
+from envgraph.debian._deb import DEFAULT_MERGED_USR, deb_layer_key, merged_usr_dirs, write_deb_layer
 from envgraph.debian._fetch import fetch_deb
 from envgraph.debian._packages import PackageIndex
 from envgraph.debian._resolve import DebPin, resolve
@@ -56,6 +56,8 @@ def test_jq_resolves_against_the_base(bookworm_index: PackageIndex, debian_rootf
         assert pin.name not in debian_rootfs.versions
     # libc6 and the other shared dependencies come from the base
     assert "libc6" in debian_rootfs.versions
+    # the default merged-/usr directories are the base's
+    assert merged_usr_dirs(debian_rootfs.tar_path) == DEFAULT_MERGED_USR
 
 
 def _apt_closure(rootfs: DebianRootfs, packages: Sequence[str]) -> dict[str, set[str]]:
@@ -121,7 +123,7 @@ def deb_layers(store: Store, pins: Sequence[DebPin]) -> list[ImageLayer]:
     """One layer per package, reused by key when the store has it (as builds will do)."""
     layers = []
     for pin in pins:
-        key = deb_layer_key(pin, True, Compression.GZIP)
+        key = deb_layer_key(pin, DEFAULT_MERGED_USR, Compression.GZIP)
         record = store.get_key(key)
         if record is None:
             blob, paths = write_deb_layer(store, fetch_deb(pin, cache=debian_cache()), pin=pin)
