@@ -270,3 +270,18 @@ def test_gpg_status_rules() -> None:
         ["signature by key DDDD cannot be checked (its key is not in the keyring)"],
     )
     assert _gpg_signatures("") == ([], [])
+
+
+def test_keyring_and_mirror_from_the_environment(
+    tmp_path: Path, test_keys: TestKeys, debs: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "mirror"
+    make_archive(root, "test", debs, keys=test_keys)
+    with serve(root) as server:
+        monkeypatch.setenv("ENVGRAPH_DEBIAN_MIRROR", server.url)
+        monkeypatch.setenv("ENVGRAPH_DEBIAN_KEYRING", str(test_keys.keyring))
+        assert load_index("test", cache=tmp_path / "c").names() == ["hello", "libhello1"]
+        # Debian's own keyring does not know the test key
+        monkeypatch.delenv("ENVGRAPH_DEBIAN_KEYRING")
+        with pytest.raises(DebianError, match="debian-archive-keyring.gpg: signature by key"):
+            load_index("test", cache=tmp_path / "c")
