@@ -43,7 +43,6 @@ if TYPE_CHECKING:
     from envgraph.debian._archive import KEYRING_ENV as KEYRING_ENV
     from envgraph.debian._archive import default_keyring as default_keyring
     from envgraph.debian._archive import load_index as load_index
-    from envgraph.debian._deb import DEB_FORMAT_ID as DEB_FORMAT_ID
     from envgraph.debian._deb import DEFAULT_MERGED_USR as DEFAULT_MERGED_USR
     from envgraph.debian._deb import deb_layer_key as deb_layer_key
     from envgraph.debian._deb import merged_usr_dirs as merged_usr_dirs
@@ -69,7 +68,6 @@ _EXPORTS = {
     "KEYRING_ENV": "envgraph.debian._archive",
     "default_keyring": "envgraph.debian._archive",
     "load_index": "envgraph.debian._archive",
-    "DEB_FORMAT_ID": "envgraph.debian._deb",
     "DEFAULT_MERGED_USR": "envgraph.debian._deb",
     "deb_layer_key": "envgraph.debian._deb",
     "merged_usr_dirs": "envgraph.debian._deb",
@@ -90,7 +88,6 @@ _EXPORTS = {
     "compare_versions": "envgraph.debian._version",
 }
 __all__ = [
-    "DEB_FORMAT_ID",
     "DEFAULT_KEYRING",
     "DEFAULT_MERGED_USR",
     "DEFAULT_MIRROR",

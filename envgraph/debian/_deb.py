@@ -4,7 +4,7 @@ A .deb is an ``ar`` archive: ``debian-binary`` (``2.x``), ``control.tar[.gz|.xz|
 ``data.tar[.gz|.xz|.zst|.bz2|.lzma]``. Nothing is unpacked to disk: the data tar is decompressed as a
 stream and each member is written through :class:`~envgraph.oci._tar.TarStream`, so the layer's bytes
 depend only on the .deb's bytes (which its sha256 fixes) and on the rules below, which
-:data:`DEB_FORMAT_ID` names:
+:data:`envgraph.identity.DEB_FORMAT` names:
 
 - paths lose their leading ``./``; absolute paths and ``..`` are refused; every parent directory gets an
   entry (0755 when the .deb has none before it; a directory keeps the mode of its first entry); mtime,
@@ -45,18 +45,16 @@ from typing import BinaryIO
 
 import zstandard
 
-from envgraph._hashing import digest_of
 from envgraph.debian._packages import check_package_name, parse_stanza
 from envgraph.debian._resolve import DebPin
 from envgraph.debian._rootfs import SLIM_DPKG_OPTIONS
 from envgraph.errors import BuildError, DebianError
-from envgraph.oci._compress import Compression
-from envgraph.oci._layer import LayerBlob, layer_format, write_layer
+from envgraph.identity import DEFAULT_COMPRESSION, Compression, deb_package_key
+from envgraph.oci._layer import LayerBlob, write_layer
 from envgraph.oci._store import Store
 from envgraph.oci._tar import LayerEntry, TarStream
 
 __all__ = [
-    "DEB_FORMAT_ID",
     "DEFAULT_MERGED_USR",
     "STATUS_DIR",
     "deb_layer_key",
@@ -64,9 +62,6 @@ __all__ = [
     "merged_usr_dirs",
     "write_deb_layer",
 ]
-
-DEB_FORMAT_ID = "deb-layer-v1"
-"""Names the extraction rules above; bump it whenever a layer's bytes change for the same .deb."""
 
 DEFAULT_MERGED_USR = ("bin", "lib", "lib64", "sbin")
 """The top-level symlinks into /usr of a merged-/usr amd64 base made by :mod:`envgraph.debian._rootfs`."""
@@ -81,17 +76,8 @@ def deb_layer_key(
     compression: Compression,
     path_filters: Sequence[str] = SLIM_DPKG_OPTIONS,
 ) -> str:
-    """The layer key of ``pin``'s .deb: its sha256 plus everything else the layer's bytes depend on."""
-    return digest_of(
-        {
-            "kind": "debian-package",
-            "deb_sha256": pin.sha256,
-            "extract": DEB_FORMAT_ID,
-            "merged_usr": sorted(merged_usr),
-            "path_filters": list(path_filters),
-            "layer": layer_format(compression),
-        }
-    )
+    """The layer key of ``pin``'s .deb (:func:`envgraph.identity.deb_package_key`)."""
+    return deb_package_key(pin.sha256, merged_usr, path_filters, compression)
 
 
 # --- ar ---------------------------------------------------------------------------------------------------
@@ -159,7 +145,7 @@ def _decompressed(name: str, member: _Bounded) -> BinaryIO:
     if suffix in (".xz", ".lzma"):
         return lzma.LZMAFile(raw)  # type: ignore[return-value]  # noqa: SIM115
     if suffix == ".zst":
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[return-value]
+        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
     if suffix == ".bz2":
         return bz2.BZ2File(raw)  # type: ignore[return-value]  # noqa: SIM115
     raise BuildError(f"unsupported .deb member {name}")
@@ -359,7 +345,7 @@ def write_deb_layer(
     *,
     pin: DebPin | None = None,
     merged_usr: Collection[str] = DEFAULT_MERGED_USR,
-    compression: Compression = Compression.GZIP,
+    compression: Compression = DEFAULT_COMPRESSION,
     path_filters: Sequence[str] = SLIM_DPKG_OPTIONS,
 ) -> tuple[LayerBlob, list[str]]:
     """Store the layer of the (already verified) .deb at ``deb_path``; returns it and its non-directory paths.

@@ -11,16 +11,18 @@ from pathlib import Path
 import attrs
 import pytest
 
+from envgraph._hashing import digest_of
 from envgraph.debian._deb import (
-    DEB_FORMAT_ID,
     DEFAULT_MERGED_USR,
     deb_layer_key,
     merged_usr_dirs,
     write_deb_layer,
 )
 from envgraph.debian._resolve import DebPin
+from envgraph.debian._rootfs import SLIM_DPKG_OPTIONS
 from envgraph.errors import BuildError
-from envgraph.oci._compress import Compression, compression_of_media_type, open_decompressed
+from envgraph.identity import DEB_FORMAT, Compression, compression_of_media_type, layer_format
+from envgraph.oci._compress import open_decompressed
 from envgraph.oci._layer import LayerBlob
 from envgraph.oci._store import Store
 from tests.support.debian import Dir, File, Hard, Link, build_deb, write_raw_deb
@@ -353,6 +355,17 @@ def test_truncated_and_garbage_files(tmp_path: Path, store: Store) -> None:
 def test_layer_key_names_everything_the_bytes_depend_on(monkeypatch: pytest.MonkeyPatch) -> None:
     pin = DebPin("pkg", "1.0", "amd64", "a" * 64, 10, "pool/p/pkg.deb")
     key = deb_layer_key(pin, DEFAULT_MERGED_USR, Compression.GZIP)
+    # the recipe, spelled out: the .deb, the options, the extraction rules and the layer format
+    assert key == digest_of(
+        {
+            "kind": "debian-package",
+            "deb_sha256": "a" * 64,
+            "extract": DEB_FORMAT,
+            "merged_usr": ["bin", "lib", "lib64", "sbin"],
+            "path_filters": list(SLIM_DPKG_OPTIONS),
+            "layer": layer_format(Compression.GZIP),
+        }
+    )
     assert key == deb_layer_key(
         attrs.evolve(pin, filename="pool/elsewhere/pkg.deb"), DEFAULT_MERGED_USR, Compression.GZIP
     )
@@ -370,4 +383,3 @@ def test_layer_key_names_everything_the_bytes_depend_on(monkeypatch: pytest.Monk
     assert deb_layer_key(pin, ("lib", "bin"), Compression.GZIP) == deb_layer_key(
         pin, ["bin", "lib"], Compression.GZIP
     )
-    assert DEB_FORMAT_ID == "deb-layer-v1"

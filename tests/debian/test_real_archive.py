@@ -24,8 +24,8 @@ from envgraph.debian._fetch import fetch_deb
 from envgraph.debian._packages import PackageIndex
 from envgraph.debian._resolve import DebPin, resolve
 from envgraph.debian._rootfs import DebianRootfs, default_mirror
+from envgraph.identity import Compression
 from envgraph.oci._archive import export_docker_archive
-from envgraph.oci._compress import Compression
 from envgraph.oci._image import ImageConfigSpec, ImageLayer, write_image
 from envgraph.oci._layer import layer_from_tarstream, record_layer
 from envgraph.oci._store import Store
