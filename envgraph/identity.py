@@ -11,8 +11,9 @@ and update the pinned identities (``tests/test_identity_snapshot.py``) and the R
 This module takes plain values (strings, tuples), not models, so that everything above it may use it:
 
 - hash kinds: :func:`resolution_inputs`, :func:`base_inputs`, :func:`derivation`, :func:`base_identity` (for
-  lockfiles); :func:`venv_key`, :func:`package_key`, :func:`files_key`, :func:`debian_key` (for layers);
-- format ids: :data:`LOCK_VERSION`, :data:`LAYOUT_VERSION`, :data:`LAYER_FORMAT`, :data:`TAR_FORMAT`,
+  lockfiles); :func:`venv_key`, :func:`package_key`, :func:`files_key`, :func:`debian_key`,
+  :func:`deb_package_key` (for layers);
+- format ids: :data:`LOCK_VERSION`, :data:`LAYOUT_VERSION`, :data:`LAYER_FORMAT`, :data:`TAR_FORMAT`, :data:`DEB_FORMAT`,
   :func:`layer_mtime`, :attr:`Compression.compressor_id`, :func:`layer_format`;
 - names: :func:`image_tag` (``<env>:<drv12>`` in the store), :func:`registry_tag` (``<env>-<drv12>`` in a
   registry), :func:`cache_tag` (``key-<hex>``), labels and annotations;
@@ -26,7 +27,7 @@ import functools
 import importlib.metadata
 import os
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from attrs import frozen
 
@@ -38,6 +39,7 @@ __all__ = [
     "LAYOUT_VERSION",
     "LAYER_FORMAT",
     "TAR_FORMAT",
+    "DEB_FORMAT",
     "DEFAULT_MTIME",
     "VENV",
     "LABEL_ENV",
@@ -78,6 +80,7 @@ __all__ = [
     "package_key",
     "files_key",
     "debian_key",
+    "deb_package_key",
 ]
 
 # --- versions and format ids ---------------------------------------------------------------------------
@@ -97,6 +100,10 @@ wheel in its member order."""
 
 TAR_FORMAT = "pax-sorted-v1"
 """The byte format of :mod:`envgraph.oci._tar`'s writer; bump whenever its output changes for the same input."""
+
+DEB_FORMAT = "deb-layer-v1"
+"""How :mod:`envgraph.debian._deb` turns a .deb into a layer (paths, kept modes, merged /usr, the status.d
+entry); bump whenever a layer's bytes change for the same .deb and the same options."""
 
 DEFAULT_MTIME = 0
 """mtime of every tar entry when ``SOURCE_DATE_EPOCH`` is unset (the Unix epoch, like nixpkgs)."""
@@ -433,5 +440,22 @@ def debian_key(suite: str, versions: Mapping[str, str], diff_id: str, compressio
             "versions": dict(versions),
             "diff-id": diff_id,
             "compressor": compression.compressor_id,
+        }
+    )
+
+
+def deb_package_key(
+    deb_sha256: str, merged_usr: Collection[str], path_filters: Sequence[str], compression: Compression
+) -> str:
+    """A Debian package's layer: the .deb's sha256, the base's directories linked into /usr (a set), dpkg's
+    path filters (in order: the last match wins) and the layer format."""
+    return digest_of(
+        {
+            "kind": "debian-package",
+            "deb_sha256": deb_sha256,
+            "extract": DEB_FORMAT,
+            "merged_usr": sorted(merged_usr),
+            "path_filters": list(path_filters),
+            "layer": layer_format(compression),
         }
     )
