@@ -47,21 +47,23 @@ steps = { a = "train", b = "serve" }
 """
 
 # env -> (inputs, drv, digest of the plan's layer keys in image order, image manifest digest)
+# The inputs moved with LOCK_VERSION 3 (Debian packages and packages built from source, issue 13); the lock
+# version is part of every inputs hash. The drvs, layer keys and digests did not move.
 OFFLINE_PINS: dict[str, tuple[str, str, str, str]] = {
     "core": (
-        "sha256:f4f96cfcd4c9c7012cf4455a35e6e0440c33aaed51c40328934b206c52b0c67f",
+        "sha256:1720dc5c73d85c6c5c345bb2d727d700808cec5f85d4172a5e55a83d141ea136",
         "sha256:4ef357dec9c84e08c8b616edd07b08f05f83d58764788986c43c123c3af7d21e",
         "sha256:d783280609f1ed09d84a6e9200c2f675d1ff109980925f3fc2a7958e5323d288",
         "sha256:5667fae9ea3eaf2c4a2d90d247e26ffb44d4ac8c7c69e2e5b73b2d941ba46707",
     ),
     "serve": (
-        "sha256:22503b2af8f2ef7d69e646cc697048973d24be977ddb3b8c89ae0e94a1694588",
+        "sha256:55c56fd6bb156da2c76fe8b60928b78ecde737dd5e17a75460d800cef3b12769",
         "sha256:d25dcca7c4a958d230160cb80b60f05a36a864d345de37bf94c34e217eb05944",
         "sha256:0b8ce64c8dc0f0409394071a73fd83c743c24201edc9b82a3ec57973547c4783",
         "sha256:09d1afe2df44fd7191c3b080454e9c6020c50e20fb146d71393612508594c47d",
     ),
     "train": (
-        "sha256:c799f3c9f62ab51c4546423a659d38b5120204eb0a0493bca7543da480b7b588",
+        "sha256:99de636a3d6c5b534e08447d96966a600746b3ae96d048622ffa7ffb7bcd28d1",
         "sha256:d867ad85dbe7447a744288ffc7eee167662c392a9dfec8f84aa1457403b5392c",
         "sha256:42f99f9e70d8c25c2d3848f7287b143c2a47c08656829c8a4f6584d9dc007e17",
         "sha256:e41d345613f7a008a8b2ab1226f0f7029c4ee4165aa1e1be110483e75c321986",

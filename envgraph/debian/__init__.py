@@ -8,8 +8,12 @@ Debian packages are handled the way apko handles apk packages:
    :class:`DebPin` s (name, version, architecture, sha256, size, pool path), sorted by name. Only
    Depends and Pre-Depends are followed; Recommends and Suggests are not (like
    ``apt-get --no-install-recommends``), and what the base has is never added again.
-2. **Build** (:func:`fetch_deb`, :func:`write_deb_layer`, :func:`deb_layer_key`): builds never read the
+2. **Build** (:func:`fetch_deb`, then :mod:`envgraph.builder._deb_layer`): builds never read the
    index; they fetch each pinned .deb by its sha256 and turn it into one deterministic layer.
+
+This package is below :mod:`envgraph.lock` in the import layers (it needs nothing of envgraph but errors,
+hashing and files), so the locker resolves Debian packages itself; the layer writer, which needs the
+store, lives in the builder.
 
 No maintainer script runs (no preinst/postinst, no triggers), as in apko and distroless images. What that
 means in an image:
@@ -29,7 +33,7 @@ means in an image:
 
 Extraction follows a merged-/usr base (``/lib -> usr/lib``...): files under the directories the base
 links into ``/usr`` go under ``usr/``, where dpkg would put them on such a system; see
-:mod:`envgraph.debian._deb`.
+:mod:`envgraph.builder._deb_layer`.
 """
 
 from __future__ import annotations
@@ -43,10 +47,6 @@ if TYPE_CHECKING:
     from envgraph.debian._archive import KEYRING_ENV as KEYRING_ENV
     from envgraph.debian._archive import default_keyring as default_keyring
     from envgraph.debian._archive import load_index as load_index
-    from envgraph.debian._deb import DEFAULT_MERGED_USR as DEFAULT_MERGED_USR
-    from envgraph.debian._deb import deb_layer_key as deb_layer_key
-    from envgraph.debian._deb import merged_usr_dirs as merged_usr_dirs
-    from envgraph.debian._deb import write_deb_layer as write_deb_layer
     from envgraph.debian._fetch import deb_cache_path as deb_cache_path
     from envgraph.debian._fetch import fetch_deb as fetch_deb
     from envgraph.debian._packages import DebPackage as DebPackage
@@ -62,16 +62,12 @@ if TYPE_CHECKING:
     from envgraph.debian._rootfs import default_mirror as default_mirror
     from envgraph.debian._version import compare_versions as compare_versions
 
-# Lazy (PEP 562): lock-time code can use the index and the resolver without loading the layer writer.
+# Lazy (PEP 562): a command loads only what it uses.
 _EXPORTS = {
     "DEFAULT_KEYRING": "envgraph.debian._archive",
     "KEYRING_ENV": "envgraph.debian._archive",
     "default_keyring": "envgraph.debian._archive",
     "load_index": "envgraph.debian._archive",
-    "DEFAULT_MERGED_USR": "envgraph.debian._deb",
-    "deb_layer_key": "envgraph.debian._deb",
-    "merged_usr_dirs": "envgraph.debian._deb",
-    "write_deb_layer": "envgraph.debian._deb",
     "deb_cache_path": "envgraph.debian._fetch",
     "fetch_deb": "envgraph.debian._fetch",
     "DebPackage": "envgraph.debian._packages",
@@ -89,7 +85,6 @@ _EXPORTS = {
 }
 __all__ = [
     "DEFAULT_KEYRING",
-    "DEFAULT_MERGED_USR",
     "DEFAULT_MIRROR",
     "KEYRING_ENV",
     "MIRROR_ENV",
@@ -102,13 +97,10 @@ __all__ = [
     "build_debian_rootfs",
     "compare_versions",
     "deb_cache_path",
-    "deb_layer_key",
     "default_keyring",
     "default_mirror",
     "fetch_deb",
     "load_index",
-    "merged_usr_dirs",
     "resolve",
-    "write_deb_layer",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

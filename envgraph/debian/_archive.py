@@ -32,6 +32,7 @@ from typing import BinaryIO
 
 import attrs
 
+from envgraph._fs import cache_dir
 from envgraph._hashing import CHUNK
 from envgraph.debian._download import check_mirror, download, fetch_bytes
 from envgraph.debian._packages import PackageIndex, parse_packages, parse_stanza
@@ -256,8 +257,6 @@ def _decompress_into(source: Path, suffix: str, dest: Path, sha256: str, size: i
 def _cache_root(cache: Path | None) -> Path:
     if cache is not None:
         return Path(cache)
-    from envgraph.lock._resolve import cache_dir  # lazy: keeps debian free of lock at import time
-
     return cache_dir() / "debian"
 
 

@@ -47,7 +47,7 @@ import zstandard
 
 from envgraph.debian._packages import check_package_name, parse_stanza
 from envgraph.debian._resolve import DebPin
-from envgraph.debian._rootfs import SLIM_DPKG_OPTIONS
+from envgraph.debian._rootfs import MERGED_USR, SLIM_DPKG_OPTIONS
 from envgraph.errors import BuildError, DebianError
 from envgraph.identity import DEFAULT_COMPRESSION, Compression, deb_package_key
 from envgraph.oci._layer import LayerBlob, write_layer
@@ -63,7 +63,7 @@ __all__ = [
     "write_deb_layer",
 ]
 
-DEFAULT_MERGED_USR = ("bin", "lib", "lib64", "sbin")
+DEFAULT_MERGED_USR = MERGED_USR
 """The top-level symlinks into /usr of a merged-/usr amd64 base made by :mod:`envgraph.debian._rootfs`."""
 STATUS_DIR = "var/lib/dpkg/status.d"
 _CONTROL_LIMIT = 1 << 20  # a control file is a few KiB

@@ -12,7 +12,7 @@ import attrs
 import pytest
 
 from envgraph._hashing import digest_of
-from envgraph.debian._deb import (
+from envgraph.builder._deb_layer import (
     DEFAULT_MERGED_USR,
     deb_layer_key,
     merged_usr_dirs,
