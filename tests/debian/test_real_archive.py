@@ -18,8 +18,8 @@ import docker
 import pytest
 
 from envgraph._docker import load_archive, run
-from envgraph.debian._archive import load_index
 from envgraph.builder._deb_layer import DEFAULT_MERGED_USR, deb_layer_key, merged_usr_dirs, write_deb_layer
+from envgraph.debian._archive import load_index
 from envgraph.debian._fetch import fetch_deb
 from envgraph.debian._packages import PackageIndex
 from envgraph.debian._resolve import DebPin, resolve
