@@ -22,25 +22,25 @@ reproducible still gives one wheel per key), which a registry cache shares like 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from envgraph._hashing import digest_hex
+from envgraph._hashing import digest_hex, digest_of
 from envgraph.errors import BuildError, EnvgraphError
 from envgraph.identity import Compression, compression_of_media_type, layer_mtime
 from envgraph.lock._requirements import source_files
 from envgraph.lock._sources import unpack_sdist
-from envgraph.lock._wheels import Target, best_wheel, target_tags
+from envgraph.lock._wheels import Target, best_wheel, built_wheel_tags
 from envgraph.oci._compress import open_decompressed
 from envgraph.oci._layer import record_layer, write_layer
 from envgraph.oci._store import LayerRecord, Store
@@ -160,45 +160,73 @@ def _copy_tree(src: Path, dest: Path) -> None:
             shutil.copy2(path, out)
 
 
-@contextlib.contextmanager
-def _build_root(store: Store, layers: Sequence[LayerRecord]) -> Iterator[Path]:
-    with store.temp_dir("build-root-") as tmp:
-        root = tmp / "root"
-        root.mkdir()
-        for record in layers:
-            _apply_layer(store, record, root)
-        for d in ("proc", "dev", "tmp"):
-            (root / d).mkdir(exist_ok=True)
-        (root / "tmp").chmod(0o1777)
-        for dev in _DEVICES:
-            node = root / "dev" / dev
-            if node.is_symlink() or node.exists():
-                node.unlink()
-            node.touch()  # bind-mount points
-        _alternatives(root)
-        yield root
+def _assemble(store: Store, layers: Sequence[LayerRecord], root: Path) -> None:
+    root.mkdir()
+    for record in layers:
+        _apply_layer(store, record, root)
+    for d in ("proc", "dev", "tmp"):
+        (root / d).mkdir(exist_ok=True)
+    (root / "tmp").chmod(0o1777)
+    for dev in _DEVICES:
+        node = root / "dev" / dev
+        if node.is_symlink() or node.exists():
+            node.unlink()
+        node.touch()  # bind-mount points
+    _alternatives(root)
+
+
+def build_root(store: Store, layers: Sequence[LayerRecord]) -> Path:
+    """The assembled build root of ``layers`` (read-only; each build writes into an overlay above it), kept in
+    ``<store>/build-roots/`` by the layers' content so the next build of this environment starts at once."""
+    key = digest_of({"kind": "build-root", "layers": [[r.key, r.diff_id] for r in layers]})
+    name = digest_hex(key)[:32]
+    roots = store.root / "build-roots"
+    final = roots / name
+    if (final / "complete").is_file():
+        return final / "root"
+    roots.mkdir(exist_ok=True)
+    with store.building(key):  # one process assembles it; the others wait for it
+        if (final / "complete").is_file():
+            return final / "root"
+        shutil.rmtree(final, ignore_errors=True)  # a half-made one (killed)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=roots))
+        try:
+            _assemble(store, layers, tmp / "root")
+            (tmp / "complete").write_text("\n".join(r.key for r in layers) + "\n")
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return final / "root"
 
 
 # --- running the build -----------------------------------------------------------------------------------
 
 
-def _command(root: Path, task: WheelBuild, work: str) -> list[str]:
+def _command(lower: Path, upper: Path, task: WheelBuild) -> list[str]:
+    """unshare (no network, own mounts and PIDs) + an overlay of the build root + chroot + the frontend."""
     if shutil.which("unshare") is None or shutil.which("chroot") is None:
         raise BuildError("building wheels from source needs unshare and chroot (util-linux, coreutils)")
     epoch = max(layer_mtime(), _ZIP_EPOCH)
-    mounts = "; ".join(f'mount --bind /dev/{d} "$1/dev/{d}"' for d in _DEVICES if Path(f"/dev/{d}").exists())
+    merged = upper.parent / "merged"
+    work = upper.parent / "work"
+    binds = " ".join(f'mount --bind /dev/{d} "$3/dev/{d}";' for d in _DEVICES if Path(f"/dev/{d}").exists())
+    script = (
+        'set -e; mount -t overlay overlay -o "lowerdir=$1,upperdir=$2,workdir=$4" "$3"; '
+        f'{binds} mount -t proc proc "$3/proc"; root="$3"; shift 4; exec chroot "$root" "$@"'
+    )
     user = [] if os.geteuid() == 0 else ["--map-root-user"]
     env = [
-        f"PATH=/{work}/deps/bin:{_PATH}", "HOME=/tmp", "LC_ALL=C.UTF-8", "LANG=C.UTF-8", "TZ=UTC",
+        f"PATH=/{_WORK}/deps/bin:{_PATH}", "HOME=/tmp", "LC_ALL=C.UTF-8", "LANG=C.UTF-8", "TZ=UTC",
         f"SOURCE_DATE_EPOCH={epoch}", "PYTHONHASHSEED=0", "PYTHONDONTWRITEBYTECODE=1",
-        f"PYTHONPATH=/{work}/deps/site", "PIP_NO_INDEX=1", "PIP_NO_BUILD_ISOLATION=0",
+        f"PYTHONPATH=/{_WORK}/deps/site",
     ]  # fmt: skip
     return [
-        "unshare", *user, "--net", "--mount", "--pid", "--fork", "--kill-child", f"--mount-proc={root}/proc",
-        "/bin/sh", "-c", f'set -e; {mounts}; shift; exec chroot "$@"', "sh", str(root),
-        str(root), "/usr/bin/env", "-i", *env,
-        task.interpreter, f"/{work}/frontend.py", task.build.backend, _json(task.build.backend_path),
-        f"/{work}/src", f"/{work}/out",
+        "unshare", *user, "--net", "--mount", "--pid", "--fork", "--kill-child",
+        "/bin/sh", "-c", script, "sh", str(lower), str(upper), str(merged), str(work),
+        "/usr/bin/env", "-i", *env,
+        task.interpreter, f"/{_WORK}/frontend.py", task.build.backend, _json(task.build.backend_path),
+        f"/{_WORK}/src", f"/{_WORK}/out",
     ]  # fmt: skip
 
 
@@ -241,7 +269,7 @@ def _check_wheel(task: WheelBuild, out: Path, log: Path) -> Path:
             "run `envgraph lock`"
         )
     target = Target(task.python, task.platform, task.libc)
-    if best_wheel([wheel.name], target_tags(target)) is None:
+    if best_wheel([wheel.name], built_wheel_tags(target)) is None:
         raise BuildError(
             f"{what}: the built {wheel.name} does not fit the target ({target.libc} {target.arch})"
         )
@@ -259,8 +287,14 @@ def build_wheel(
     ``environment`` with ``requirements`` ((wheel file name, verified path)) installed; store it under the key."""
     log = log_path(store, task)
     what = f"building {task.name} {task.version} from {_describe(task)}"
-    with _build_root(store, environment) as root:
-        work = root / _WORK
+    lower = build_root(store, environment)
+    if not (lower / task.interpreter.lstrip("/")).exists():
+        raise BuildError(f"{what}: the base has no interpreter at {task.interpreter}")
+    with store.temp_dir("wheel-build-") as tmp:
+        upper = tmp / "upper"
+        for d in ("upper", "work", "merged"):
+            (tmp / d).mkdir()
+        work = upper / _WORK
         (work / "out").mkdir(parents=True)
         shutil.copyfile(Path(__file__).with_name("_frontend.py"), work / "frontend.py")
         if source.is_dir():
@@ -271,9 +305,7 @@ def build_wheel(
             unpacked = unpack_sdist(source, work / "unpack", what, BuildError)
             unpacked.rename(work / "src")
         _install_deps(requirements, work / "deps", task.interpreter)
-        if not (root / task.interpreter.lstrip("/")).exists():
-            raise BuildError(f"{what}: the base has no interpreter at {task.interpreter}")
-        cmd = _command(root, task, _WORK)
+        cmd = _command(lower, upper, task)
         start = time.monotonic()
         with open(log, "w", encoding="utf-8") as f:
             f.write(f"# envgraph: {what}\n# build key {task.key}\n# command: {' '.join(cmd)}\n")
