@@ -62,7 +62,7 @@ class AptResolver:
         installed = dict(base.debian.versions)
         installed.update({n: p.version for n, p in have.items()})
         try:
-            pins = resolve(requested, self.index(base), installed)
+            pins = resolve(requested, self.index(base), installed) if requested else []
         except DebianError as e:
             raise DebianError(f"{what}: {e}") from None
         return AptLock(

@@ -653,15 +653,13 @@ class Locker:
         if not pins:
             return {}
         by_path = {d.path: d for d in declared.local}
-        by_url = {g.pip_url: g for g in declared.git}
+        by_name = {str(canonicalize_name(g.name)): g for g in declared.git}
         matched: list[LocalDir | GitRef] = []
         for q in pins:
             assert q.url is not None
-            item: LocalDir | GitRef | None
-            if q.url.startswith("file://"):
-                item = by_path.get(Path(q.url.removeprefix("file://")).resolve())
-            else:
-                item = by_url.get(q.url.removeprefix(f"{q.name} @ "))
+            item: LocalDir | GitRef | None = by_name.get(q.name)
+            if item is None and q.url.startswith("file:"):  # pip writes file:///p or file:/p
+                item = by_path.get(Path("/" + q.url.removeprefix("file:").lstrip("/")).resolve())
             if item is None:
                 raise ResolutionError(
                     f"env {env}: {q.name} resolved to {q.url}, which no requirement of the env names: "

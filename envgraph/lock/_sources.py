@@ -97,6 +97,7 @@ def _sdist_member(sdist: Path, name: str, what: str) -> bytes | None:
                 return zf.read(member)
         with tarfile.open(sdist, mode="r:*") as tf:
             first: str | None = None
+            found: bytes | None = None
             for m in tf:
                 parts = PurePosixPath(m.name).parts
                 if not parts:
@@ -111,8 +112,8 @@ def _sdist_member(sdist: Path, name: str, what: str) -> bytes | None:
                         )
                     f = tf.extractfile(m)
                     assert f is not None
-                    return f.read()
-            return None
+                    found = f.read()
+            return found
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as e:
         raise LockError(f"{what}: cannot read the sdist: {e}") from None
 
