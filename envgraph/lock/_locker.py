@@ -678,10 +678,10 @@ class Locker:
             raise ResolutionError(
                 f"env {env}: cannot read the metadata of {', '.join(lines)}: {_pip_conflict(output)}"
             ) from None
-        by_name = {str(info.get("name")): info for info in report}
+        reported = {str(info.get("name")): info for info in report}
         out: dict[str, tuple[str, Source]] = {}
         for m, q in zip(matched, pins, strict=True):
-            info = by_name.get(q.name)
+            info = reported.get(q.name)
             if info is None or not info.get("version"):
                 raise ResolutionError(f"env {env}: pip reports no version for {q.name} ({q.url})")
             if isinstance(m, LocalDir):
