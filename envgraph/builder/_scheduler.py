@@ -221,6 +221,11 @@ class Scheduler:
                 for key, r in results.items():
                     if r.record is not None:
                         downloads.submit(self._publish, r.record, plan.layers[key].label)
+                # So may wheels built from source and their build roots' layers (another machine reuses them
+                # when it has to build a layer that installs one).
+                for key, build in plan.builds.items():
+                    if key not in plan.layers:
+                        downloads.submit(self._publish_stored, key, build.label)
             images = self._assemble(plan, results, done, len(todo), base_descs, base_errors, stop)
         except BaseException:
             stop.set()
@@ -435,6 +440,11 @@ class Scheduler:
                 f"{what}: the source in {s.url} changed since the lockfile was written: run `envgraph lock`"
             )
         return tree
+
+    def _publish_stored(self, key: str, label: str) -> None:
+        record = self.store.get_key(key)
+        if record is not None:
+            self._publish(record, label)
 
     def _publish(self, record: LayerRecord, label: str) -> None:
         if self.cache is None:

@@ -237,11 +237,18 @@ def _json(items: Sequence[str]) -> str:
 
 
 def _tail(path: Path, n: int = LOG_LINES) -> str:
+    """The build's last lines, joined; a compiler's first ``error:`` line comes first when it is not among them
+    (a failed extension build ends with the backend's traceback, the cause is above it)."""
     try:
         lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
     except OSError:
         return "(no log)"
-    return " | ".join(lines[-n:]) or "(no output)"
+    lines = [ln for ln in lines if not ln.startswith("# ")]  # envgraph's own header and footer
+    tail = lines[-n:]
+    first = next((ln for ln in lines if "error:" in ln.lower()), None)
+    if first is not None and first not in tail:
+        tail = [f"first error: {first}", "...", *tail]
+    return " | ".join(tail) or "(no output)"
 
 
 def _describe(task: WheelBuild) -> str:
