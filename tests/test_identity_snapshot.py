@@ -87,6 +87,20 @@ BUNDLED_PINS: dict[str, tuple[str, str]] = {
 }
 
 
+# The native example (examples/native: Debian packages, wheels built from an sdist and a directory): env ->
+# (drv, digest of the plan's layer keys in image order), and the digest of its wheel builds' keys.
+NATIVE_PINS: dict[str, tuple[str, str]] = {
+    "gbm": (
+        "sha256:c80d227c600ce820cddea42a5ea2a3c868dd5da2ea63ccd9cf9b15b18d8bca87",
+        "sha256:4e060151c051e50537d7aed22e4a5b8b04b5d3979416e972dd5d38a11c4c7e17",
+    ),
+    "pipeline": (
+        "sha256:2ff31deec069871d2d02eaf3126af1d8a2ea1ffe4988d4f6ceb4c20358776bfd",
+        "sha256:2d84862e416869fdff0014349457d50ee9af111a8b9934ba3d260601caf419d2",
+    ),
+}
+
+
 def _facts(ws: envgraph.Workspace) -> dict[str, tuple[str, str]]:
     plan = ws.plan()
     return {img.env: (img.drv, digest_of(list(img.layers))) for img in plan.images}
@@ -115,6 +129,11 @@ def test_offline_project_identities_are_pinned(tmp_path: Path) -> None:
 def test_bundled_example_plan_is_pinned() -> None:
     ws = envgraph.load(ROOT / "envgraph.toml")
     assert _facts(ws) == BUNDLED_PINS
+
+
+def test_native_example_plan_is_pinned() -> None:
+    ws = envgraph.load(ROOT / "examples" / "native" / "envgraph.toml")
+    assert _facts(ws) == NATIVE_PINS
 
 
 def _readme_digests() -> dict[str, str]:
