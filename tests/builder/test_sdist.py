@@ -145,3 +145,23 @@ def test_a_built_wheel_is_stored_as_a_one_file_layer(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     out = wheel_of_record(store, record, tmp_path / "out")
     assert out == tmp_path / "out" / wheel.name and out.read_bytes() == wheel.read_bytes()
+
+
+def test_gc_removes_build_roots_whose_layers_are_no_longer_needed(tmp_path: Path) -> None:
+    from envgraph.oci._gc import collect_garbage
+
+    store = Store.open(tmp_path / "store")
+    a = _layer(store, "a", [_file("usr/bin/python3", b"py", 0o755)])
+    b = _layer(store, "b", [_file("usr/lib/libx.so", b"x")])
+    kept = build_root(store, [a])
+    dropped = build_root(store, [a, b])
+    (store.root / "build-roots" / ".half-made").mkdir()  # a build killed while it assembled a root
+    declaration = tmp_path / "envgraph.toml"
+    declaration.write_text("")
+    result = collect_garbage(
+        store, declaration=declaration, current_tags=set(), current_keys={a.key}, dry_run=True
+    )
+    assert result.freed > 0 and dropped.exists()  # a dry run touches nothing
+    collect_garbage(store, declaration=declaration, current_tags=set(), current_keys={a.key})
+    assert kept.exists() and not dropped.parent.exists()
+    assert not (store.root / "build-roots" / ".half-made").exists()
