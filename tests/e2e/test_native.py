@@ -161,7 +161,7 @@ def test_lightgbm_trains_with_libgomp1_and_fails_at_import_without(
 SRC_BODY = """
 [env.src]
 base = "debian"
-requirements = ["cnative==1.0", "./libs/purelocal", "antlr4-python3-runtime==4.9.3"]
+requirements = ["cnative==1.0", "./libs/purelocal", "antlr4-python3-runtime==4.9.3", "{git}"]
 
 [env.broken]
 base = "debian"
@@ -169,19 +169,31 @@ requirements = ["cbroken==1.0"]
 """
 
 
-def _src_tree(root: Path) -> None:
+def _git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@e"}  # fmt: skip
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def _src_tree(root: Path) -> str:
+    """The sources of the src project; returns the git requirement."""
     make_sdist(root / "dists", "cnative", "1.0", c_source=C_SOURCE)
     make_sdist(root / "dists", "cbroken", "1.0", c_source=C_SOURCE.replace("return PyLong", "retrun PyLong"))
     make_source_tree(root / "libs" / "purelocal", "purelocal", "0.2")
+    repo = make_source_tree(root.parent / f"{root.name}-repo", "gitpkg", "0.5")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "gitpkg 0.5")
+    return f"gitpkg @ git+file://{repo}@{_git(repo, 'rev-parse', 'HEAD')}"
 
 
 @pytest.fixture(scope="module")
 def src_project(debian_rootfs: DebianRootfs, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("src")
-    _src_tree(root)
-    seed_debian_base(
-        root, root / ".envgraph", debian_rootfs, SRC_BODY, f'find-links = ["dists"]\n{BUILD_APT}'
-    )
+    body = SRC_BODY.format(git=_src_tree(root))
+    seed_debian_base(root, root / ".envgraph", debian_rootfs, body, f'find-links = ["dists"]\n{BUILD_APT}')
     cli(root, "lock", "-q")
     return root
 
@@ -193,7 +205,12 @@ def _wheel_builds(ws: envgraph.Workspace, env: str) -> dict[str, WheelBuild]:
 def test_packages_without_a_wheel_are_built_in_the_base_and_rebuilt_bit_for_bit(src_project: Path) -> None:
     lockfile = json.loads((src_project / "lockfiles" / "src.lock.json").read_text())
     kinds = {p["name"]: p["source"]["kind"] for p in lockfile["packages"] if "source" in p}
-    assert kinds == {"cnative": "sdist", "purelocal": "directory", "antlr4-python3-runtime": "sdist"}
+    assert kinds == {
+        "cnative": "sdist",
+        "purelocal": "directory",
+        "antlr4-python3-runtime": "sdist",
+        "gitpkg": "git",
+    }
     assert {p["name"] for p in lockfile["build-apt"]["packages"]} >= {"gcc-12", "libpython3.11-dev"}
     ws = envgraph.load(src_project / "envgraph.toml")
     result = ws.build(["src"])
@@ -216,7 +233,7 @@ def test_packages_without_a_wheel_are_built_in_the_base_and_rebuilt_bit_for_bit(
         )
     again = ws.build(["src"])
     assert again.ok, again.failures
-    assert sum(1 for r in again.layers.values() if r.status == "built") == 3
+    assert sum(1 for r in again.layers.values() if r.status == "built") == 4
     assert layer_digests(store, "src") == first
 
 
@@ -259,9 +276,9 @@ def test_built_wheels_are_shared_through_a_registry_cache(
     result = ws2.build(["src"], cache=RegistryCache.from_reference(ref, insecure=True, mode="read"))
     assert result.ok, result.failures
     statuses = {r.label: r.status for r in result.layers.values()}
-    assert {statuses[n] for n in ("cnative 1.0", "purelocal 0.2", "antlr4-python3-runtime 4.9.3")} == {
-        "built"
-    }
+    assert {
+        statuses[n] for n in ("cnative 1.0", "purelocal 0.2", "antlr4-python3-runtime 4.9.3", "gitpkg 0.5")
+    } == {"built"}
     store = ws2.open_store()
     assert (
         not (store.root / "logs").exists() and not (store.root / "build-roots").exists()
@@ -273,7 +290,7 @@ def test_built_wheels_are_shared_through_a_registry_cache(
 def test_the_built_packages_import_in_the_container(src_project: Path, loaded_cleanup: list[str]) -> None:
     cli(src_project, "build", "-q", "src")
     loaded_cleanup.append("envgraph/src")
-    script = "import cnative, purelocal, antlr4; print(cnative.total(2, 3), purelocal.total(1, 1), antlr4.__name__)"
+    script = "import cnative, purelocal, gitpkg, antlr4; print(cnative.total(2, 3), purelocal.total(1, 1), gitpkg.total(2, 2), antlr4.__name__)"
     proc = cli(src_project, "run", "--network", "none", "src", "--", "python", "-c", script, check=False)
     assert proc.returncode == 0, proc.stderr + proc.stdout
-    assert proc.stdout.strip() == "5 2 antlr4"
+    assert proc.stdout.strip() == "5 2 4 antlr4"
