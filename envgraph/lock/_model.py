@@ -5,6 +5,9 @@ The builder reads only these: it never resolves again.
 
 from __future__ import annotations
 
+import re
+from pathlib import PurePosixPath
+
 from attrs import field, frozen
 
 from envgraph.debian._resolve import DebPin
@@ -39,6 +42,16 @@ class Wheel:
 
 
 _OMIT = {"omit_if_default": True}
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
+_SDIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+!-]*\.(tar\.gz|zip)$")
+_BACKEND = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*(:[A-Za-z_][A-Za-z0-9_.]*)?$")
+
+
+def _inside(path: str) -> bool:
+    """A relative path that stays inside the directory it is relative to."""
+    pp = PurePosixPath(path)
+    return bool(path) and not pp.is_absolute() and ".." not in pp.parts and "\\" not in path
 
 
 @frozen
@@ -54,9 +67,28 @@ class Source:
     filename: str | None = field(default=None, metadata=_OMIT)  # sdist
     size: int | None = field(default=None, metadata=_OMIT)  # sdist
     commit: str | None = field(default=None, metadata=_OMIT)  # git: the full commit id
-    subdirectory: str | None = field(
-        default=None, metadata=_OMIT
-    )  # git: where the project is in the repository
+    # git: where the project is in the repository
+    subdirectory: str | None = field(default=None, metadata=_OMIT)
+
+    def __attrs_post_init__(self) -> None:
+        # Sources come back from lockfiles, which are input like any other: paths are made from these.
+        if self.kind not in ("sdist", "directory", "git"):
+            raise ValueError(f"unknown source kind {self.kind!r}")
+        digest = self.sha256 if self.kind == "sdist" else self.sha256.removeprefix("sha256:")
+        if not _HEX64.match(digest):
+            raise ValueError(f"invalid sha256 {self.sha256!r}")
+        if self.kind == "sdist" and (
+            self.filename is None or self.size is None or not _SDIST_NAME.match(self.filename)
+        ):
+            raise ValueError(
+                f"an sdist needs a plain .tar.gz or .zip file name and a size, not {self.filename!r}"
+            )
+        if self.kind == "directory" and not _inside(self.url):
+            raise ValueError(f"a source directory must be a path inside the project, not {self.url!r}")
+        if self.kind == "git" and (self.commit is None or not _COMMIT.match(self.commit)):
+            raise ValueError(f"a git source needs a full commit id, not {self.commit!r}")
+        if self.subdirectory is not None and not _inside(self.subdirectory):
+            raise ValueError(f"invalid subdirectory {self.subdirectory!r}")
 
 
 @frozen
@@ -78,6 +110,13 @@ class BuildPin:
     backend_path: tuple[str, ...] = field(
         default=(), metadata={"key": "backend-path", "omit_if_default": True}
     )
+
+    def __attrs_post_init__(self) -> None:
+        if not _BACKEND.match(self.backend):
+            raise ValueError(f"invalid build backend {self.backend!r}")
+        for p in self.backend_path:
+            if p != "." and not _inside(p):
+                raise ValueError(f"backend-path {p!r} must stay inside the project")
 
 
 @frozen

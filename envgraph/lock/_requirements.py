@@ -149,6 +149,8 @@ def classify(line: str, root: Path, where: str) -> LocalDir | GitRef | Requireme
             raise LockError(
                 f"{where}: {text!r} is an absolute path: name the directory relative to the declaration file"
             )
+        if ".." in PurePosixPath(Path(text).as_posix()).parts:
+            raise LockError(f"{where}: {text!r} leaves the project directory: keep local packages inside it")
         path = (root / text).resolve()
         if not path.is_dir():
             raise LockError(f"{where}: {text!r} is not a directory (relative to the declaration file)")

@@ -330,6 +330,24 @@ def test_a_package_with_only_an_sdist_is_locked_with_its_sdist_and_build_require
     assert statuses(lock(path))["core"] == "unchanged"
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("url", "../../etc"), ("kind", "tarball"), ("sha256", "sha256:../x")],
+)
+def test_a_lockfile_source_is_checked_before_any_path_is_made_of_it(
+    project: Project, field: str, value: str
+) -> None:
+    path = project('[env.core]\nbase = "deb"\nrequirements = ["./libs/features"]\n')
+    make_source_tree(path.parent / "libs" / "features", "features", "0.3")
+    lock(path)
+    lockfile = path.parent / "lockfiles" / "core.lock.json"
+    doc_ = json.loads(lockfile.read_text())
+    doc_["packages"][0]["source"][field] = value
+    lockfile.write_text(json.dumps(doc_))
+    (stale,) = lock(path, check=True).stale
+    assert stale.name == "core" and "malformed lockfile" in stale.reason
+
+
 def test_a_package_without_a_wheel_on_an_image_base_says_it_needs_a_debian_base(project: Project) -> None:
     root = project('[env.core]\nbase = "none"\nrequirements = ["sdonly"]\n').parent
     make_sdist(root / "wheels", "sdonly", "1.0")

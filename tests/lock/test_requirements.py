@@ -86,6 +86,7 @@ def test_a_directory_of_the_project_is_a_local_package(tmp_path: Path) -> None:
     ("line", "needle"),
     [
         ("/abs/libs/x", "is an absolute path"),
+        ("../outside", "leaves the project directory"),
         ("./libs/missing", "is not a directory"),
         ("./libs/empty", "neither pyproject.toml nor setup.py"),
         ("git+https://example.org/x@" + COMMIT, "write VCS requirements as 'name @ git+"),
