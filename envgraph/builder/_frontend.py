@@ -55,7 +55,7 @@ def main(argv: list[str]) -> int:
     if missing:
         print(
             f"envgraph: the build backend {spec} asks for {', '.join(missing)} at build time, which the lockfile "
-            "does not pin (list it in [build-system] requires)",
+            "does not pin: envgraph pins a project's [build-system] requires only",
             flush=True,
         )
         return 3
