@@ -22,7 +22,18 @@ import requests
 
 from envgraph.errors import DockerError
 
-__all__ = ["DEFAULT_DOCKER_HOST", "docker_host", "connect", "load_archive", "tag", "run"]
+__all__ = [
+    "DEFAULT_DOCKER_HOST",
+    "docker_host",
+    "daemon_is_local",
+    "connect",
+    "load_archive",
+    "has_image",
+    "pull",
+    "remove_reference",
+    "tag",
+    "run",
+]
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 _LOADED_RE = re.compile(r"^Loaded image(?: ID)?: (.+)$")
@@ -31,6 +42,11 @@ _LOADED_RE = re.compile(r"^Loaded image(?: ID)?: (.+)$")
 def docker_host() -> str:
     """The daemon address we talk to: ``DOCKER_HOST`` or Docker's default socket."""
     return os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+
+
+def daemon_is_local() -> bool:
+    """Whether the daemon runs on this host (a unix socket), so it can pull from our 127.0.0.1."""
+    return docker_host().startswith("unix://")
 
 
 def _explain(err: Exception) -> str:
@@ -88,6 +104,37 @@ def load_archive(client: docker.DockerClient, path: Path) -> list[str]:
     if not loaded:
         raise DockerError(f"{what}: the daemon reported no loaded image")
     return loaded
+
+
+def has_image(client: docker.DockerClient, image_id: str) -> bool:
+    """Whether the daemon has the image with this ID (the sha256 of its config)."""
+    try:
+        client.api.inspect_image(image_id)
+    except docker.errors.ImageNotFound:
+        return False
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
+        raise DockerError(f"cannot inspect image {image_id}: {_explain(err)}") from err
+    return True
+
+
+def pull(client: docker.DockerClient, repository: str, tag: str) -> str:
+    """``docker pull repository:tag``, every progress dict checked; returns the image ID."""
+    what = f"docker pull {repository}:{tag} failed"
+    try:
+        _check_stream(client.api.pull(repository, tag=tag, stream=True, decode=True), what)
+        return str(client.images.get(f"{repository}:{tag}").id)
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
+        raise DockerError(f"{what}: {_explain(err)}") from err
+
+
+def remove_reference(client: docker.DockerClient, ref: str) -> None:
+    """Drop one name (``repo:tag`` or ``repo@digest``) of an image; the image stays while other names remain."""
+    try:
+        client.api.remove_image(ref, noprune=True)
+    except docker.errors.ImageNotFound:
+        pass
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
+        raise DockerError(f"cannot remove the name {ref}: {_explain(err)}") from err
 
 
 def tag(client: docker.DockerClient, image_id_or_ref: str, repo: str, tag: str) -> str:

@@ -1,6 +1,9 @@
 """The one way envgraph writes a file: into a temp file beside it (or in a given temp dir on the same file
 system), flushed and fsynced, then renamed over the final name, so a reader or a crash never sees half a file.
 
+Temp files and scratch directories are flocked by their writer for as long as it lives, so whoever comes next
+(:func:`sweep_dead`) removes exactly what writers that were killed left behind.
+
 Also where downloads are cached (:func:`cache_dir`) and the one rule for trusting a cached download again
 (:func:`cached_file_ok`): a file enters a cache only after it hashed right, a stamp beside it records its
 size, mtime and inode at that moment, and it is used again only while the stamp matches (else it is
@@ -12,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,16 +23,28 @@ from typing import BinaryIO
 
 from envgraph._hashing import file_sha256
 
-__all__ = ["atomic_output", "atomic_write", "cache_dir", "cached_file_ok", "stamp_file"]
+__all__ = [
+    "atomic_output",
+    "atomic_write",
+    "cache_dir",
+    "cached_file_ok",
+    "stamp_file",
+    "is_held",
+    "locked_temp_dir",
+    "sweep_dead",
+    "new_temp_file",
+]
 
 
 @contextlib.contextmanager
 def atomic_output(path: Path, *, tmp_dir: Path | None = None, mode: int = 0o644) -> Iterator[BinaryIO]:
     """A binary file to write ``path`` through; it replaces ``path`` only when the block ends normally."""
     path = Path(path)
-    directory = tmp_dir if tmp_dir is not None else path.parent
-    fd, name = tempfile.mkstemp(dir=directory, prefix=f".{path.name[:64]}.", suffix=".tmp")
-    fcntl.flock(fd, fcntl.LOCK_EX)  # a store's clean_tmp never removes a temp file a live writer holds
+    if tmp_dir is not None:  # a managed temp dir that sweeps clean: create the file locked
+        fd, tmp = new_temp_file(tmp_dir, f".{path.name[:64]}.", ".tmp")
+        name = str(tmp)
+    else:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:64]}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -65,8 +81,115 @@ def atomic_write(
     return True
 
 
+@contextlib.contextmanager
+def _creating(root: Path, *, exclusive: bool = False) -> Iterator[None]:
+    """Held shared while a writer creates and locks a temp entry under ``root``, exclusively while a sweep runs:
+    a sweep never sees an entry between its creation and its lock."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)  # the directory itself: no lock file to leave behind
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+def new_temp_file(root: Path, prefix: str, suffix: str = ".tmp") -> tuple[int, Path]:
+    """A new file under ``root``, flocked by this process for as long as the returned descriptor is open."""
+    with _creating(root):
+        fd, name = tempfile.mkstemp(dir=root, prefix=prefix, suffix=suffix)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd, Path(name)
+
+
+@contextlib.contextmanager
+def locked_temp_dir(root: Path, prefix: str) -> Iterator[Path]:
+    """A private directory under ``root``, locked while in use (so sweeps leave it alone), removed afterwards."""
+    root.mkdir(parents=True, exist_ok=True)
+    with _creating(root):
+        path = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield path
+    finally:
+        remove_tree(path)
+        os.close(fd)
+
+
+def is_held(path: Path) -> bool:
+    """Whether a live process holds ``path`` (a temp file or directory being written) locked."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def sweep_dead(root: Path, *, dry_run: bool = False) -> int:
+    """Remove the temp files and directories under ``root`` that no live process holds; bytes freed."""
+    freed = 0
+    if not root.is_dir():
+        return 0
+    with _creating(root, exclusive=True):
+        for p in root.iterdir():
+            freed += _sweep_one(p, dry_run)
+    return freed
+
+
+def _sweep_one(p: Path, dry_run: bool) -> int:
+    with contextlib.suppress(FileNotFoundError):
+        st = p.lstat()
+        if is_held(p):
+            return 0
+        if p.is_dir() and not p.is_symlink():
+            freed = sum(f.lstat().st_size for f in p.rglob("*") if f.is_file() and not f.is_symlink())
+            if not dry_run:
+                remove_tree(p)
+            return freed
+        if not dry_run:
+            p.unlink()
+        return st.st_size
+    return 0
+
+
+def remove_tree(top: Path | str) -> None:
+    """``rm -rf`` that never crosses into another file system (a chroot's proc or dev mounts left by a killed
+    builder must not be emptied)."""
+    try:
+        st = os.lstat(top)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        with contextlib.suppress(OSError):
+            os.unlink(top)
+        return
+    dev = st.st_dev
+    for root, dirs, files in os.walk(top, topdown=False):
+        for name in files:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(root, name))
+        for name in dirs:
+            path = os.path.join(root, name)
+            with contextlib.suppress(OSError):
+                st = os.lstat(path)
+                if st.st_dev != dev:
+                    continue
+                if os.path.islink(path):
+                    os.unlink(path)
+                else:
+                    os.rmdir(path)
+    with contextlib.suppress(OSError):
+        os.rmdir(top)
+
+
 def cache_dir() -> Path:
-    """envgraph's download cache: ``$ENVGRAPH_CACHE``, else ``$XDG_CACHE_HOME/envgraph`` (``~/.cache/envgraph``)."""
+    """envgraph's cache (wheels, resolvers, scratch): ``$ENVGRAPH_CACHE``, else ``$XDG_CACHE_HOME/envgraph``."""
     base = os.environ.get("ENVGRAPH_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "envgraph"
     )

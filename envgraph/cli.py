@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from envgraph.errors import EnvgraphError
 from envgraph.workspace import Workspace, load
+
+if TYPE_CHECKING:
+    from envgraph.oci._store import Store
+    from envgraph.server import BackgroundServer
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,6 +34,21 @@ class Context:
         if self._ws is None:
             self._ws = load(self.file, store=self.store)
         return self._ws
+
+
+class _EchoHandler(logging.Handler):
+    """envgraph's log lines on stderr as ``envgraph: <level>: <message>`` (stderr looked up at each line)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"envgraph: {record.levelname.lower()}: {record.getMessage()}", err=True)
+
+
+def _setup_logging(debug: bool) -> None:
+    logger = logging.getLogger("envgraph")
+    logger.setLevel(logging.DEBUG if debug else logging.WARNING)
+    if not any(isinstance(h, _EchoHandler) for h in logger.handlers):
+        logger.addHandler(_EchoHandler())
+        logger.propagate = False
 
 
 def handle_errors(fn: F) -> F:
@@ -64,11 +84,12 @@ def handle_errors(fn: F) -> F:
     envvar="ENVGRAPH_STORE",
     help="Store directory (default: .envgraph/ beside the file).",
 )
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug log lines.")
 @click.version_option(package_name="envgraph")
 @click.pass_context
 def main(ctx: click.Context, file: str | None, store: str | None, debug: bool) -> None:
     """Declare, lock and build layered container images for ML pipeline environments."""
+    _setup_logging(debug)
     ctx.obj = Context(file, store, debug)
 
 
@@ -226,9 +247,7 @@ def _summary(report: dict[str, Any]) -> None:
 @handle_errors
 def images(c: Context) -> None:
     """What the store holds: env, drv, digest, size, layer count."""
-    from envgraph.images import list_images
-
-    rows = list_images(c.ws.open_store())
+    rows = c.ws.images()
     if not rows:
         click.echo("no images in the store: run `envgraph build`")
         return
@@ -251,15 +270,63 @@ def export(c: Context, env: str, output: str, fmt: str) -> None:
     click.echo(f"wrote {output} ({fmt}, {ref})")
 
 
+_via_option = click.option(
+    "--via",
+    type=click.Choice(["auto", "serve", "archive"]),
+    default="auto",
+    show_default=True,
+    envvar="ENVGRAPH_LOAD_VIA",
+    help="How the image reaches the daemon. serve: it pulls from the store over 127.0.0.1, only the layers "
+    "it lacks; archive: the whole image is sent; auto: serve when the daemon is on this host, else archive.",
+)
+
+
 @main.command(name="load")
 @click.argument("envs", nargs=-1, required=True)
+@_via_option
 @pass_ctx
 @handle_errors
-def load_cmd(c: Context, envs: tuple[str, ...]) -> None:
+def load_cmd(c: Context, envs: tuple[str, ...], via: str) -> None:
     """Load env images into the local Docker daemon as envgraph/<env>:<drv12> and :latest."""
     for env in envs:
-        for tag in c.ws.load_into_docker(env):
+        result = c.ws.load_into_docker(env, via=via)  # type: ignore[arg-type]  # click.Choice checked it
+        for tag in result.tags:
             click.echo(f"loaded {tag}")
+        click.echo(result.describe(), err=True)
+
+
+@main.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. There is no authentication: anything else exposes the store.",
+)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=5050, show_default=True, help="0: any free port."
+)
+@pass_ctx
+@handle_errors
+def serve(c: Context, host: str, port: int) -> None:
+    """Serve the store as a read-only OCI registry: docker pull HOST:PORT/<env>:latest."""
+    from envgraph.workspace import serve_store
+
+    def ready(server: BackgroundServer, store: Store) -> None:
+        envs = sorted({ref.partition(":")[0] for ref in store.tags()})
+        click.echo(f"serving {store.root} read-only at {server.url} (Ctrl-C stops)")
+        example = envs[0] if envs else "<env>"
+        click.echo(
+            f"  docker pull {server.address}/{example}:latest    ({len(envs)} envs: {', '.join(envs)})"
+        )
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            click.echo(
+                f"envgraph: warning: listening on {host}: anyone who can reach it can read the store",
+                err=True,
+            )
+
+    # With --store (or ENVGRAPH_STORE) no declaration file is needed: a copied or mounted store serves too.
+    serve_store(c.store if c.store is not None else c.ws.store_path, host, port, ready)
+    click.echo("envgraph: stopped", err=True)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -268,14 +335,15 @@ def load_cmd(c: Context, envs: tuple[str, ...]) -> None:
 @click.option(
     "--network", default=None, metavar="NAME", help="Docker network for the container (none: no network)."
 )
+@_via_option
 @pass_ctx
 @handle_errors
-def run(c: Context, env: str, command: tuple[str, ...], network: str | None) -> None:
+def run(c: Context, env: str, command: tuple[str, ...], network: str | None, via: str) -> None:
     """Run a command in an env's image (loaded into Docker first): envgraph run ENV -- CMD ..."""
     args = list(command)
     if args[:1] == ["--"]:
         args = args[1:]
-    sys.exit(c.ws.run(env, args, network=network))
+    sys.exit(c.ws.run(env, args, network=network, via=via))  # type: ignore[arg-type]  # click.Choice checked it
 
 
 @main.command()

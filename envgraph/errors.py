@@ -7,7 +7,10 @@ Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
+    "redact",
     "EnvgraphError",
     "SpecError",
     "GraphError",
@@ -20,16 +23,26 @@ __all__ = [
     "StoreError",
     "RegistryError",
     "DockerError",
+    "ServerError",
 ]
 
 
+# user:password@ in a URL or reference (scheme optional): what must never reach a terminal, a log or a file.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)?[^\s/@'\"]+:[^\s/@'\"]*@")
+
+
+def redact(text: str) -> str:
+    """``alice:s3cret@host`` -> ``***@host`` (and ``https://alice:s3cret@host`` -> ``https://***@host``)."""
+    return _USERINFO.sub(lambda m: (m.group("scheme") or "") + "***@", text)
+
+
 class EnvgraphError(Exception):
-    """A failure the user can act on; ``str(err)`` is a single line."""
+    """A failure the user can act on; ``str(err)`` is a single line, with credentials in URLs redacted."""
 
     exit_code = 1
 
     def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.split("\n")).strip())
+        super().__init__(redact(" ".join(message.split("\n")).strip()))
 
 
 class SpecError(EnvgraphError):
@@ -74,3 +87,7 @@ class RegistryError(EnvgraphError):
 
 class DockerError(EnvgraphError):
     """No Docker daemon answers, or it refused an operation."""
+
+
+class ServerError(EnvgraphError):
+    """``envgraph serve`` (or the endpoint ``load`` starts) could not listen or stopped."""

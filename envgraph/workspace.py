@@ -5,13 +5,23 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from envgraph.builder._layers import bytecode_interpreter
 from envgraph.builder._scheduler import BuildResult, RemoteCache, Reporter, Scheduler
 from envgraph.errors import BuildError, EnvgraphError, StaleLockError
 from envgraph.graph import EnvGraph, build_graph
 from envgraph.identity import DEFAULT_COMPRESSION, image_tag
-from envgraph.images import ArchiveFormat, export_image, load_image, run_image
+from envgraph.images import (
+    ArchiveFormat,
+    ImageRow,
+    LoadResult,
+    LoadVia,
+    export_image,
+    list_images,
+    load_image,
+    run_image,
+)
 from envgraph.lock import LOCKDIR, BaseLock, ImagePin, Locker, Lockfile, LockResult, read_base_lock, read_lock
 from envgraph.oci._gc import GcResult, collect_garbage, read_roots, record_roots
 from envgraph.oci._model import Descriptor
@@ -22,7 +32,10 @@ from envgraph.registry._client import RegistryClient
 from envgraph.registry._push import BlobEvent, PushedImage, push_images
 from envgraph.spec import Spec, find_declaration, read_spec
 
-__all__ = ["Workspace", "load"]
+if TYPE_CHECKING:
+    from envgraph.server import BackgroundServer
+
+__all__ = ["Workspace", "load", "serve_store"]
 
 
 class Workspace:
@@ -140,23 +153,32 @@ class Workspace:
         if lock is None:
             raise BuildError(f"env {env} has no lockfile: run `envgraph lock` and `envgraph build`")
         tag = image_tag(env, lock.drv)
-        desc = self.open_store().tags().get(tag)
+        desc = self.open_store(readonly=True).tags().get(tag) if self.has_store() else None
         if desc is None:
             raise BuildError(f"env {env} is not built (no {tag} in the store): run `envgraph build {env}`")
         return tag, desc
 
     def export(self, env: str, output: Path, fmt: ArchiveFormat) -> str:
         tag, desc = self.image(env)
-        export_image(self.open_store(), env, tag, desc, output, fmt)
+        export_image(self.open_store(readonly=True), env, tag, desc, output, fmt)
         return tag
 
-    def load_into_docker(self, env: str) -> list[str]:
-        tag, desc = self.image(env)
-        return load_image(self.open_store(), env, tag, desc)
+    def has_store(self) -> bool:
+        return (self.store_path / "oci-layout").is_file()
 
-    def run(self, env: str, command: list[str], *, network: str | None = None) -> int:
-        names = self.load_into_docker(env)
-        return run_image(names[0], command, network=network)
+    def images(self) -> list[ImageRow]:
+        """What the store holds (nothing when there is no store yet); works on a read-only store."""
+        return list_images(self.open_store(readonly=True)) if self.has_store() else []
+
+    def load_into_docker(self, env: str, *, via: LoadVia = "auto") -> LoadResult:
+        """Load the env's image into the Docker daemon (see :func:`envgraph.images.load_image` for ``via``)."""
+        tag, desc = self.image(env)
+        return load_image(self.open_store(), env, tag, desc, via=via)
+
+    def run(self, env: str, command: list[str], *, network: str | None = None, via: LoadVia = "auto") -> int:
+        """Load the env's image (an image the daemon has is only tagged), then run ``command`` in it."""
+        result = self.load_into_docker(env, via=via)
+        return run_image(result.tags[0], command, network=network)
 
     def push(
         self,
@@ -216,6 +238,15 @@ class Workspace:
         """Rehash everything the store refers to; with ``repair``, move damaged parts aside and drop what
         depended on them (the next build restores them)."""
         return verify_store(self.open_store(readonly=not repair), repair=repair)
+
+
+def serve_store(root: Path, host: str, port: int, ready: Callable[[BackgroundServer, Store], None]) -> None:
+    """Serve the store at ``root`` read-only as an OCI registry until Ctrl-C or SIGTERM; ``ready`` is called
+    once it listens. Needs no declaration file: a copied or mounted store (even a read-only one) serves too."""
+    from envgraph.server import create_app, serve_until_stopped
+
+    store = Store.open(root, readonly=True)
+    serve_until_stopped(create_app(store), host, port, lambda server: ready(server, store))
 
 
 def load(path: str | os.PathLike[str] | None = None, *, store: Path | None = None) -> Workspace:

@@ -12,7 +12,15 @@ PACKAGE = Path(__file__).resolve().parent.parent / "envgraph"
 
 # Lowest first. A module belongs to the layer of the longest prefix listed.
 LAYERS: list[tuple[str, ...]] = [
-    ("envgraph.errors", "envgraph._hashing", "envgraph._fs", "envgraph._convert", "envgraph._lazy"),
+    (
+        "envgraph.errors",
+        "envgraph._hashing",
+        "envgraph._fs",
+        "envgraph._convert",
+        "envgraph._lazy",
+        "envgraph._subprocess",
+        "envgraph._guardian",
+    ),
     ("envgraph.identity",),
     ("envgraph.spec", "envgraph._spec_schema"),
     ("envgraph.graph",),
@@ -21,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("envgraph.plan",),
     ("envgraph.oci",),
     ("envgraph.builder",),
-    ("envgraph.registry", "envgraph._docker"),
+    ("envgraph.registry", "envgraph._docker", "envgraph.server"),
     ("envgraph.images", "envgraph._image_bases", "envgraph._bases", "envgraph._ui"),
     ("envgraph.workspace",),
     ("envgraph.cli", "envgraph.__main__", "envgraph"),

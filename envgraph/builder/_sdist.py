@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tarfile
 import tempfile
 import time
@@ -35,7 +34,9 @@ from typing import BinaryIO
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
+from envgraph._fs import atomic_write
 from envgraph._hashing import digest_hex, digest_of
+from envgraph._subprocess import GuardedTimeout, run_guarded
 from envgraph.errors import BuildError, EnvgraphError
 from envgraph.identity import Compression, compression_of_media_type, layer_mtime
 from envgraph.lock._requirements import source_files
@@ -314,16 +315,15 @@ def build_wheel(
         _install_deps(requirements, work / "deps", task.interpreter)
         cmd = _command(lower, upper, task)
         start = time.monotonic()
-        with open(log, "w", encoding="utf-8") as f:
-            f.write(f"# envgraph: {what}\n# build key {task.key}\n# command: {' '.join(cmd)}\n")
-            f.flush()
-            try:
-                proc = subprocess.run(
-                    cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT
-                )
-            except subprocess.TimeoutExpired:
-                raise BuildError(f"{what}: took longer than {BUILD_TIMEOUT:g} s; log: {log}") from None
-            f.write(f"# exit {proc.returncode} after {time.monotonic() - start:.1f} s\n")
+        header = f"# envgraph: {what}\n# build key {task.key}\n# command: {' '.join(cmd)}\n"
+        try:
+            # Guarded: the build (and everything it starts) dies with envgraph, and its scratch goes with it.
+            proc = run_guarded(cmd, timeout=BUILD_TIMEOUT, cleanup=[tmp])
+        except GuardedTimeout as e:
+            atomic_write(log, header + e.output + f"# timed out after {BUILD_TIMEOUT:g} s\n")
+            raise BuildError(f"{what}: took longer than {BUILD_TIMEOUT:g} s; log: {log}") from None
+        footer = f"# exit {proc.returncode} after {time.monotonic() - start:.1f} s\n"
+        atomic_write(log, header + proc.output + ("" if proc.output.endswith("\n") else "\n") + footer)
         if proc.returncode != 0:
             raise BuildError(f"{what} failed (exit {proc.returncode}); log: {log}; last lines: {_tail(log)}")
         wheel = _check_wheel(task, work / "out", log)

@@ -28,13 +28,15 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
+import stat
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import attrs
 
+from envgraph._fs import locked_temp_dir, sweep_dead
+from envgraph._subprocess import run_guarded
 from envgraph.errors import BuildError
 
 __all__ = [
@@ -87,6 +89,18 @@ class DebianRootfs:
 
     versions: dict[str, str]
     tar_path: Path
+
+
+def _scratch_root() -> Path:
+    """Where mmdebstrap's chroots go: a directory of ours in the system temp dir, which every user (apt's _apt
+    sandbox user included) can traverse, unlike a home directory."""
+    root = Path(tempfile.gettempdir()) / f"envgraph-debian-{os.getuid()}"
+    root.mkdir(mode=0o755, exist_ok=True)
+    st = os.lstat(root)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise BuildError(f"{root} is not a directory of ours: remove it")
+    root.chmod(0o755)
+    return root
 
 
 def default_mirror() -> str:
@@ -199,8 +213,13 @@ def build_debian_rootfs(
     out_tar.parent.mkdir(parents=True, exist_ok=True)
     # mmdebstrap picks a compressor from the file name, so the partial file keeps the suffixes.
     partial = out_tar.with_name(f".{out_tar.name}.{os.getpid()}.partial{''.join(out_tar.suffixes)}")
-    with tempfile.TemporaryDirectory(prefix="envgraph-debian-") as tmp:
-        versions_file = Path(tmp) / "versions.tsv"
+    scratch = _scratch_root()
+    sweep_dead(scratch)  # chroots of builds killed before us
+    with locked_temp_dir(scratch, "debian-") as tmp:
+        # apt drops privileges to _apt, which must reach the chroot: otherwise apt's partial/ dirs end up owned
+        # by root instead of _apt and the root filesystem's bytes change with where it was built.
+        tmp.chmod(0o755)
+        versions_file = tmp / "versions.tsv"
         cmd = mmdebstrap_command(
             suite,
             packages,
@@ -211,11 +230,12 @@ def build_debian_rootfs(
             arch=arch,
             mode=mode,
         )
-        env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch), LC_ALL="C.UTF-8")
+        # mmdebstrap's own chroot goes under our scratch dir too (TMPDIR), so a kill leaves nothing elsewhere.
+        env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch), LC_ALL="C.UTF-8", TMPDIR=str(tmp))
         try:
-            proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise BuildError(_failure_message(proc.stderr, suite, mirror))
+            done = run_guarded(cmd, env=env, cleanup=[tmp, partial])
+            if done.returncode != 0:
+                raise BuildError(_failure_message(done.output, suite, mirror))
             if not versions_file.exists():
                 raise BuildError(f"mmdebstrap built {suite} but recorded no package versions")
             versions = parse_versions(versions_file.read_text())

@@ -297,7 +297,9 @@ class Locker:
             existing = None
             # A lock in an older format: its pins are kept (a Debian base is rebuilt from its pinned versions).
             previous = read_base_lock_any_version(self.lockdir, name)
-        edited = existing is not None and existing.identity != base_identity(existing)
+        edited = existing is not None and (
+            existing.identity != base_identity(existing) or existing.name != name
+        )
         if existing is not None and existing.inputs == inputs and not edited:
             self._check_base_fits(name, existing)
             return existing, LockOutcome(name, "base", "unchanged")

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,8 @@ from pathlib import Path
 from attrs import frozen
 from packaging.utils import canonicalize_name
 
-from envgraph._fs import cache_dir
+from envgraph._fs import cache_dir, locked_temp_dir, sweep_dead
+from envgraph._subprocess import GuardedTimeout, run_guarded
 from envgraph.errors import ResolutionError
 from envgraph.lock._model import Resolver
 
@@ -37,7 +37,6 @@ __all__ = [
     "resolver_versions",
     "pip_compile",
     "pip_report",
-    "cache_dir",
 ]
 
 
@@ -210,8 +209,9 @@ def pip_compile(
     the target interpreter. Wheels are preferred, but a release that has only an sdist may be chosen
     (envgraph builds it) unless ``only_binary``. Requirements are checked by the caller (they may be paths)."""
     interpreter = find_interpreter(python)
-    with tempfile.TemporaryDirectory(prefix="envgraph-lock-") as tmp:
-        d = Path(tmp)
+    scratch = cache_dir() / "tmp"
+    sweep_dead(scratch)  # what locks killed before us left behind
+    with locked_temp_dir(scratch, "lock-") as d:
         (d / "requirements.in").write_text("".join(f"{r}\n" for r in requirements), encoding="utf-8")
         args = [
             interpreter, "-m", "piptools", "compile", "--quiet", "--generate-hashes", "--strip-extras",
@@ -238,22 +238,13 @@ def pip_compile(
             args += ["--upgrade-package", p]
         args.append(str(d / "requirements.in"))
         start = time.monotonic()
-        proc = subprocess.Popen(
-            args, cwd=d, env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True,
-        )  # fmt: skip
+        # pip-compile (and anything it starts) dies with envgraph, even on kill -9; its scratch dir goes too.
         try:
-            out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, _ = proc.communicate()
-            raise ResolverTimeout(timeout, out or "") from None
-        except BaseException:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise
-        if proc.returncode != 0:
-            raise ResolverFailed(out or "")
+            done = run_guarded(args, cwd=d, env=_clean_env(), timeout=timeout, cleanup=[d])
+        except GuardedTimeout as e:
+            raise ResolverTimeout(timeout, e.output) from None
+        if done.returncode != 0:
+            raise ResolverFailed(done.output)
         text = (d / "requirements.txt").read_text(encoding="utf-8")
     return CompileResult(tuple(parse_compiled(text)), time.monotonic() - start)
 
@@ -271,8 +262,9 @@ def pip_report(
     URLs), each without its dependencies: their name, version and what pip fetched (pip-compile writes only
     ``name @ url`` for them). Each item: ``{"name", "version", "url", "commit"}``."""
     interpreter = find_interpreter(python)
-    with tempfile.TemporaryDirectory(prefix="envgraph-report-") as tmp:
-        report = Path(tmp) / "report.json"
+    scratch = _ensure(cache_dir() / "tmp")
+    with locked_temp_dir(scratch, "report-") as tmp:
+        report = tmp / "report.json"
         args = [
             interpreter, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-deps", "--quiet",
             "--prefer-binary", "--report", str(report),
@@ -284,13 +276,11 @@ def pip_report(
             args += ["--find-links", str(fl)]
         args += list(lines)
         try:
-            proc = subprocess.run(
-                args, cwd=tmp, env=_clean_env(), capture_output=True, text=True, timeout=timeout
-            )
-        except subprocess.TimeoutExpired:
-            raise ResolverTimeout(timeout, "") from None
-        if proc.returncode != 0:
-            raise ResolverFailed(proc.stdout + proc.stderr)
+            done = run_guarded(args, cwd=tmp, env=_clean_env(), timeout=timeout, cleanup=[tmp])
+        except GuardedTimeout as e:
+            raise ResolverTimeout(timeout, e.output) from None
+        if done.returncode != 0:
+            raise ResolverFailed(done.output)
         doc = json.loads(report.read_text(encoding="utf-8"))
     out: list[dict[str, object]] = []
     for item in doc.get("install", []):

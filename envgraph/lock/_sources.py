@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 import tarfile
 import tempfile
 import tomllib
@@ -26,6 +25,7 @@ from attrs import frozen
 
 from envgraph._fs import cache_dir
 from envgraph._hashing import tree_sha256
+from envgraph._subprocess import GuardedTimeout, run_guarded
 from envgraph.errors import EnvgraphError, LockError
 from envgraph.lock._requirements import source_files
 
@@ -173,19 +173,16 @@ def source_hash(root: Path) -> str:
 def _git(args: list[str], cwd: Path | None, what: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C", GIT_CONFIG_NOSYSTEM="1")
+    if shutil.which("git") is None:
+        raise LockError(f"{what}: git is not installed (apt-get install git)")
     try:
-        proc = subprocess.run(
-            ["git", "-c", "advice.detachedHead=false", *args], cwd=cwd, env=env, capture_output=True,
-            text=True, timeout=600, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-    except FileNotFoundError:
-        raise LockError(f"{what}: git is not installed (apt-get install git)") from None
-    except subprocess.TimeoutExpired:
+        proc = run_guarded(["git", "-c", "advice.detachedHead=false", *args], cwd=cwd, env=env, timeout=600)
+    except GuardedTimeout:
         raise LockError(f"{what}: git {args[0]} took longer than 600 s") from None
     if proc.returncode != 0:
-        lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+        lines = [ln.strip() for ln in proc.output.splitlines() if ln.strip()]
         raise LockError(f"{what}: git {args[0]} failed: {lines[-1] if lines else 'no output'}")
-    return proc.stdout
+    return proc.output
 
 
 def git_checkout(url: str, commit: str, what: str, cache: Path | None = None) -> Path:

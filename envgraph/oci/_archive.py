@@ -49,7 +49,9 @@ def _blob_entries(store: Store, digests: set[str]) -> list[LayerEntry]:
     entries = []
     for digest in sorted(digests):
         if not store.verified(digest):
-            raise StoreError(f"blob {digest} is missing from the store {store.root}; rebuild the image")
+            raise StoreError(
+                f"blob {digest} is missing or damaged in the store {store.root}: run `envgraph build`"
+            )
         entries.append(LayerEntry.from_file(_blob_name(digest), store.blob_path(digest), executable=False))
     return entries
 

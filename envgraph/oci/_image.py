@@ -34,6 +34,7 @@ __all__ = [
     "ImageLayer",
     "chain_ids",
     "read_config",
+    "read_image",
     "read_index",
     "read_manifest",
     "write_image",
@@ -47,6 +48,24 @@ def read_manifest(store: Store, digest: str) -> Manifest:
     m = from_json(store.read_blob(digest), Manifest)
     if m.media_type not in MANIFEST_MEDIA_TYPES:
         raise StoreError(f"blob {digest} is a {m.media_type!r}, not an image manifest")
+    return m
+
+
+def read_image(store: Store, desc: Descriptor) -> Manifest:
+    """The manifest a tag points at, checked against the tag's descriptor (digest, size and media type) and
+    with every blob it names present and known good: what export, load and push may use."""
+    data = store.read_blob(desc.digest)
+    m = from_json(data, Manifest)
+    if m.media_type not in MANIFEST_MEDIA_TYPES or (m.media_type, len(data)) != (desc.media_type, desc.size):
+        raise StoreError(
+            f"the store's index entry for {desc.digest} says {desc.media_type} of {desc.size} bytes, but the "
+            f"manifest is {m.media_type} of {len(data)} bytes: run `envgraph verify --repair`"
+        )
+    for blob in (m.config, *m.layers):
+        if not store.verified(blob.digest, size=blob.size):
+            raise StoreError(
+                f"blob {blob.digest} of image {desc.digest} is missing or damaged: run `envgraph build` to rebuild it"
+            )
     return m
 
 

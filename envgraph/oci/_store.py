@@ -42,9 +42,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, BinaryIO
@@ -52,7 +49,7 @@ from typing import IO, BinaryIO
 import attrs
 
 from envgraph._convert import structure, unstructure
-from envgraph._fs import atomic_write
+from envgraph._fs import atomic_write, locked_temp_dir, new_temp_file, sweep_dead
 from envgraph._hashing import CHUNK, canonical_json, digest_hex, file_sha256
 from envgraph.errors import HashMismatchError, StoreError
 from envgraph.identity import (
@@ -65,10 +62,7 @@ from envgraph.oci._compress import Decompressor
 from envgraph.oci._known_blobs import KnownBlobs
 from envgraph.oci._model import Descriptor, Index, Manifest, from_json, to_json
 
-__all__ = ["BlobWriter", "LayerRecord", "Store", "TEMP_GRACE_SECONDS"]
-
-# A temp file this young may belong to a writer that has not locked it yet; clean_tmp leaves it alone.
-TEMP_GRACE_SECONDS = 10.0
+__all__ = ["BlobWriter", "LayerRecord", "Store"]
 _LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 _STORE_NAMES = {
     "oci-layout", "index.json", "blobs", "keys", "tmp", "lock", "in-use", "building", "stamps", "corrupt",
@@ -144,9 +138,8 @@ class BlobWriter:
             _check_digest(expected_digest)
         self._store = store
         self._expected = expected_digest
-        fd, name = tempfile.mkstemp(dir=store.tmp_dir, prefix="blob-", suffix=".tmp")
-        fcntl.flock(fd, fcntl.LOCK_EX)  # held until commit or abort: clean_tmp never takes a live file
-        self._tmp = Path(name)
+        # Locked until commit or abort: clean_tmp never takes a live writer's file.
+        fd, self._tmp = new_temp_file(store.tmp_dir, "blob-")
         self._file = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()
         self._size = 0
@@ -303,57 +296,14 @@ class Store:
         self._writable(f"write {dest.name}")
         atomic_write(dest, data, tmp_dir=self.tmp_dir, mode=mode)
 
-    @contextlib.contextmanager
-    def temp_dir(self, prefix: str) -> Iterator[Path]:
+    def temp_dir(self, prefix: str) -> contextlib.AbstractContextManager[Path]:
         """A private directory under ``tmp/``, locked while in use (so clean_tmp leaves it alone) and removed
         afterwards."""
-        path = Path(tempfile.mkdtemp(prefix=prefix, dir=self.tmp_dir))
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield path
-        finally:
-            shutil.rmtree(path, ignore_errors=True)
-            os.close(fd)
+        return locked_temp_dir(self.tmp_dir, prefix)
 
     def clean_tmp(self, *, dry_run: bool = False) -> int:
-        """Remove what killed writers left in ``tmp/`` (files and directories no live process holds locked);
-        returns the bytes freed."""
-        freed = 0
-        if not self.tmp_dir.is_dir():
-            return 0
-        now = time.time()
-        for p in self.tmp_dir.iterdir():
-            with contextlib.suppress(FileNotFoundError):
-                st = p.lstat()
-                if now - st.st_mtime < TEMP_GRACE_SECONDS or self._held(p):
-                    continue
-                if p.is_dir() and not p.is_symlink():
-                    freed += sum(
-                        f.lstat().st_size for f in p.rglob("*") if f.is_file() and not f.is_symlink()
-                    )
-                    if not dry_run:
-                        shutil.rmtree(p, ignore_errors=True)
-                else:
-                    freed += st.st_size
-                    if not dry_run:
-                        p.unlink()
-        return freed
-
-    @staticmethod
-    def _held(path: Path) -> bool:
-        """Whether a live process holds ``path`` locked (a temp file or directory being written)."""
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-        return False
+        """Remove what killed writers left in ``tmp/`` (what no live process holds locked); bytes freed."""
+        return sweep_dead(self.tmp_dir, dry_run=dry_run)
 
     # --- blobs ---------------------------------------------------------------------------------------
 

@@ -21,7 +21,8 @@ import attrs
 
 from envgraph.errors import EnvgraphError, RegistryError
 from envgraph.identity import image_tag, registry_tag
-from envgraph.oci._model import Descriptor, Manifest, from_json
+from envgraph.oci._image import read_image
+from envgraph.oci._model import Descriptor
 from envgraph.oci._store import Store
 from envgraph.registry._client import RegistryClient
 from envgraph.registry._reference import Reference
@@ -64,16 +65,10 @@ def parse_repository(text: str, what: str = "--registry") -> Reference:
 
 def _image_blobs(store: Store, env: str, desc: Descriptor) -> list[Descriptor]:
     try:
-        manifest = from_json(store.read_blob(desc.digest), Manifest)
+        manifest = read_image(store, desc)
     except EnvgraphError as err:
-        raise EnvgraphError(f"env {env}: its image in the store is unreadable: {err}") from None
-    blobs = [manifest.config, *manifest.layers]
-    for b in blobs:
-        if not store.verified(b.digest):
-            raise EnvgraphError(
-                f"env {env}: blob {b.digest} of its image is missing from the store: run `envgraph build`"
-            )
-    return blobs
+        raise EnvgraphError(f"env {env}: {err}") from None
+    return [manifest.config, *manifest.layers]
 
 
 def push_images(

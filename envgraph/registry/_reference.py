@@ -47,6 +47,13 @@ class Reference:
     def parse(cls, text: str) -> Reference:
         original = text
         text = re.sub(r"^(?:https?|docker)://", "", text.strip())
+        head = text.split("/", 1)[0]
+        if "@" in head and not is_digest(head.rsplit("@", 1)[1]):
+            # Never echo it: whatever precedes the @ may be a password.
+            raise RegistryError(
+                "a registry reference must not carry credentials (user:password@host): set "
+                "ENVGRAPH_REGISTRY_USERNAME and ENVGRAPH_REGISTRY_PASSWORD, or log in with docker login"
+            )
         digest: str | None = None
         if "@" in text:
             text, digest = text.split("@", 1)

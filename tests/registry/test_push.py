@@ -27,6 +27,7 @@ from envgraph.registry._push import BlobEvent
 from envgraph.registry._transfer import pull_image
 from envgraph.workspace import Workspace
 from tests.conftest import BUILD_HEADER as HEADER
+from tests.support.images import fake_python_base
 from tests.support.registry import RunningRegistry
 
 pytestmark = pytest.mark.registry
@@ -375,7 +376,14 @@ def test_docker_base_from_a_registry(
 ) -> None:
     """A ``docker://`` base is pulled (verified) at lock time, pinned by digest, and built on."""
     repo = unique("pull/base")
-    (base,) = built.push(["core"], [], f"{registry.host}/{repo}", insecure=True)
+    # A base with an interpreter (lock checks its ELF header): an image of its own, pushed with the client.
+    layout = Store.open(tmp_path / "base-layout")
+    base = fake_python_base(layout.root, tag="core")
+    client = RegistryClient(registry.host, insecure=True)
+    manifest = from_json(layout.read_blob(base.digest), Manifest)
+    for blob in (manifest.config, *manifest.layers):
+        client.push_blob(repo, blob.digest, blob.size, lambda d=blob.digest: layout.open_blob(d))
+    client.put_manifest(repo, "core", layout.read_blob(base.digest), base.media_type)
     project = tmp_path / "on-base"
     project.mkdir()
     shutil.copytree(wheelhouse, project / "wheels")
