@@ -44,7 +44,8 @@ class BasePinner:
         if base.debian is not None:
             from envgraph.builder._debian_base import pin_debian_base
 
-            pin, blob = pin_debian_base(store, base)
+            previous = existing.debian if existing is not None else None
+            pin, blob = pin_debian_base(store, base, previous=previous)
             lock = evolve(lock, debian=pin)
             layers = [blob.descriptor()]
         else:

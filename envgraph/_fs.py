@@ -3,6 +3,11 @@ system), flushed and fsynced, then renamed over the final name, so a reader or a
 
 Temp files and scratch directories are flocked by their writer for as long as it lives, so whoever comes next
 (:func:`sweep_dead`) removes exactly what writers that were killed left behind.
+
+Also where downloads are cached (:func:`cache_dir`) and the one rule for trusting a cached download again
+(:func:`cached_file_ok`): a file enters a cache only after it hashed right, a stamp beside it records its
+size, mtime and inode at that moment, and it is used again only while the stamp matches (else it is
+rehashed, and removed when its bytes no longer match).
 """
 
 from __future__ import annotations
@@ -16,10 +21,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from envgraph._hashing import file_sha256
+
 __all__ = [
     "atomic_output",
     "atomic_write",
     "cache_dir",
+    "cached_file_ok",
+    "stamp_file",
     "is_held",
     "locked_temp_dir",
     "sweep_dead",
@@ -185,3 +194,38 @@ def cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "envgraph"
     )
     return Path(base)
+
+
+def _stamp_path(path: Path) -> Path:
+    return path.with_name(path.name + ".stamp")
+
+
+def _stamp_of(path: Path) -> bytes:
+    st = path.stat()
+    return f"{st.st_size} {st.st_mtime_ns} {st.st_ino}\n".encode()
+
+
+def stamp_file(path: Path) -> None:
+    """Record that ``path`` was just verified (call it right after the file hashed right)."""
+    atomic_write(_stamp_path(path), _stamp_of(path), only_if_changed=True)
+
+
+def cached_file_ok(path: Path, sha256: str, size: int) -> bool:
+    """Whether the cached ``path`` holds exactly the bytes of ``sha256`` and ``size``: its stamp matches, or it
+    hashes right now (then restamped). A damaged file is removed (the caller fetches it again)."""
+    try:
+        current = _stamp_of(path)
+    except FileNotFoundError:
+        return False
+    try:
+        if _stamp_path(path).read_bytes() == current:
+            return True
+    except OSError:
+        pass
+    hexd, actual = file_sha256(path)
+    if hexd != sha256 or actual != size:
+        path.unlink(missing_ok=True)
+        _stamp_path(path).unlink(missing_ok=True)
+        return False
+    atomic_write(_stamp_path(path), current)
+    return True

@@ -17,6 +17,7 @@ __all__ = [
     "LockError",
     "ResolutionError",
     "StaleLockError",
+    "DebianError",
     "BuildError",
     "HashMismatchError",
     "StoreError",
@@ -62,6 +63,10 @@ class ResolutionError(LockError):
 
 class StaleLockError(LockError):
     """A lockfile is missing or does not match the declarations."""
+
+
+class DebianError(LockError):
+    """The Debian archive sent something we cannot trust, or Debian packages cannot be resolved."""
 
 
 class BuildError(EnvgraphError):

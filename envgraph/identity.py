@@ -11,8 +11,9 @@ and update the pinned identities (``tests/test_identity_snapshot.py``) and the R
 This module takes plain values (strings, tuples), not models, so that everything above it may use it:
 
 - hash kinds: :func:`resolution_inputs`, :func:`base_inputs`, :func:`derivation`, :func:`base_identity` (for
-  lockfiles); :func:`venv_key`, :func:`package_key`, :func:`files_key`, :func:`debian_key` (for layers);
-- format ids: :data:`LOCK_VERSION`, :data:`LAYOUT_VERSION`, :data:`LAYER_FORMAT`, :data:`TAR_FORMAT`,
+  lockfiles); :func:`venv_key`, :func:`package_key`, :func:`files_key`, :func:`debian_key`,
+  :func:`deb_package_key` (for layers);
+- format ids: :data:`LOCK_VERSION`, :data:`LAYOUT_VERSION`, :data:`LAYER_FORMAT`, :data:`TAR_FORMAT`, :data:`DEB_FORMAT`,
   :func:`layer_mtime`, :attr:`Compression.compressor_id`, :func:`layer_format`;
 - names: :func:`image_tag` (``<env>:<drv12>`` in the store), :func:`registry_tag` (``<env>-<drv12>`` in a
   registry), :func:`cache_tag` (``key-<hex>``), labels and annotations;
@@ -26,7 +27,7 @@ import functools
 import importlib.metadata
 import os
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from attrs import frozen
 
@@ -38,6 +39,8 @@ __all__ = [
     "LAYOUT_VERSION",
     "LAYER_FORMAT",
     "TAR_FORMAT",
+    "DEB_FORMAT",
+    "BUILD_FORMAT",
     "DEFAULT_MTIME",
     "VENV",
     "LABEL_ENV",
@@ -75,18 +78,26 @@ __all__ = [
     "base_inputs",
     "derivation",
     "base_identity",
+    "apt_inputs",
+    "wheel_build_key",
+    "built_wheel_id",
     "venv_key",
     "package_key",
     "files_key",
     "debian_key",
+    "deb_package_key",
 ]
 
 # --- versions and format ids ---------------------------------------------------------------------------
 
-LOCK_VERSION = 2
+LOCK_VERSION = 3
 """The lockfile schema. Bump when it changes (old lockfiles are then stale).
 2: base locks pin the root filesystem's diff_id only and record the interpreter found; env locks record
-``bytecode``."""
+``bytecode``.
+3: env locks may pin Debian packages (``apt``, ``build-apt``), packages built from an sdist, a directory or a
+git commit (``source``, ``build``; ``wheel`` is then absent) and ``constraints``; Debian base locks may record
+``merged-usr``. Lockfiles without any of these hold the same fields as in 2 (and the same drvs): only their
+``version`` and ``inputs`` move, and ``envgraph lock`` rewrites them keeping every pin."""
 
 LAYOUT_VERSION = 2
 """The image layout (venv layer, layer order, config fields) and what the drv covers. Part of every drv.
@@ -98,6 +109,14 @@ wheel in its member order."""
 
 TAR_FORMAT = "pax-sorted-v1"
 """The byte format of :mod:`envgraph.oci._tar`'s writer; bump whenever its output changes for the same input."""
+
+DEB_FORMAT = "deb-layer-v1"
+"""How :mod:`envgraph.builder._deb_layer` turns a .deb into a layer (paths, kept modes, merged /usr, the status.d
+entry); bump whenever a layer's bytes change for the same .deb and the same options."""
+
+BUILD_FORMAT = "pep517-chroot-v1"
+"""How envgraph builds a wheel from source (:mod:`envgraph.builder._sdist`: the build root, the frontend, the
+environment variables); part of every built wheel's key. Bump whenever a build could give other bytes."""
 
 DEFAULT_MTIME = 0
 """mtime of every tar entry when ``SOURCE_DATE_EPOCH`` is unset (the Unix epoch, like nixpkgs)."""
@@ -265,23 +284,51 @@ def resolution_inputs(
     find_links: Mapping[str, Sequence[str]],
     parent_pins: Mapping[str, str],
     resolver: Mapping[str, str],
+    constraints: Sequence[str] = (),
+    sources: Mapping[str, str] | None = None,
 ) -> str:
     """What resolving an env depends on; a lock is re-resolved only when this changes.
 
-    ``find_links`` maps each relative directory to the wheel names in it; ``resolver`` the resolver's versions."""
+    ``find_links`` maps each relative directory to the wheel and sdist names in it; ``resolver`` the resolver's
+    versions; ``constraints`` the lines of ``-c`` files; ``sources`` the content hash of each local directory
+    a requirement names (its metadata may change with it). The last two are hashed only when present."""
+    doc: dict[str, object] = {
+        "kind": "envgraph-resolution",
+        "lock-version": LOCK_VERSION,
+        "env": env,
+        "requirements": list(requirements),
+        "python": python,
+        "platform": platform,
+        "libc": libc,
+        "indexes": list(indexes),
+        "find-links": {k: sorted(v) for k, v in find_links.items()},
+        "parent-pins": dict(parent_pins),
+        "resolver": dict(resolver),
+    }
+    if constraints:
+        doc["constraints"] = list(constraints)
+    if sources:
+        doc["sources"] = dict(sorted(sources.items()))
+    return digest_of(doc)
+
+
+def apt_inputs(
+    *,
+    requested: Sequence[str],
+    base: str,
+    have: Mapping[str, str],
+    architecture: str,
+) -> str:
+    """What resolving an env's Debian packages depends on: the requests, the base's identity (its installed set,
+    suite and mirror) and the Debian packages its ancestors already pin (name -> version)."""
     return digest_of(
         {
-            "kind": "envgraph-resolution",
+            "kind": "envgraph-apt",
             "lock-version": LOCK_VERSION,
-            "env": env,
-            "requirements": list(requirements),
-            "python": python,
-            "platform": platform,
-            "libc": libc,
-            "indexes": list(indexes),
-            "find-links": {k: sorted(v) for k, v in find_links.items()},
-            "parent-pins": dict(parent_pins),
-            "resolver": dict(resolver),
+            "requested": sorted(requested),
+            "base": base,
+            "have": dict(sorted(have.items())),
+            "architecture": architecture,
         }
     )
 
@@ -353,28 +400,39 @@ def derivation(
     python: str,
     platform: str,
     bytecode: bool,
+    debian: Sequence[tuple[str, str, str, str, int, str]] = (),
+    built: Sequence[Mapping[str, object]] = (),
+    build_debian: Sequence[tuple[str, str, str, str, int, str]] = (),
 ) -> str:
     """The drv: everything that determines an env's image, and everything its lockfile pins. ``source`` is the
     parent's drv or the base's identity; ``packages`` are (name, version, wheel file name, sha256, size, url);
-    ``files`` (dest, content hash)."""
-    return digest_of(
-        {
-            "kind": "envgraph-derivation",
-            "layout": LAYOUT_VERSION,
-            "env": env,
-            "from": source,
-            "packages": [list(p) for p in sorted(packages)],
-            "merged": sorted(merged),
-            "environment": dict(environment),
-            "files": [list(f) for f in files],
-            "workdir": workdir,
-            "entrypoint": list(entrypoint) if entrypoint is not None else None,
-            "cmd": list(cmd) if cmd is not None else None,
-            "python": python,
-            "platform": platform,
-            "bytecode": bytecode,
-        }
-    )
+    ``files`` (dest, content hash). ``debian`` are the Debian packages the env adds and ``build_debian`` those
+    of its build environment, each (name, version, architecture, sha256, size, pool path); ``built`` the packages
+    built from source, each every field its lockfile pins. The last three are hashed only when present, so
+    envs without them keep their drvs."""
+    doc: dict[str, object] = {
+        "kind": "envgraph-derivation",
+        "layout": LAYOUT_VERSION,
+        "env": env,
+        "from": source,
+        "packages": [list(p) for p in sorted(packages)],
+        "merged": sorted(merged),
+        "environment": dict(environment),
+        "files": [list(f) for f in files],
+        "workdir": workdir,
+        "entrypoint": list(entrypoint) if entrypoint is not None else None,
+        "cmd": list(cmd) if cmd is not None else None,
+        "python": python,
+        "platform": platform,
+        "bytecode": bytecode,
+    }
+    if debian:
+        doc["debian"] = [list(d) for d in sorted(debian)]
+    if built:
+        doc["built"] = sorted((dict(b) for b in built), key=lambda b: str(b.get("name")))
+    if build_debian:
+        doc["build-debian"] = [list(d) for d in sorted(build_debian)]
+    return digest_of(doc)
 
 
 # --- layer keys -------------------------------------------------------------------------------------------
@@ -445,3 +503,63 @@ def debian_key(suite: str, versions: Mapping[str, str], diff_id: str, compressio
             "compressor": compression.compressor_id,
         }
     )
+
+
+def deb_package_key(
+    deb_sha256: str, merged_usr: Collection[str], path_filters: Sequence[str], compression: Compression
+) -> str:
+    """A Debian package's layer: the .deb's sha256, the base's directories linked into /usr (a set), dpkg's
+    path filters (in order: the last match wins) and the layer format."""
+    return digest_of(
+        {
+            "kind": "debian-package",
+            "deb_sha256": deb_sha256,
+            "extract": DEB_FORMAT,
+            "merged_usr": sorted(merged_usr),
+            "path_filters": list(path_filters),
+            "layer": layer_format(compression),
+        }
+    )
+
+
+def wheel_build_key(
+    *,
+    name: str,
+    version: str,
+    source: Mapping[str, object],
+    backend: str,
+    backend_path: Sequence[str],
+    requires: Sequence[str],
+    environment: Mapping[str, object],
+    python: str,
+    interpreter: str,
+    platform: str,
+) -> str:
+    """A wheel built from source (it is stored and cached like a layer, under this key): everything that went into
+    it. ``source`` is what the lockfile pins of it (kind, sha256, commit...), ``requires`` the sha256 of every build
+    dependency wheel, ``environment`` the build root's content (the base's root filesystem and every Debian
+    package in it); the build's own rules (:data:`BUILD_FORMAT`) and ``SOURCE_DATE_EPOCH`` are part of it too.
+    The key is input-addressed: a build that is not bit-for-bit reproducible still gives one wheel per key."""
+    return digest_of(
+        {
+            "kind": "wheel-build",
+            "format": BUILD_FORMAT,
+            "name": name,
+            "version": version,
+            "source": dict(source),
+            "backend": backend,
+            "backend-path": list(backend_path),
+            "requires": sorted(requires),
+            "environment": dict(environment),
+            "python": python,
+            "interpreter": interpreter,
+            "platform": platform,
+            "source-date-epoch": layer_mtime(),
+        }
+    )
+
+
+def built_wheel_id(name: str, version: str, build_key: str) -> tuple[str, str]:
+    """What stands for a built wheel in :func:`package_key` (which takes (file name, sha256) pairs): its name and
+    version, and the hex of its build key instead of the (not yet known) wheel's sha256."""
+    return (f"{name}-{version}.built", digest_hex(build_key))

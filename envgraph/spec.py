@@ -19,6 +19,7 @@ from envgraph.errors import SpecError
 
 __all__ = [
     "DECLARATION_FILE",
+    "DEFAULT_BUILD_APT",
     "Project",
     "DebianBase",
     "Base",
@@ -46,6 +47,8 @@ DEBIAN_GLIBC = {
     "bookworm": "glibc-2.36",
     "trixie": "glibc-2.41",
 }
+# What packages without a wheel are built with, unless [project] build-apt says otherwise.
+DEFAULT_BUILD_APT = ("build-essential", "python3-dev")
 # An image base without a declared libc gets the manylinux2014 floor: wheels built for it run nearly everywhere.
 DEFAULT_IMAGE_LIBC = "glibc-2.17"
 
@@ -68,6 +71,9 @@ class Project:
     # Ship hash-checked .pyc files, compiled by a local interpreter of the target version when there is one.
     # Off by default, as in uv: compiling doubles the cold build time; turn it on for faster container start-up.
     bytecode: bool = False
+    # The Debian packages of the environment a package without a wheel is built in (on top of the env's base and
+    # its `apt` packages); envs add their own with `build-apt`.
+    build_apt: tuple[str, ...] = field(default=DEFAULT_BUILD_APT, metadata=_key("build-apt"))
 
 
 @frozen
@@ -83,6 +89,8 @@ class Base:
     image: str | None = None
     python: str | None = None
     libc: str | None = None
+    # Debian packages every env on this base gets, each as its own layer (see Env.apt); only for Debian bases.
+    apt: tuple[str, ...] = ()
 
 
 @frozen
@@ -97,6 +105,11 @@ class Env:
     parent: str | None = None
     requirements: tuple[str, ...] = ()
     requirements_file: str | None = field(default=None, metadata=_key("requirements-file"))
+    # Debian packages (apt's syntax: "libgomp1", "jq=1.6-2.1", "libfoo (>= 2) | libbar"), each its own layer,
+    # resolved against the base's installed set and the parent's; inherited by children, like requirements.
+    apt: tuple[str, ...] = ()
+    # More Debian packages for building this env's packages that have no wheel (added to project.build-apt).
+    build_apt: tuple[str, ...] = field(default=(), metadata=_key("build-apt"))
     environment: dict[str, str] = field(factory=dict)
     files: tuple[FileSpec, ...] = ()
     workdir: str | None = None
@@ -209,6 +222,11 @@ def _validate(spec: Spec, origin: str) -> None:
             fail(f'bases.{name}: libc must look like "glibc-2.36" or "musl-1.2", got {base.libc!r}')
         if base.image != "scratch" and base.python is None:
             fail(f"bases.{name}: missing 'python' (the interpreter path inside the image)")
+        if base.apt and base.debian is None:
+            fail(
+                f"bases.{name}: 'apt' needs a Debian base (debian = {{ suite = ... }}): an image's archive is unknown"
+            )
+        _check_apt(fail, f"bases.{name}.apt", base.apt)
 
     for name, env in spec.env.items():
         if (env.base is None) == (env.parent is None):
@@ -222,6 +240,16 @@ def _validate(spec: Spec, origin: str) -> None:
                 fail(f"env.{name}: files src {f.src!r} must be a path inside the project directory")
         if env.workdir is not None and not env.workdir.startswith("/"):
             fail(f"env.{name}: workdir {env.workdir!r} must be an absolute path")
+        _check_apt(fail, f"env.{name}.apt", env.apt)
+        _check_apt(fail, f"env.{name}.build-apt", env.build_apt)
+    _check_apt(fail, "project.build-apt", p.build_apt)
+
+
+def _check_apt(fail: Any, where: str, requests: tuple[str, ...]) -> None:
+    """Debian package requests are checked in full when they are resolved; here only what would never parse."""
+    for r in requests:
+        if not r.strip() or any(c in r for c in "\n\r,;"):
+            fail(f'{where}: {r!r} is not a Debian package request (one package per entry, e.g. "libgomp1")')
 
 
 def libc_of(base: Base) -> str:

@@ -135,7 +135,7 @@ class Workspace:
     def _record_roots(self, store: Store, plan: Plan, *, complete: bool) -> None:
         """Tell a shared store what this project's current lockfiles need, so another project's gc keeps it."""
         tags = {img.tag for img in plan.images}
-        keys = set(plan.layers)
+        keys = set(plan.layers) | set(plan.builds)
         if not complete:
             for _, roots in read_roots(store):
                 if roots is not None and Path(roots.declaration) == self.path.absolute():
@@ -221,7 +221,8 @@ class Workspace:
             if lock is not None:
                 current.add(image_tag(env, lock.drv))
         try:
-            current_keys = set(self.plan().layers)
+            plan = self.plan()
+            current_keys = set(plan.layers) | set(plan.builds)
         except EnvgraphError:  # stale or missing lockfiles: keep what the tags reach
             current_keys = set()
         return collect_garbage(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.support.debian import TestKeys
 from tests.support.wheels import standard_wheels
 
 pytest_plugins = ["tests.support.registry", "tests.support.docker"]
@@ -45,3 +47,11 @@ def make_project(tmp_path: Path, wheelhouse: Path) -> Callable[[str], Path]:
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def test_keys(tmp_path_factory: pytest.TempPathFactory) -> TestKeys:
+    """A throwaway GnuPG home that signs the tests' own Debian archives."""
+    if shutil.which("gpg") is None or shutil.which("gpgv") is None:
+        pytest.skip("gpg and gpgv are needed (apt-get install gpg gpgv)")
+    return TestKeys(tmp_path_factory.mktemp("gnupg"))

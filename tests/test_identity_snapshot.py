@@ -47,21 +47,23 @@ steps = { a = "train", b = "serve" }
 """
 
 # env -> (inputs, drv, digest of the plan's layer keys in image order, image manifest digest)
+# The inputs moved with LOCK_VERSION 3 (Debian packages and packages built from source, issue 13); the lock
+# version is part of every inputs hash. The drvs, layer keys and digests did not move.
 OFFLINE_PINS: dict[str, tuple[str, str, str, str]] = {
     "core": (
-        "sha256:f4f96cfcd4c9c7012cf4455a35e6e0440c33aaed51c40328934b206c52b0c67f",
+        "sha256:1720dc5c73d85c6c5c345bb2d727d700808cec5f85d4172a5e55a83d141ea136",
         "sha256:4ef357dec9c84e08c8b616edd07b08f05f83d58764788986c43c123c3af7d21e",
         "sha256:cdae2aaf23ada39327e67f374a5acd3bd8f345256bb07f15c7fad1fff5511ae4",
         "sha256:5667fae9ea3eaf2c4a2d90d247e26ffb44d4ac8c7c69e2e5b73b2d941ba46707",
     ),
     "serve": (
-        "sha256:22503b2af8f2ef7d69e646cc697048973d24be977ddb3b8c89ae0e94a1694588",
+        "sha256:55c56fd6bb156da2c76fe8b60928b78ecde737dd5e17a75460d800cef3b12769",
         "sha256:d25dcca7c4a958d230160cb80b60f05a36a864d345de37bf94c34e217eb05944",
         "sha256:e630be97c0ee81683472f2a456a328d437e8232df79c334ddbae017db37bf220",
         "sha256:09d1afe2df44fd7191c3b080454e9c6020c50e20fb146d71393612508594c47d",
     ),
     "train": (
-        "sha256:c799f3c9f62ab51c4546423a659d38b5120204eb0a0493bca7543da480b7b588",
+        "sha256:99de636a3d6c5b534e08447d96966a600746b3ae96d048622ffa7ffb7bcd28d1",
         "sha256:d867ad85dbe7447a744288ffc7eee167662c392a9dfec8f84aa1457403b5392c",
         "sha256:cbcce4cae4ed9e832b28b6c8de96e54c3fdd8987c916574447fbc0ccb98dfb5f",
         "sha256:e41d345613f7a008a8b2ab1226f0f7029c4ee4165aa1e1be110483e75c321986",
@@ -81,6 +83,20 @@ BUNDLED_PINS: dict[str, tuple[str, str]] = {
     "train": (
         "sha256:2f28fb057427018719f2aaec6ff57f0d4f838cfc74fb2610239fd5d11e99dac0",
         "sha256:b0c9d62823d0a8334bad22dfc6182355263ad073724664e2c321ce0e9cf9611a",
+    ),
+}
+
+
+# The native example (examples/native: Debian packages, wheels built from an sdist and a directory): env ->
+# (drv, digest of the plan's layer keys in image order), and the digest of its wheel builds' keys.
+NATIVE_PINS: dict[str, tuple[str, str]] = {
+    "gbm": (
+        "sha256:c80d227c600ce820cddea42a5ea2a3c868dd5da2ea63ccd9cf9b15b18d8bca87",
+        "sha256:34ed354c1c6a12bd737262166d579e7fe21e8ac04d6dd1b89ebfb6e53342e575",
+    ),
+    "pipeline": (
+        "sha256:f873530d47e977e7e0f700a3ad8a0ead8291067b9f3df438ce5ee02844b4b19c",
+        "sha256:d77b344a7cc548cb60082f79c1344c6911c5cda8cbd37f3077256aed6fc29515",
     ),
 }
 
@@ -113,6 +129,11 @@ def test_offline_project_identities_are_pinned(tmp_path: Path) -> None:
 def test_bundled_example_plan_is_pinned() -> None:
     ws = envgraph.load(ROOT / "envgraph.toml")
     assert _facts(ws) == BUNDLED_PINS
+
+
+def test_native_example_plan_is_pinned() -> None:
+    ws = envgraph.load(ROOT / "examples" / "native" / "envgraph.toml")
+    assert _facts(ws) == NATIVE_PINS
 
 
 def _readme_digests() -> dict[str, str]:

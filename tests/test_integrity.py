@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 
 import envgraph
-from envgraph.builder._wheelcache import WheelCache
 from envgraph.errors import EnvgraphError
 from envgraph.identity import LOCK_VERSION
 from envgraph.lock._model import Wheel
+from envgraph.lock._wheelcache import WheelCache
 from envgraph.oci._store import Store
 from envgraph.oci._verify import verify_store
 from tests.conftest import BUILD_HEADER

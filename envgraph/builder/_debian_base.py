@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from envgraph.builder._deb_layer import merged_usr_dirs
 from envgraph.debian._rootfs import build_debian_rootfs, default_mirror
 from envgraph.errors import BuildError
 from envgraph.identity import DEFAULT_COMPRESSION, Compression, debian_key
@@ -22,27 +23,46 @@ def _build(
     pins: dict[str, str] | None,
     mirror: str,
     compression: Compression,
-) -> tuple[LayerBlob, dict[str, str]]:
+) -> tuple[LayerBlob, dict[str, str], tuple[str, ...]]:
     with store.temp_dir("rootfs-") as tmp:
         rootfs = build_debian_rootfs(
             suite, packages, pins=pins, out_tar=Path(tmp) / "rootfs.tar", mirror=mirror
         )
         with open(rootfs.tar_path, "rb") as f:
             blob = layer_from_tarstream(store, f, compression)
-    return blob, rootfs.versions
+        merged = merged_usr_dirs(rootfs.tar_path)
+    return blob, rootfs.versions, merged
 
 
 def pin_debian_base(
-    store: Store, base: Base, compression: Compression = DEFAULT_COMPRESSION
+    store: Store,
+    base: Base,
+    compression: Compression = DEFAULT_COMPRESSION,
+    previous: DebianPin | None = None,
 ) -> tuple[DebianPin, LayerBlob]:
-    """Build the root filesystem once to learn every installed version and its content (diff_id); the layer is
-    recorded under the key the build will look for, so the first build reuses it."""
+    """Build the root filesystem once to learn every installed version, its content (diff_id) and its merged-/usr
+    links; the layer is recorded under the key the build will look for, so the first build reuses it.
+
+    ``previous`` is the base's earlier pin (say, a lockfile of an older format): when it was made for the same
+    suite, packages and mirror its versions are kept, as pip-compile keeps a lock's pins."""
     assert base.debian is not None
     mirror = base.debian.mirror or default_mirror()
     packages = tuple(sorted(base.debian.packages))
-    blob, versions = _build(store, base.debian.suite, packages, None, mirror, compression)
+    keep = None
+    if previous is not None and (previous.suite, tuple(sorted(previous.packages)), previous.mirror) == (
+        base.debian.suite,
+        packages,
+        mirror,
+    ):
+        keep = dict(previous.versions)
+    blob, versions, merged = _build(store, base.debian.suite, packages, keep, mirror, compression)
     pin = DebianPin(
-        suite=base.debian.suite, packages=packages, mirror=mirror, versions=versions, diff_id=blob.diff_id
+        suite=base.debian.suite,
+        packages=packages,
+        mirror=mirror,
+        versions=versions,
+        diff_id=blob.diff_id,
+        merged_usr=merged,
     )
     record_layer(store, debian_key(pin.suite, pin.versions, pin.diff_id, compression), blob, [])
     return pin, blob
@@ -52,7 +72,7 @@ def ensure_debian_layer(store: Store, key: str, lock: BaseLock, compression: Com
     """Rebuild a locked Debian base with exactly its pinned versions; it must reproduce the locked content."""
     assert lock.debian is not None
     d = lock.debian
-    blob, _ = _build(store, d.suite, d.packages, dict(d.versions), d.mirror, compression)
+    blob, _, _ = _build(store, d.suite, d.packages, dict(d.versions), d.mirror, compression)
     if blob.diff_id != d.diff_id:
         raise BuildError(
             f"base {lock.name}: rebuilt layer content {blob.diff_id} differs from the locked {d.diff_id} "

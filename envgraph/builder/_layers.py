@@ -22,8 +22,10 @@ from envgraph.identity import VENV, Compression, InstallTarget, files_key, venv_
 from envgraph.oci._layer import layer_from_directory, record_layer, write_layer
 from envgraph.oci._store import LayerRecord, Store
 from envgraph.oci._tar import LayerEntry, TarStream, write_tar
+from envgraph.plan import DebLayer
 
 __all__ = [
+    "build_deb_layer",
     "build_venv_layer",
     "build_package_layer",
     "build_files_layer",
@@ -64,8 +66,10 @@ def build_package_layer(
     target: InstallTarget,
     key: str,
     wheels: Sequence[tuple[str, str, Path]],
+    debs: Sequence[tuple[DebLayer, Path]] = (),
 ) -> LayerRecord:
-    """Install wheels ((project name, file name, path)) as layer ``key``, streamed from the wheels into the store."""
+    """Install wheels ((project name, file name, path)) as layer ``key``, streamed from the wheels into the store;
+    a merged layer may hold Debian packages too ((task, verified .deb)), written first."""
     from envgraph.builder._install import install_wheels  # imported here: a no-op build needs no installer
 
     with contextlib.ExitStack() as stack:
@@ -75,6 +79,8 @@ def build_package_layer(
 
         def produce(sink: BinaryIO) -> list[str]:
             with TarStream(sink) as tar:
+                for deb, path in debs:
+                    extract_deb_into(tar, deb, path)
                 install_wheels(tar, wheels, target.scheme(), f"{VENV}/bin/python", copies)
                 if copies is not None:
                     _add_bytecode(tar, copies, target)
@@ -98,6 +104,28 @@ def _add_bytecode(tar: TarStream, copies: Path, target: InstallTarget) -> None:
     # A package may ship files that do not compile for this version (tests, templates): those just get no .pyc.
     for pyc in sorted(site.rglob("*.pyc"), key=lambda p: p.as_posix().encode()):
         tar.add(LayerEntry.from_file(pyc.relative_to(copies).as_posix(), pyc, executable=False))
+
+
+def extract_deb_into(tar: TarStream, deb: DebLayer, path: Path) -> None:
+    """One Debian package's files (and its status.d entry) into ``tar``; errors name the package."""
+    from envgraph.builder._deb_layer import extract_deb
+
+    try:
+        with open(path, "rb") as f:
+            extract_deb(f, tar, merged_usr=deb.merged_usr, path_filters=deb.path_filters, pin=deb.pin)
+    except BuildError as err:
+        raise BuildError(f"Debian package {deb.pin}: {err}") from None
+
+
+def build_deb_layer(store: Store, deb: DebLayer, path: Path) -> LayerRecord:
+    """A Debian package's layer from its verified .deb."""
+    from envgraph.builder._deb_layer import write_deb_layer
+
+    blob, paths = write_deb_layer(
+        store, path, pin=deb.pin, merged_usr=deb.merged_usr, compression=deb.compression,
+        path_filters=deb.path_filters,
+    )  # fmt: skip
+    return record_layer(store, deb.key, blob, paths)
 
 
 def build_files_layer(

@@ -8,11 +8,12 @@ independent work goes on and is kept.
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, Protocol
@@ -20,16 +21,19 @@ from typing import Literal, Protocol
 from attrs import field, frozen
 
 from envgraph.builder._debian_base import ensure_debian_layer
-from envgraph.builder._layers import build_files_layer, build_package_layer, build_venv_layer
-from envgraph.builder._wheelcache import WheelCache
+from envgraph.builder._layers import build_deb_layer, build_files_layer, build_package_layer, build_venv_layer
+from envgraph.debian import DebPin, fetch_deb
 from envgraph.errors import BuildError, EnvgraphError
 from envgraph.identity import LABEL_DRV, LABEL_ENV
-from envgraph.lock import ImagePin
+from envgraph.lock import ImagePin, Wheel
+from envgraph.lock._wheelcache import WheelCache
 from envgraph.oci._image import ImageConfigSpec, ImageLayer, read_config, read_manifest, write_image
 from envgraph.oci._model import Descriptor, Platform
 from envgraph.oci._store import LayerRecord, Store
 from envgraph.plan import (
     BaseLayer,
+    BuildTask,
+    DebLayer,
     FilesLayer,
     ImagePlan,
     LayerTask,
@@ -37,6 +41,7 @@ from envgraph.plan import (
     PackageLayer,
     Plan,
     VenvLayer,
+    WheelBuild,
 )
 
 LayerStatus = Literal["built", "reused", "pulled", "failed"]
@@ -113,6 +118,14 @@ class ImageBases(Protocol):
     def __call__(self, pin: ImagePin) -> Descriptor: ...
 
 
+def _fetch_deb(deb: DebLayer) -> Path:
+    """The verified .deb of a Debian package layer (cached by sha256; fetched from the base's mirror)."""
+    pin = DebPin(
+        deb.pin.name, deb.pin.version, deb.pin.architecture, deb.pin.sha256, deb.pin.size, deb.pin.filename
+    )
+    return fetch_deb(pin, mirror=deb.mirror)
+
+
 def _no_image_bases(pin: ImagePin) -> Descriptor:
     raise BuildError(f"cannot provide the image base {pin.reference}: no image base source configured")
 
@@ -159,6 +172,9 @@ class Scheduler:
         self.image_bases: ImageBases = image_bases or _no_image_bases
         self._written = 0
         self._lock = threading.Lock()
+        self._ensured: set[str] = (
+            set()
+        )  # keys built on demand for another task (their own task reports "built")
         self.warnings: list[str] = []
 
     # -- run ---------------------------------------------------------------------------------
@@ -205,6 +221,11 @@ class Scheduler:
                 for key, r in results.items():
                     if r.record is not None:
                         downloads.submit(self._publish, r.record, plan.layers[key].label)
+                # So may wheels built from source and their build roots' layers (another machine reuses them
+                # when it has to build a layer that installs one).
+                for key, build in plan.builds.items():
+                    if key not in plan.layers:
+                        downloads.submit(self._publish_stored, key, build.label)
             images = self._assemble(plan, results, done, len(todo), base_descs, base_errors, stop)
         except BaseException:
             stop.set()
@@ -259,10 +280,11 @@ class Scheduler:
                 finish("failed", None, t0, f"{type(e).__name__}: {e}")
 
         def start() -> None:
-            if not task.wheels:
+            fetches = self._fetches(task)
+            if not fetches:
                 builds.submit(build, [])
                 return
-            pending: list[Future[Path]] = [downloads.submit(self.wheels.fetch, w) for _, w in task.wheels]
+            pending: list[Future[Path]] = [downloads.submit(f) for f in fetches]
             remaining = [len(pending)]
             lock = threading.Lock()
 
@@ -303,31 +325,126 @@ class Scheduler:
 
         downloads.submit(try_cache)
 
+    def _fetches(self, task: LayerTask | BuildTask) -> list[Callable[[], Path]]:
+        """What must be downloaded (and verified) before the task can be built, in the order ``_make`` takes it."""
+        out: list[Callable[[], Path]] = [functools.partial(self.wheels.fetch, w) for _, w in task.wheels]
+        debs: tuple[DebLayer, ...] = ()
+        if isinstance(task, DebLayer):
+            debs = (task,)
+        elif isinstance(task, MergedLayer):
+            debs = task.debs
+        out += [functools.partial(_fetch_deb, d) for d in debs]
+        return out
+
     def _build_one(self, task: LayerTask, plan: Plan, paths: list[Path]) -> tuple[LayerStatus, LayerRecord]:
         # Another process on this store may be building the same key: wait for it, then reuse its work.
         with self.store.building(task.key):
             record = self.store.get_key(task.key)
             if record is not None:
-                return "reused", record
+                return ("built" if task.key in self._ensured else "reused"), record
             record = self._make(task, plan, paths)
         with self._lock:
             self._written += record.size
         self._publish(record, task.label)
         return "built", record
 
-    def _make(self, task: LayerTask, plan: Plan, paths: list[Path]) -> LayerRecord:
+    def _ensure(self, task: BuildTask, plan: Plan) -> LayerRecord:
+        """A layer or built wheel that another build needs, in this thread: from the store, the remote cache, or
+        built now (another thread or process building it makes us wait for its result instead)."""
+        with self.store.building(task.key):
+            record = self.store.get_key(task.key)
+            if record is not None:
+                return record
+            if self.cache is not None:
+                record = self.cache.fetch(task.key, self.store)
+                if record is not None:
+                    return record
+            paths = [fetch() for fetch in self._fetches(task)]
+            record = self._make(task, plan, paths)
+        with self._lock:
+            self._written += record.size
+            self._ensured.add(task.key)
+        self._publish(record, task.label)
+        return record
+
+    def _built_wheels(
+        self, task: PackageLayer | MergedLayer, plan: Plan, tmp: Path
+    ) -> list[tuple[str, str, Path]]:
+        """(name, file name, path) of every wheel built from source the layer installs."""
+        from envgraph.builder._sdist import wheel_of_record
+
+        out = []
+        for build in task.builds:
+            record = self._ensure(build, plan)
+            wheel = wheel_of_record(self.store, record, tmp)
+            out.append((build.name, wheel.name, wheel))
+        return out
+
+    def _make(self, task: LayerTask | BuildTask, plan: Plan, paths: list[Path]) -> LayerRecord:
         match task:
             case BaseLayer():
                 return ensure_debian_layer(self.store, task.key, plan.bases[task.base], task.compression)
             case VenvLayer():
                 return build_venv_layer(self.store, task.target)
+            case DebLayer():
+                return build_deb_layer(self.store, task, paths[0])
             case PackageLayer() | MergedLayer():
-                pairs = [(name, w.filename, p) for (name, w), p in zip(task.wheels, paths, strict=True)]
-                return build_package_layer(self.store, task.target, task.key, pairs)
+                n = len(task.wheels)
+                pairs = [(name, w.filename, p) for (name, w), p in zip(task.wheels, paths[:n], strict=True)]
+                debs = list(zip(task.debs, paths[n:], strict=True)) if isinstance(task, MergedLayer) else []
+                with self.store.temp_dir("built-wheels-") as tmp:
+                    pairs += self._built_wheels(task, plan, tmp)
+                    return build_package_layer(self.store, task.target, task.key, pairs, debs)
+            case WheelBuild():
+                return self._build_wheel(task, plan, paths)
             case FilesLayer():
                 return build_files_layer(
                     self.store, task.compression, self.root / task.src, task.dest, task.content
                 )
+
+    def _build_wheel(self, task: WheelBuild, plan: Plan, paths: list[Path]) -> LayerRecord:
+        from envgraph.builder._sdist import build_wheel
+
+        environment = [self._ensure(plan.builds[k], plan) for k in task.environment]
+        source = self._source(task)
+        requirements = [(w.filename, p) for (_, w), p in zip(task.wheels, paths, strict=True)]
+        return build_wheel(self.store, task, environment, source, requirements)
+
+    def _source(self, task: WheelBuild) -> Path:
+        """The verified source: the sdist (by hash), or a source tree whose content hash is the locked one."""
+        from envgraph.lock._sources import git_checkout, source_hash
+
+        s = task.source
+        what = f"{task.name} {task.version}"
+        if s.kind == "sdist":
+            if s.filename is None or s.size is None:
+                raise BuildError(
+                    f"{what}: the lockfile's sdist has no file name or size: run `envgraph lock`"
+                )
+            return self.wheels.fetch(Wheel(s.filename, s.sha256, s.size, s.url))
+        if s.kind == "directory":
+            tree = self.root / s.url
+            if not tree.is_dir():
+                raise BuildError(
+                    f"{what}: the directory {s.url} does not exist (relative to the declaration file)"
+                )
+        elif s.kind == "git" and s.commit is not None:
+            try:
+                tree = git_checkout(s.url, s.commit, f"{what}: {s.url}@{s.commit[:12]}")
+            except EnvgraphError as e:
+                raise BuildError(str(e)) from None
+        else:
+            raise BuildError(f"{what}: unknown source kind {s.kind!r} in the lockfile: run `envgraph lock`")
+        if source_hash(tree) != s.sha256:
+            raise BuildError(
+                f"{what}: the source in {s.url} changed since the lockfile was written: run `envgraph lock`"
+            )
+        return tree
+
+    def _publish_stored(self, key: str, label: str) -> None:
+        record = self.store.get_key(key)
+        if record is not None:
+            self._publish(record, label)
 
     def _publish(self, record: LayerRecord, label: str) -> None:
         if self.cache is None:

@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_MIRROR",
     "MIRROR_ENV",
     "DEFAULT_EPOCH",
+    "MERGED_USR",
     "SLIM_DPKG_OPTIONS",
     "DebianRootfs",
     "default_mirror",
@@ -56,6 +57,10 @@ MIRROR_ENV = "ENVGRAPH_DEBIAN_MIRROR"
 # Same default as envgraph.oci._tar's DEFAULT_MTIME, so base and package layers agree.
 # Debian's py3compile writes checked-hash .pyc files, so clamped mtimes do not make them stale.
 DEFAULT_EPOCH = 0
+
+MERGED_USR = ("bin", "lib", "lib64", "sbin")
+"""The top-level directories a root filesystem made here links into /usr on amd64 (mmdebstrap's merged-usr
+hook, the debootstrap method); base locks record theirs when it is another set."""
 
 SLIM_DPKG_OPTIONS: tuple[str, ...] = (
     "path-exclude=/usr/share/man/*",

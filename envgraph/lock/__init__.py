@@ -17,18 +17,28 @@ if TYPE_CHECKING:
     from envgraph.lock._lockfile import read_base_lock as read_base_lock
     from envgraph.lock._lockfile import read_lock as read_lock
     from envgraph.lock._lockfile import requirements_path as requirements_path
+    from envgraph.lock._model import AptLock as AptLock
     from envgraph.lock._model import BaseLock as BaseLock
     from envgraph.lock._model import BaseRef as BaseRef
+    from envgraph.lock._model import BuildDep as BuildDep
+    from envgraph.lock._model import BuildPin as BuildPin
     from envgraph.lock._model import DebianPin as DebianPin
+    from envgraph.lock._model import DebPin as DebPin
     from envgraph.lock._model import FilePin as FilePin
     from envgraph.lock._model import ImagePin as ImagePin
     from envgraph.lock._model import LockedPackage as LockedPackage
     from envgraph.lock._model import Lockfile as Lockfile
     from envgraph.lock._model import ParentRef as ParentRef
     from envgraph.lock._model import Resolver as Resolver
+    from envgraph.lock._model import Source as Source
     from envgraph.lock._model import Wheel as Wheel
 
 _EXPORTS = {
+    "Source": "envgraph.lock._model",
+    "DebPin": "envgraph.lock._model",
+    "BuildPin": "envgraph.lock._model",
+    "BuildDep": "envgraph.lock._model",
+    "AptLock": "envgraph.lock._model",
     "BaseLock": "envgraph.lock._model",
     "BaseRef": "envgraph.lock._model",
     "DebianPin": "envgraph.lock._model",
@@ -51,6 +61,11 @@ _EXPORTS = {
     "requirements_path": "envgraph.lock._lockfile",
 }
 __all__ = [
+    "Source",
+    "DebPin",
+    "BuildPin",
+    "BuildDep",
+    "AptLock",
     "BaseLock",
     "BaseRef",
     "DebianPin",

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
-from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from envgraph._hashing import file_sha256
@@ -28,7 +28,7 @@ from envgraph.errors import LockError
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["IndexFile", "PackageIndex"]
+__all__ = ["IndexFile", "PackageIndex", "local_distributions"]
 
 JSON_ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
 
@@ -46,12 +46,18 @@ class IndexFile:
 
     @property
     def version(self) -> Version | None:
-        if not self.filename.endswith(".whl"):
-            return None
         try:
-            return parse_wheel_filename(self.filename)[1]
+            if self.filename.endswith(".whl"):
+                return parse_wheel_filename(self.filename)[1]
+            if self.is_sdist:
+                return parse_sdist_filename(self.filename)[1]
         except (ValueError, InvalidVersion):
             return None
+        return None
+
+    @property
+    def is_sdist(self) -> bool:
+        return self.filename.endswith((".tar.gz", ".zip"))
 
 
 class _Links(html.parser.HTMLParser):
@@ -139,7 +145,7 @@ class PackageIndex:
             for d in self.find_links:
                 if not d.is_dir():
                     raise LockError(f"find-links directory {d} does not exist")
-                for p in sorted(d.glob("*.whl")):
+                for p in sorted(local_distributions(d)):
                     hexd, size = file_sha256(p)
                     rel = os.path.relpath(p, self.root) if self.root else str(p)
                     out.append(IndexFile(p.name, Path(rel).as_posix(), hexd, size, local_path=p.resolve()))
@@ -203,6 +209,13 @@ def _from_json(f: dict[str, Any], page_url: str) -> IndexFile:
 
 def _project_of(filename: str) -> str:
     try:
-        return canonicalize_name(parse_wheel_filename(filename)[0])
+        if filename.endswith(".whl"):
+            return canonicalize_name(parse_wheel_filename(filename)[0])
+        return canonicalize_name(parse_sdist_filename(filename)[0])
     except (ValueError, InvalidVersion):
         return ""
+
+
+def local_distributions(directory: Path) -> list[Path]:
+    """The wheels and sdists of a find-links directory."""
+    return [p for pattern in ("*.whl", "*.tar.gz", "*.zip") for p in directory.glob(pattern) if p.is_file()]

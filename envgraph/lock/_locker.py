@@ -16,7 +16,7 @@ from typing import Literal
 import attrs
 import networkx as nx
 from attrs import evolve, frozen
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from envgraph import identity
@@ -25,22 +25,53 @@ from envgraph._hashing import tree_sha256
 from envgraph.errors import LockError, ResolutionError, StaleLockError
 from envgraph.graph import EnvGraph
 from envgraph.identity import LOCK_VERSION
+from envgraph.lock._apt import AptResolver
+from envgraph.lock._built import SourceLocker, wheel_for
 from envgraph.lock._diagnose import Blocker, direct_conflicts, find_blockers, is_far_older
-from envgraph.lock._index import PackageIndex
+from envgraph.lock._index import PackageIndex, local_distributions
 from envgraph.lock._lockfile import (
     base_identity,
     lock_path,
     read_base_lock,
+    read_base_lock_any_version,
     read_lock,
     write_base_lock,
     write_lock,
 )
-from envgraph.lock._model import BaseLock, BaseRef, FilePin, LockedPackage, Lockfile, ParentRef, Wheel
-from envgraph.lock._resolve import ResolverFailed, ResolverTimeout, pip_compile, resolver_versions
-from envgraph.lock._wheels import Target, best_wheel, target_tags
+from envgraph.lock._model import (
+    AptLock,
+    BaseLock,
+    BaseRef,
+    DebPin,
+    FilePin,
+    LockedPackage,
+    Lockfile,
+    ParentRef,
+    Source,
+    Wheel,
+)
+from envgraph.lock._requirements import Declared, GitRef, LocalDir, classify, read_requirements_file
+from envgraph.lock._resolve import (
+    Pin,
+    ResolverFailed,
+    ResolverTimeout,
+    pip_compile,
+    pip_report,
+    resolver_versions,
+)
+from envgraph.lock._wheels import Target
 from envgraph.spec import Base, Env, Spec, libc_of
 
-__all__ = ["LockOutcome", "LockResult", "Locker", "base_inputs", "fixed_layers", "closure"]
+__all__ = [
+    "LockOutcome",
+    "LockResult",
+    "Locker",
+    "base_inputs",
+    "fixed_layers",
+    "closure",
+    "deb_closure",
+    "layer_units",
+]
 
 BasePinner = Callable[[str, Base, "BaseLock | None"], BaseLock]
 
@@ -83,7 +114,11 @@ def lock_drv(lock: Lockfile) -> str:
         packages=[
             (q.name, q.version, q.wheel.filename, q.wheel.sha256, q.wheel.size, q.wheel.url)
             for q in lock.packages
+            if q.wheel is not None
         ],
+        debian=_deb_tuples(lock.apt),
+        built=[unstructure(q) for q in lock.packages if q.wheel is None],
+        build_debian=_deb_tuples(lock.build_apt),
         merged=lock.merged,
         environment=lock.environment,
         files=[(f.dest, f.sha256) for f in lock.files],
@@ -94,6 +129,32 @@ def lock_drv(lock: Lockfile) -> str:
         platform=lock.platform,
         bytecode=lock.bytecode,
     )
+
+
+def _deb_tuples(apt: AptLock | None) -> list[tuple[str, str, str, str, int, str]]:
+    if apt is None:
+        return []
+    return [(d.name, d.version, d.architecture, d.sha256, d.size, d.filename) for d in apt.packages]
+
+
+def deb_closure(locks: Mapping[str, Lockfile], graph: EnvGraph, env: str) -> list[DebPin]:
+    """Every Debian package the env's layers add (its own and its ancestors'), root ancestor first."""
+    out: list[DebPin] = []
+    for e in graph.chain(env):
+        apt = locks[e].apt
+        if apt is not None:
+            out.extend(apt.packages)
+    return out
+
+
+def layer_units(locks: Mapping[str, Lockfile], graph: EnvGraph, env: str) -> list[tuple[str, str]]:
+    """What gets its own layer (unless merged) in the env's image: (merge name, content id) for each Debian
+    package ("deb:NAME", its .deb's sha256) and each Python package (its name, its wheel's or source's sha256)."""
+    units = [(f"deb:{d.name}", d.sha256) for d in deb_closure(locks, graph, env)]
+    for q in closure(locks, graph, env):
+        content = q.wheel.sha256 if q.wheel is not None else (q.source.sha256 if q.source else "")
+        units.append((q.name, content))
+    return units
 
 
 def closure(locks: Mapping[str, Lockfile], graph: EnvGraph, env: str) -> list[LockedPackage]:
@@ -131,6 +192,12 @@ class Locker:
         # An empty index-url means no index at all: only find-links (offline, like pip's --no-index).
         indexes = [u for u in (p.index_url, *p.extra_index_urls) if u]
         self.index = PackageIndex(indexes, self.find_links, root=spec.root)
+        self.apt = AptResolver(p.platform)
+        self.sources = SourceLocker(
+            self.index, spec.root, python=p.python, index_url=p.index_url,
+            extra_index_urls=p.extra_index_urls, find_links=self.find_links, timeout=p.resolve_timeout,
+        )  # fmt: skip
+        self._declared: dict[str, Declared] = {}
 
     # -- public -------------------------------------------------------------------
     def lock(
@@ -143,6 +210,7 @@ class Locker:
         check: bool = False,
     ) -> LockResult:
         selected = self.graph.select(envs, pipelines)
+        self._declared = {}
         outcomes: list[LockOutcome] = []
         bases: dict[str, BaseLock] = {}
         for b in sorted({self.graph.root_base(e) for e in selected}):
@@ -220,12 +288,15 @@ class Locker:
     def _lock_base(self, name: str, check: bool) -> tuple[BaseLock | None, LockOutcome]:
         base = self.spec.bases[name]
         inputs = base_inputs(base, self.spec.project.platform)
+        previous: BaseLock | None = None
         try:
             existing = read_base_lock(self.lockdir, name)
         except StaleLockError as err:
             if check:
                 return None, LockOutcome(name, "base", "stale", str(err))
             existing = None
+            # A lock in an older format: its pins are kept (a Debian base is rebuilt from its pinned versions).
+            previous = read_base_lock_any_version(self.lockdir, name)
         edited = existing is not None and (
             existing.identity != base_identity(existing) or existing.name != name
         )
@@ -238,7 +309,7 @@ class Locker:
                 why = "its content does not match its identity (edited?)"
             return existing, LockOutcome(name, "base", "stale", why)
         self.log(f"pinning base {name}")
-        pinned = self.pin_base(name, base, existing)
+        pinned = self.pin_base(name, base, existing or previous)
         pinned = evolve(pinned, inputs=inputs)
         pinned = evolve(pinned, identity=base_identity(pinned))
         self._check_base_fits(name, pinned)
@@ -267,36 +338,36 @@ class Locker:
         return Target(p.python, p.platform, libc_of(self.spec.bases[self.graph.root_base(env)]))
 
     def requirements(self, env: str) -> list[str]:
-        reqs = self._declared_requirements(env)
-        for r in reqs:
-            try:
-                Requirement(r)
-            except InvalidRequirement as e:
-                reason = str(e).splitlines()[0]
-                raise ResolutionError(f"env {env}: invalid requirement {r!r}: {reason}") from None
-        return reqs
+        """The env's own requirement lines, as declared (a requirements-file's includes expanded)."""
+        return list(self.declared(env).requirements)
 
-    def _declared_requirements(self, env: str) -> list[str]:
+    def declared(self, env: str) -> Declared:
+        """The env's requirements and constraints, each checked (paths, git URLs, PEP 508)."""
+        if env in self._declared:
+            return self._declared[env]
         decl = self.spec.env[env]
         if decl.requirements_file is None:
-            return list(decl.requirements)
-        path = self.spec.root / decl.requirements_file
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as e:
-            raise LockError(
-                f"env {env}: cannot read requirements-file {decl.requirements_file}: {e.strerror}"
-            ) from None
-        reqs = []
-        for ln in lines:
-            ln = ln.split(" #", 1)[0].strip()
-            if ln and not ln.startswith("#"):
-                if ln.startswith("-"):
-                    raise LockError(
-                        f"env {env}: {decl.requirements_file}: options like {ln.split()[0]!r} are not supported"
-                    )
-                reqs.append(ln)
-        return reqs
+            lines, where = list(decl.requirements), f"env {env}"
+            constraints: list[str] = []
+        else:
+            lines, constraints = read_requirements_file(
+                self.spec.root / decl.requirements_file, self.spec.root, env
+            )
+            where = f"env {env}: {decl.requirements_file}"
+        local: list[LocalDir] = []
+        git: list[GitRef] = []
+        for line in lines:
+            item = classify(line, self.spec.root, where)
+            if isinstance(item, LocalDir):
+                local.append(item)
+            elif isinstance(item, GitRef):
+                git.append(item)
+        for c in constraints:
+            if not isinstance(classify(c, self.spec.root, where), Requirement):
+                raise LockError(f"{where}: constraint {c!r} must be a name with a version specifier")
+        result = Declared(tuple(lines), tuple(constraints), tuple(local), tuple(git))
+        self._declared[env] = result
+        return result
 
     def parent_pins(self, env: str, locks: Mapping[str, Lockfile]) -> dict[str, str]:
         pins: dict[str, str] = {}
@@ -306,15 +377,48 @@ class Locker:
             pins.update({p.name: p.version for p in locks[a].packages})
         return pins
 
+    def _parent_packages(self, env: str, locks: Mapping[str, Lockfile]) -> dict[str, LockedPackage]:
+        out: dict[str, LockedPackage] = {}
+        for a in self.graph.ancestors(env):
+            out.update({p.name: p for p in locks[a].packages})
+        return out
+
+    def _parent_debs(self, env: str, locks: Mapping[str, Lockfile]) -> dict[str, DebPin]:
+        out: dict[str, DebPin] = {}
+        for a in self.graph.ancestors(env):
+            apt = locks[a].apt if a in locks else None
+            if apt is not None:
+                out.update({d.name: d for d in apt.packages})
+        return out
+
+    def apt_requested(self, env: str) -> list[str]:
+        """The env's own Debian package requests (a root env also gets its base's)."""
+        decl = self.spec.env[env]
+        requested = list(decl.apt)
+        if decl.base is not None:
+            requested = list(self.spec.bases[decl.base].apt) + requested
+        return sorted(set(requested))
+
+    def build_apt_requested(self, env: str) -> list[str]:
+        """The Debian packages of the env's build environment: the toolchain, build-apt and apt of the chain."""
+        requested = set(self.spec.project.build_apt)
+        for e in self.graph.chain(env):
+            requested.update(self.spec.env[e].build_apt)
+            requested.update(self.apt_requested(e))
+        return sorted(requested)
+
     def _inputs(self, env: str, locks: Mapping[str, Lockfile]) -> str:
         p = self.spec.project
         fl = {
-            Path(rel).as_posix(): sorted(x.name for x in (self.spec.root / rel).glob("*.whl"))
+            Path(rel).as_posix(): sorted(x.name for x in local_distributions(self.spec.root / rel))
             for rel in p.find_links
         }
+        declared = self.declared(env)
         return identity.resolution_inputs(
             env=env,
-            requirements=self.requirements(env),
+            requirements=declared.requirements,
+            constraints=declared.constraints,
+            sources=declared.sources(),
             python=p.python,
             platform=p.platform,
             libc=self.target(env).libc,
@@ -354,14 +458,52 @@ class Locker:
                 return None, LockOutcome(env, "env", "stale", "its content does not match its drv (edited?)")
         own_names = {p.name for p in existing.packages} if existing else set()
         forced = upgrade or bool(upgrade_names & own_names)
-        if existing is not None and existing.inputs == inputs and not forced:
-            return existing, LockOutcome(env, "env", "unchanged")
-        if check:
-            return None, LockOutcome(
-                env, "env", "stale", "no lockfile" if existing is None else "inputs changed"
+        base = bases[self.graph.root_base(env)]
+        python_fresh = existing is not None and existing.inputs == inputs and not forced
+        requested = self.apt_requested(env)
+        parent_debs = self._parent_debs(env, locks)
+        apt_inputs = self.apt.inputs(requested, base, parent_debs) if requested else None
+        apt_fresh = (existing.apt.inputs if existing and existing.apt else None) == apt_inputs
+        if python_fresh and existing is not None:
+            build_fresh = self._build_apt_inputs(env, existing.packages, base) == (
+                existing.build_apt.inputs if existing.build_apt else None
             )
-        self.log(f"resolving env {env}" + (" (its lockfile was edited: resolving afresh)" if edited else ""))
-        packages = self._resolve(env, locks, existing, upgrade=upgrade, upgrade_names=upgrade_names)
+            if apt_fresh and build_fresh:
+                return existing, LockOutcome(env, "env", "unchanged")
+        if check:
+            why = "no lockfile" if existing is None else "inputs changed"
+            if existing is not None and python_fresh:
+                why = "apt inputs changed" if not apt_fresh else "build environment inputs changed"
+            return None, LockOutcome(env, "env", "stale", why)
+        if python_fresh and existing is not None:
+            packages = list(existing.packages)
+        else:
+            self.log(
+                f"resolving env {env}" + (" (its lockfile was edited: resolving afresh)" if edited else "")
+            )
+            packages = self._resolve(env, locks, existing, upgrade=upgrade, upgrade_names=upgrade_names)
+        apt: AptLock | None = None
+        if requested:
+            if apt_fresh and existing is not None:
+                apt = existing.apt
+            else:
+                self.log(f"resolving Debian packages of env {env}")
+                apt = self.apt.resolve(f"env {env}", requested, base, parent_debs)
+        build_apt: AptLock | None = None
+        build_inputs = self._build_apt_inputs(env, packages, base)
+        if build_inputs is not None:
+            if (
+                existing is not None
+                and existing.build_apt is not None
+                and existing.build_apt.inputs == build_inputs
+            ):
+                build_apt = existing.build_apt
+            else:
+                self.log(f"resolving the build environment of env {env}")
+                build_apt = self.apt.resolve(
+                    f"env {env} (building {', '.join(q.name for q in packages if q.built)})",
+                    self.build_apt_requested(env), base, {},
+                )  # fmt: skip
         draft = Lockfile(
             version=LOCK_VERSION,
             env=env,
@@ -381,8 +523,25 @@ class Locker:
             resolver=resolver_versions(),
             inputs=inputs,
             drv="",
+            constraints=self.declared(env).constraints,
+            apt=apt,
+            build_apt=build_apt,
         )
         return draft, LockOutcome(env, "env", "resolved")
+
+    def _build_apt_inputs(self, env: str, packages: Sequence[LockedPackage], base: BaseLock) -> str | None:
+        """The build environment's inputs when the env builds packages from source, else None."""
+        built = [q.name for q in packages if q.built]
+        if not built:
+            return None
+        if base.debian is None:
+            decl = self.spec.env[env]
+            raise LockError(
+                f"env {env}: {', '.join(built)} must be built from source (no wheel for the target), which needs "
+                f"a Debian base to build in, and base {self.graph.root_base(env)} is an image"
+                + ("" if decl.base is None else "; or pin a release that has a wheel")
+            )
+        return self.apt.inputs(self.build_apt_requested(env), base, {})
 
     def _resolve(
         self,
@@ -394,24 +553,37 @@ class Locker:
         upgrade_names: set[str],
     ) -> list[LockedPackage]:
         p = self.spec.project
-        reqs = self.requirements(env)
+        declared = self.declared(env)
+        reqs = list(declared.requirements)
         pins = self.parent_pins(env, locks)
         parent = self.graph.parent(env)
         target = self.target(env)
-        conflicts = direct_conflicts(reqs, pins)
+        # Requirements by name (the others are directories and git URLs): what the diagnostics can reason about.
+        local_lines = {d.line for d in declared.local} | {g.line for g in declared.git}
+        named = [r for r in reqs if r not in local_lines]
+        conflicts = direct_conflicts(named, pins)
         if conflicts:
             req = next(
                 r
-                for r in reqs
+                for r in named
                 if canonicalize_name(Requirement(r).name) == canonicalize_name(conflicts[0].split("==")[0])
             )
             raise ResolutionError(
                 f"env {env}: requirement '{req}' conflicts with parent env {parent}'s pin {conflicts[0]}"
             )
+        # The resolver sees directories as absolute paths; a parent's packages built from a directory or a git
+        # commit are not on any index, so they are asked for again by their source (and then not kept as own).
+        pip_lines = [str(d.path) if isinstance(d := _local_of(declared, r), LocalDir) else r for r in reqs]
+        for q in self._parent_packages(env, locks).values():
+            if q.source is not None and q.source.kind != "sdist":
+                pip_lines.append(self._pip_line(q.name, q.source, self.spec.root))
+                pins.pop(q.name, None)
         previous = None
         if existing is not None:
             previous = "".join(
-                f"{q.name}=={q.version}\n" for q in closure({**locks, env: existing}, self.graph, env)
+                f"{q.name}=={q.version}\n"
+                for q in closure({**locks, env: existing}, self.graph, env)
+                if q.source is None or q.source.kind == "sdist"
             )
         elif env in self._unreadable:
             # Pins of a lockfile in an older format are kept as a preference (hashes come from the index again).
@@ -419,8 +591,9 @@ class Locker:
         try:
             result = pip_compile(
                 p.python,
-                reqs,
+                pip_lines,
                 constraints=pins,
+                constraint_lines=declared.constraints,
                 index_url=p.index_url,
                 extra_index_urls=p.extra_index_urls,
                 find_links=self.find_links,
@@ -430,7 +603,7 @@ class Locker:
                 timeout=p.resolve_timeout,
             )
         except ResolverTimeout as e:
-            blockers = find_blockers(self.index, reqs, pins, target) if pins else []
+            blockers = find_blockers(self.index, named, pins, target) if pins else []
             cause = (
                 self._blocker_text(blockers, parent)
                 or "no parent pin explains it; narrow the requirements or raise project.resolve-timeout"
@@ -439,13 +612,13 @@ class Locker:
                 f"env {env}: resolution did not finish within {e.seconds:g} s: {cause}"
             ) from None
         except ResolverFailed as e:
-            blockers = find_blockers(self.index, reqs, pins, target) if pins else []
+            blockers = find_blockers(self.index, named, pins, target) if pins else []
             cause = self._blocker_text(blockers, parent) or _pip_conflict(e.output)
             raise ResolutionError(f"env {env}: cannot resolve: {cause}") from None
         # A direct requirement resolved far behind its newest release usually means a parent pin holds it back.
         if pins:
             resolved = {q.name: q.version for q in result.pins}
-            for r in reqs:
+            for r in named:
                 name = canonicalize_name(Requirement(r).name)
                 if name not in resolved or name in pins:
                     continue
@@ -458,32 +631,93 @@ class Locker:
                         f"env {env}: '{r}' resolved to {resolved[name]}, far older than {newer[0]}: "
                         + self._blocker_text(blockers, parent)
                     )
-        own = [q for q in result.pins if q.name not in pins]
-        return [self._choose_wheel(env, q.name, q.version, q.hashes, target) for q in own]
+        parent_names = set(self.parent_pins(env, locks))
+        own = [q for q in result.pins if q.name not in parent_names]
+        direct = self._direct_sources(env, declared, [q for q in own if q.url is not None])
+        return [self._locked_package(env, q, target, direct) for q in own]
 
     @staticmethod
     def _blocker_text(blockers: list[Blocker], parent: str | None) -> str:
         return "; ".join(b.describe(parent or "?") for b in blockers[:3])
 
-    def _choose_wheel(
-        self, env: str, name: str, version: str, hashes: frozenset[str], target: Target
+    @staticmethod
+    def _pip_line(name: str, source: Source, root: Path) -> str:
+        """How pip names a package built from a directory (its absolute path) or a git commit."""
+        if source.kind == "git":
+            frag = f"#subdirectory={source.subdirectory}" if source.subdirectory else ""
+            return f"{name} @ git+{source.url}@{source.commit}{frag}"
+        return str((root / source.url).resolve())
+
+    def _direct_sources(
+        self, env: str, declared: Declared, pins: Sequence[Pin]
+    ) -> dict[str, tuple[str, Source]]:
+        """name -> (version, source) of the directories and git URLs the env names itself."""
+        if not pins:
+            return {}
+        by_path = {d.path: d for d in declared.local}
+        by_name = {str(canonicalize_name(g.name)): g for g in declared.git}
+        matched: list[LocalDir | GitRef] = []
+        for q in pins:
+            assert q.url is not None
+            item: LocalDir | GitRef | None = by_name.get(q.name)
+            if item is None and q.url.startswith("file:"):  # pip writes file:///p or file:/p
+                item = by_path.get(Path("/" + q.url.removeprefix("file:").lstrip("/")).resolve())
+            if item is None:
+                raise ResolutionError(
+                    f"env {env}: {q.name} resolved to {q.url}, which no requirement of the env names: "
+                    "name it directly (or publish it to an index)"
+                )
+            matched.append(item)
+        p = self.spec.project
+        lines = [str(m.path) if isinstance(m, LocalDir) else m.line for m in matched]
+        try:
+            report = pip_report(
+                p.python, lines, index_url=p.index_url, extra_index_urls=p.extra_index_urls,
+                find_links=self.find_links, timeout=p.resolve_timeout,
+            )  # fmt: skip
+        except (ResolverFailed, ResolverTimeout) as e:
+            output = e.output if isinstance(e, ResolverFailed) else "timed out"
+            raise ResolutionError(
+                f"env {env}: cannot read the metadata of {', '.join(lines)}: {_pip_conflict(output)}"
+            ) from None
+        reported = {str(info.get("name")): info for info in report}
+        out: dict[str, tuple[str, Source]] = {}
+        for m, q in zip(matched, pins, strict=True):
+            info = reported.get(q.name)
+            if info is None or not info.get("version"):
+                raise ResolutionError(f"env {env}: pip reports no version for {q.name} ({q.url})")
+            if isinstance(m, LocalDir):
+                source = self.sources.directory(m.rel)
+            else:
+                source = self.sources.git(env, m.url, m.commit, m.subdirectory)
+            out[q.name] = (str(info["version"]), source)
+        return out
+
+    def _locked_package(
+        self, env: str, q: Pin, target: Target, direct: Mapping[str, tuple[str, Source]]
     ) -> LockedPackage:
-        files = self.index.release_files(name, version)
-        chosen = best_wheel([f.filename for f in files], target_tags(target))
-        if chosen is None:
-            raise ResolutionError(
-                f"env {env}: {name}=={version} has no wheel for cp{target.python.replace('.', '')} "
-                f"{target.libc} {target.arch} (sdists are not supported)"
-            )
-        f = next(f for f in files if f.filename == chosen)
-        if f.sha256 is None:
-            raise ResolutionError(f"env {env}: the index gives no sha256 for {f.filename}")
-        if hashes and f.sha256 not in hashes:
-            raise ResolutionError(
-                f"env {env}: {f.filename} sha256 {f.sha256} is not among the hashes pip-compile pinned"
-            )
-        size = f.size if f.size is not None else self.index.size_of(f.url)
-        return LockedPackage(name=name, version=version, wheel=Wheel(f.filename, f.sha256, size, f.url))
+        """The wheel for the target, or (none fits, or the requirement names a directory or a git commit) how to
+        build one."""
+        if q.url is not None:
+            version, source = direct[q.name]
+        else:
+            f = wheel_for(self.index, q.name, q.version, target)
+            if f is not None:
+                if f.sha256 is None:
+                    raise ResolutionError(f"env {env}: the index gives no sha256 for {f.filename}")
+                if q.hashes and f.sha256 not in q.hashes:
+                    raise ResolutionError(
+                        f"env {env}: {f.filename} sha256 {f.sha256} is not among the hashes pip-compile pinned"
+                    )
+                size = f.size if f.size is not None else self.index.size_of(f.url)
+                return LockedPackage(q.name, q.version, wheel=Wheel(f.filename, f.sha256, size, f.url))
+            version = q.version
+            source = self.sources.sdist(env, q.name, q.version, q.hashes, target)
+        self.log(
+            f"env {env}: {q.name} {version} will be built from {source.kind} {source.filename or source.url}"
+        )
+        build = self.sources.build_pin(env, q.name, source, target)
+        return LockedPackage(q.name, version, source=source, build=build)
 
     def _finalise(self, env: str, locks: Mapping[str, Lockfile], bases: Mapping[str, BaseLock]) -> Lockfile:
         """The whole lockfile from the declaration, the code's versions and the resolved packages: every field but
@@ -511,8 +745,27 @@ class Locker:
             resolver=resolver_versions(),
             inputs=self._inputs(env, locks),
             drv="",
+            constraints=self.declared(env).constraints,
+            apt=self._final_apt(
+                draft.apt, self.apt_requested(env), bases, env, self._parent_debs(env, locks)
+            ),
+            build_apt=self._final_apt(draft.build_apt, self.build_apt_requested(env), bases, env, {}),
         )
         return evolve(lock, drv=lock_drv(lock))
+
+    def _final_apt(
+        self,
+        apt: AptLock | None,
+        requested: Sequence[str],
+        bases: Mapping[str, BaseLock],
+        env: str,
+        have: Mapping[str, DebPin],
+    ) -> AptLock | None:
+        """The pins as resolved, with what they were resolved for derived afresh from the declaration."""
+        if apt is None:
+            return None
+        base = bases[self.graph.root_base(env)]
+        return evolve(apt, requested=tuple(sorted(requested)), inputs=self.apt.inputs(requested, base, have))
 
     def _pin_files(self, env: str) -> list[FilePin]:
         out = []
@@ -527,18 +780,19 @@ class Locker:
         """Packages beyond the layer budget, merged into one layer: the least shared across the graph (ties by name)."""
         base = bases[self.graph.root_base(env)]
         base_layers = base.image.layers if base.image else (1 if base.debian else 0)
-        packages = closure(locks, self.graph, env)
+        units = layer_units(locks, self.graph, env)
         budget = self.spec.project.max_layers - fixed_layers(self.graph, env, base_layers)
-        if len(packages) <= budget:
+        if len(units) <= budget:
             return []
         own_layers = budget - 1
         if own_layers < 1:
             raise LockError(
                 f"env {env}: project.max-layers = {self.spec.project.max_layers} leaves no room for package layers"
             )
+        # Debian and Python packages compete alike: the most shared keep their own layers, the rest share one.
         popularity = package_popularity(self.graph, locks)
-        ranked = sorted(packages, key=lambda q: (-popularity.get((q.name, q.wheel.sha256), 0), q.name))
-        return sorted(q.name for q in ranked[own_layers:])
+        ranked = sorted(units, key=lambda u: (-popularity.get(u, 0), u[0]))
+        return sorted(name for name, _ in ranked[own_layers:])
 
     @staticmethod
     def _what_changed(old: Lockfile | None, new: Lockfile) -> str:
@@ -553,15 +807,18 @@ class Locker:
 
 
 def package_popularity(graph: EnvGraph, locks: Mapping[str, Lockfile]) -> dict[tuple[str, str], int]:
-    """How many env images of the whole graph contain each (package, wheel)."""
+    """How many env images of the whole graph contain each layer unit (package or Debian package, content)."""
     counts: dict[tuple[str, str], int] = {}
     for e in graph.envs():
         if not all(a in locks for a in graph.chain(e)):
             continue
-        for q in closure(locks, graph, e):
-            key = (q.name, q.wheel.sha256)
+        for key in layer_units(locks, graph, e):
             counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+def _local_of(declared: Declared, line: str) -> LocalDir | None:
+    return next((d for d in declared.local if d.line == line), None)
 
 
 def previous_pins(path: Path) -> str:

@@ -8,6 +8,7 @@ declaration.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -19,7 +20,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from attrs import frozen
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from envgraph._fs import cache_dir, locked_temp_dir, sweep_dead
@@ -36,6 +36,7 @@ __all__ = [
     "find_interpreter",
     "resolver_versions",
     "pip_compile",
+    "pip_report",
 ]
 
 
@@ -51,8 +52,9 @@ def resolver_versions() -> Resolver:
 @frozen
 class Pin:
     name: str  # canonical name
-    version: str
+    version: str  # "" for a direct reference (a directory or a git URL): see pip_report
     hashes: frozenset[str]
+    url: str | None = None  # a direct reference's URL, as pip-compile wrote it
 
 
 @frozen
@@ -157,25 +159,34 @@ def _last_line(text: str | None) -> str:
 
 
 PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)")
+URL_PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])? @ (\S+)")
 HASH_RE = re.compile(r"--hash=sha256:([0-9a-f]{64})")
 
 
 def parse_compiled(text: str) -> list[Pin]:
     pins: list[Pin] = []
-    name = version = None
+    name = version = url = None
     hashes: set[str] = set()
     for raw in text.splitlines():
-        line = raw.split("#", 1)[0].rstrip() if not raw.lstrip().startswith("--hash") else raw.strip()
+        if raw.lstrip().startswith("#"):
+            continue
+        # A URL may hold '#' (git+...#subdirectory=): only " #" starts a comment on a requirement line.
+        line = raw.split(" #", 1)[0].rstrip() if not raw.lstrip().startswith("--hash") else raw.strip()
         if not line.strip():
             continue
         m = PIN_RE.match(line)
-        if m:
+        u = URL_PIN_RE.match(line) if m is None else None
+        if m or u:
             if name:
-                pins.append(Pin(canonicalize_name(name), version or "", frozenset(hashes)))
-            name, version, hashes = m.group(1), m.group(2), set()
+                pins.append(Pin(canonicalize_name(name), version or "", frozenset(hashes), url))
+            if m:
+                name, version, url, hashes = m.group(1), m.group(2), None, set()
+            else:
+                assert u is not None
+                name, version, url, hashes = u.group(1), "", u.group(2).rstrip("\\").strip(), set()
         hashes.update(HASH_RE.findall(line))
     if name:
-        pins.append(Pin(canonicalize_name(name), version or "", frozenset(hashes)))
+        pins.append(Pin(canonicalize_name(name), version or "", frozenset(hashes), url))
     return sorted(pins, key=lambda p: p.name)
 
 
@@ -191,13 +202,12 @@ def pip_compile(
     upgrade: bool,
     upgrade_packages: Sequence[str],
     timeout: float,
+    constraint_lines: Sequence[str] = (),
+    only_binary: bool = False,
 ) -> CompileResult:
-    """Resolve ``requirements`` with ``constraints`` (the parent's pins) for the target interpreter."""
-    for r in requirements:
-        try:
-            Requirement(r)
-        except InvalidRequirement as e:
-            raise ResolutionError(f"invalid requirement {r!r}: {e}") from None
+    """Resolve ``requirements`` with ``constraints`` (the parent's pins, and ``constraint_lines`` as written) for
+    the target interpreter. Wheels are preferred, but a release that has only an sdist may be chosen
+    (envgraph builds it) unless ``only_binary``. Requirements are checked by the caller (they may be paths)."""
     interpreter = find_interpreter(python)
     scratch = cache_dir() / "tmp"
     sweep_dead(scratch)  # what locks killed before us left behind
@@ -206,17 +216,18 @@ def pip_compile(
         args = [
             interpreter, "-m", "piptools", "compile", "--quiet", "--generate-hashes", "--strip-extras",
             "--allow-unsafe", "--no-header", "--no-annotate", "--no-emit-index-url", "--no-emit-find-links",
-            "--resolver=backtracking", "--pip-args", "--only-binary=:all:",
+            "--resolver=backtracking", "--pip-args", "--only-binary=:all:" if only_binary else "--prefer-binary",
             *(["--index-url", index_url] if index_url else ["--no-index"]), "-o", str(d / "requirements.txt"),
         ]  # fmt: skip
         for u in extra_index_urls:
             args += ["--extra-index-url", u]
         for fl in find_links:
             args += ["--find-links", str(fl)]
-        if constraints:
-            (d / "constraints.txt").write_text(
-                "".join(f"{n}=={v}\n" for n, v in sorted(constraints.items())), encoding="utf-8"
-            )
+        if constraints or constraint_lines:
+            lines = [f"{n}=={v}\n" for n, v in sorted(constraints.items())] + [
+                f"{c}\n" for c in constraint_lines
+            ]
+            (d / "constraints.txt").write_text("".join(lines), encoding="utf-8")
             args += ["-c", str(d / "constraints.txt")]
         if previous and not upgrade:
             # pip-compile keeps the pins of an existing output file unless told to upgrade, like `pip-compile` in a repo.
@@ -236,3 +247,52 @@ def pip_compile(
             raise ResolverFailed(done.output)
         text = (d / "requirements.txt").read_text(encoding="utf-8")
     return CompileResult(tuple(parse_compiled(text)), time.monotonic() - start)
+
+
+def pip_report(
+    python: str,
+    lines: Sequence[str],
+    *,
+    index_url: str,
+    extra_index_urls: Sequence[str],
+    find_links: Sequence[Path],
+    timeout: float,
+) -> list[dict[str, object]]:
+    """pip's installation report (``pip install --dry-run --report``) for direct references (directories, git
+    URLs), each without its dependencies: their name, version and what pip fetched (pip-compile writes only
+    ``name @ url`` for them). Each item: ``{"name", "version", "url", "commit"}``."""
+    interpreter = find_interpreter(python)
+    scratch = _ensure(cache_dir() / "tmp")
+    with locked_temp_dir(scratch, "report-") as tmp:
+        report = tmp / "report.json"
+        args = [
+            interpreter, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-deps", "--quiet",
+            "--prefer-binary", "--report", str(report),
+            *(["--index-url", index_url] if index_url else ["--no-index"]),
+        ]  # fmt: skip
+        for u in extra_index_urls:
+            args += ["--extra-index-url", u]
+        for fl in find_links:
+            args += ["--find-links", str(fl)]
+        args += list(lines)
+        try:
+            done = run_guarded(args, cwd=tmp, env=_clean_env(), timeout=timeout, cleanup=[tmp])
+        except GuardedTimeout as e:
+            raise ResolverTimeout(timeout, e.output) from None
+        if done.returncode != 0:
+            raise ResolverFailed(done.output)
+        doc = json.loads(report.read_text(encoding="utf-8"))
+    out: list[dict[str, object]] = []
+    for item in doc.get("install", []):
+        meta = item.get("metadata", {})
+        info = item.get("download_info", {})
+        vcs = info.get("vcs_info") or {}
+        out.append(
+            {
+                "name": str(canonicalize_name(meta.get("name", ""))),
+                "version": str(meta.get("version", "")),
+                "url": str(info.get("url", "")),
+                "commit": vcs.get("commit_id"),
+            }
+        )
+    return out

@@ -8,7 +8,7 @@ from attrs import frozen
 from packaging import tags
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-__all__ = ["Target", "target_tags", "best_wheel"]
+__all__ = ["Target", "target_tags", "built_wheel_tags", "best_wheel"]
 
 ARCH = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 # Legacy aliases of manylinux_2_17/2_12/2_5, still used by many wheels.
@@ -52,6 +52,18 @@ def target_tags(target: Target) -> list[tags.Tag]:
     return [
         *tags.cpython_tags(pyver, platforms=platforms),
         *tags.compatible_tags(pyver, interpreter=f"cp{major}{minor}", platforms=platforms),
+    ]
+
+
+def built_wheel_tags(target: Target) -> list[tags.Tag]:
+    """Tags a wheel built in the target's own base may carry: the target's, and the plain ``linux_<arch>`` that
+    a local build gets (it was built against exactly this base's libc, so it fits)."""
+    major, minor = (int(x) for x in target.python.split("."))
+    local = [f"linux_{target.arch}"]
+    return [
+        *target_tags(target),
+        *tags.cpython_tags((major, minor), platforms=local),
+        *tags.compatible_tags((major, minor), interpreter=f"cp{major}{minor}", platforms=local),
     ]
 
 

@@ -13,6 +13,7 @@ import contextlib
 import datetime
 import hashlib
 import json
+import shutil
 from collections.abc import Collection
 from pathlib import Path
 
@@ -137,7 +138,28 @@ def collect_garbage(
         if not dry_run and drop:
             store.update_tags({}, tuple(drop))
         freed = gc_blobs(store, keep, untag=set(drop), dry_run=dry_run)
+        freed += _gc_build_roots(store, keep_keys, dry_run=dry_run)
         return GcResult(freed, tuple(sorted(drop)), tuple(kept_lines))
+
+
+def _gc_build_roots(store: Store, keep_keys: set[str], *, dry_run: bool) -> int:
+    """Remove the assembled build roots (``build-roots/``, where wheels are built from source) whose layers are
+    not all kept, and half-made ones; returns the bytes freed. No build runs meanwhile (gc holds ``in-use``)."""
+    roots = store.root / "build-roots"
+    if not roots.is_dir():
+        return 0
+    freed = 0
+    for entry in roots.iterdir():
+        try:
+            keys = set((entry / "complete").read_text().split())
+        except OSError:
+            keys = None  # killed while it was assembled
+        if keys is not None and keys <= keep_keys:
+            continue
+        freed += sum(f.lstat().st_size for f in entry.rglob("*") if f.is_file() and not f.is_symlink())
+        if not dry_run:
+            shutil.rmtree(entry, ignore_errors=True)
+    return freed
 
 
 def gc_blobs(store: Store, keep: set[str], *, untag: Collection[str] = (), dry_run: bool = False) -> int:

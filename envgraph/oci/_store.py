@@ -10,6 +10,8 @@ Layout under ``root``::
     keys/<hex[:2]>/<hex>.json  one LayerRecord per layer key
     corrupt/<hex>              blobs found damaged, moved aside (never used again)
     roots/<id>.json            the images and layer keys each project that builds into this store still uses
+    logs/                      the output of wheels built from source (one log per build key)
+    build-roots/               assembled build roots (base + Debian packages) wheels are built in, kept for reuse
     building/<hex>.lock        per-key build locks
     tmp/                       temp files being written (nothing else ever is a temp file)
     lock, in-use               flock(2) files
@@ -64,7 +66,7 @@ __all__ = ["BlobWriter", "LayerRecord", "Store"]
 _LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 _STORE_NAMES = {
     "oci-layout", "index.json", "blobs", "keys", "tmp", "lock", "in-use", "building", "stamps", "corrupt",
-    "roots", "registry-blobs.json",
+    "roots", "registry-blobs.json", "logs", "build-roots",
 }  # fmt: skip
 _REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]*$")
 

@@ -9,7 +9,8 @@ The bytes depend only on the entries, never on the host, the locale, creation or
   whose order is fixed by their input (a wheel's members); either way every parent directory has an
   explicit entry before its children;
 - mtime fixed to :func:`layer_mtime`; uid/gid 0 and empty uname/gname (unless given explicitly);
-- modes normalised: directories 0755, regular files 0755 when executable else 0644, symlinks 0777;
+- modes normalised: directories 0755, regular files 0755 when executable else 0644, symlinks 0777,
+  unless an entry gives its ``mode`` explicitly (Debian packages keep theirs: setuid bits are content);
 - symlinks keep their target; a file reachable under several paths (same inode) is written once and
   the later paths as tar hard links to the first-sorted one; devices, fifos and sockets are refused.
 
@@ -77,7 +78,8 @@ class LayerEntry:
 
     A ``file`` takes its bytes from ``source`` (streamed) or ``data`` (small in-memory content);
     ``symlink`` and ``hardlink`` use ``linkname`` (a hard link names another archive path, which must be a
-    ``file`` entry sorting before it).
+    ``file`` entry sorting before it). ``mode`` (permission bits, 0..0o7777) replaces the normalised mode
+    of a dir, file or hard link when given.
     """
 
     path: str = attrs.field(converter=_check_path)
@@ -88,10 +90,11 @@ class LayerEntry:
     linkname: str = ""
     uid: int = 0
     gid: int = 0
+    mode: int | None = attrs.field(default=None, validator=lambda _i, _a, v: _check_mode(v))
 
     @classmethod
-    def directory(cls, path: str, *, uid: int = 0, gid: int = 0) -> LayerEntry:
-        return cls(path, "dir", uid=uid, gid=gid)
+    def directory(cls, path: str, *, uid: int = 0, gid: int = 0, mode: int | None = None) -> LayerEntry:
+        return cls(path, "dir", uid=uid, gid=gid, mode=mode)
 
     @classmethod
     def from_file(
@@ -110,6 +113,11 @@ class LayerEntry:
     @classmethod
     def hardlink(cls, path: str, target: str, *, uid: int = 0, gid: int = 0) -> LayerEntry:
         return cls(path, "hardlink", linkname=target, uid=uid, gid=gid)
+
+
+def _check_mode(mode: int | None) -> None:
+    if mode is not None and not 0 <= mode <= 0o7777:
+        raise BuildError(f"invalid file mode {mode:o}: only permission bits (0..7777) go into a layer")
 
 
 def _sort_key(path: str) -> bytes:
@@ -199,12 +207,16 @@ class TarStream:
         (self._dirs if kind == "dir" else self._files).add(path)
         return True
 
-    def add_file(self, path: str, stream: BinaryIO, size: int, *, executable: bool = False) -> None:
-        """A regular file of ``size`` bytes read from ``stream`` (in chunks, never whole)."""
+    def add_file(
+        self, path: str, stream: BinaryIO, size: int, *, executable: bool = False, mode: int | None = None
+    ) -> None:
+        """A regular file of ``size`` bytes read from ``stream`` (in chunks, never whole); ``mode``, when
+        given, replaces the normalised one."""
+        _check_mode(mode)
         self._claim(_check_path(path), "file")
         info = self._info(path, 0, 0)
         info.type, info.size = tarfile.REGTYPE, size
-        info.mode = _EXEC_MODE if executable else _FILE_MODE
+        info.mode = mode if mode is not None else _EXEC_MODE if executable else _FILE_MODE
         self._tf.addfile(info, stream)
         self._regular.add(path)
 
@@ -213,7 +225,7 @@ class TarStream:
             return
         info = self._info(e.path, e.uid, e.gid)
         if e.kind == "dir":
-            info.type, info.mode = tarfile.DIRTYPE, _DIR_MODE
+            info.type, info.mode = tarfile.DIRTYPE, _DIR_MODE if e.mode is None else e.mode
             self._tf.addfile(info)
         elif e.kind == "symlink":
             if not e.linkname or "\x00" in e.linkname:
@@ -226,11 +238,11 @@ class TarStream:
                     f"hard link {e.path!r} -> {e.linkname!r}: the target must be a file written before it"
                 )
             info.type, info.linkname = tarfile.LNKTYPE, e.linkname
-            info.mode = _EXEC_MODE if e.executable else _FILE_MODE
+            info.mode = e.mode if e.mode is not None else _EXEC_MODE if e.executable else _FILE_MODE
             self._tf.addfile(info)
         else:
             info.type = tarfile.REGTYPE
-            info.mode = _EXEC_MODE if e.executable else _FILE_MODE
+            info.mode = e.mode if e.mode is not None else _EXEC_MODE if e.executable else _FILE_MODE
             if e.data is not None:
                 info.size = len(e.data)
                 self._tf.addfile(info, io.BytesIO(e.data))

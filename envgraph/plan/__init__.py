@@ -2,6 +2,8 @@
 
 from envgraph.plan._model import (
     BaseLayer,
+    BuildTask,
+    DebLayer,
     FilesLayer,
     ImagePlan,
     LayerTask,
@@ -10,11 +12,14 @@ from envgraph.plan._model import (
     Plan,
     PlanTarget,
     VenvLayer,
+    WheelBuild,
 )
 from envgraph.plan._planner import make_plan
 
 __all__ = [
     "BaseLayer",
+    "BuildTask",
+    "DebLayer",
     "FilesLayer",
     "ImagePlan",
     "LayerTask",
@@ -23,5 +28,6 @@ __all__ = [
     "Plan",
     "PlanTarget",
     "VenvLayer",
+    "WheelBuild",
     "make_plan",
 ]

@@ -7,15 +7,18 @@ from typing import ClassVar
 from attrs import field, frozen
 
 from envgraph.identity import VENV, Compression, InstallTarget, image_tag
-from envgraph.lock import BaseLock, Wheel
+from envgraph.lock import BaseLock, BuildPin, DebPin, Source, Wheel
 
 __all__ = [
     "BaseLayer",
     "VenvLayer",
+    "DebLayer",
+    "WheelBuild",
     "PackageLayer",
     "MergedLayer",
     "FilesLayer",
     "LayerTask",
+    "BuildTask",
     "ImagePlan",
     "Plan",
     "PlanTarget",
@@ -39,6 +42,11 @@ class _Layer:
     @property
     def wheels(self) -> tuple[tuple[str, Wheel], ...]:
         """(project name, wheel) of every wheel the layer is made from."""
+        return ()
+
+    @property
+    def builds(self) -> tuple[WheelBuild, ...]:
+        """The wheels built from source the layer installs."""
         return ()
 
     @property
@@ -73,15 +81,67 @@ class VenvLayer(_Layer):
 
 
 @frozen
+class DebLayer(_Layer):
+    """One Debian package, extracted without maintainer scripts (see :mod:`envgraph.debian`)."""
+
+    installs_packages: ClassVar[bool] = True
+    key: str
+    compression: Compression
+    pin: DebPin
+    mirror: str  # where the pinned pool path is fetched from (by sha256)
+    merged_usr: tuple[str, ...]  # the base's top-level directories linked into /usr
+    path_filters: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return f"deb:{self.pin.name} {self.pin.version}"
+
+    @property
+    def size_hint(self) -> int:
+        return self.pin.size
+
+
+@frozen
+class WheelBuild(_Layer):
+    """A wheel built from source in the env's own base (stored and cached like a layer, never in an image):
+    the build root is the layers ``environment`` (the base's root filesystem, then Debian packages)."""
+
+    key: str
+    name: str
+    version: str
+    source: Source
+    build: BuildPin
+    environment: tuple[str, ...]  # keys of the build root's layers, bottom first
+    python: str  # the target version, "3.11"
+    interpreter: str  # the base's interpreter path
+    platform: str  # "linux/amd64"
+    libc: str  # "glibc-2.36": the built wheel's tags must fit the target
+
+    @property
+    def label(self) -> str:
+        return f"wheel {self.name} {self.version} (built from {self.source.kind})"
+
+    @property
+    def wheels(self) -> tuple[tuple[str, Wheel], ...]:
+        """The build requirements (the source comes separately)."""
+        return tuple((d.name, d.wheel) for d in self.build.packages)
+
+    @property
+    def size_hint(self) -> int:
+        return (self.source.size or 0) + sum(d.wheel.size for d in self.build.packages)
+
+
+@frozen
 class PackageLayer(_Layer):
-    """One wheel installed into the venv."""
+    """One wheel installed into the venv: a downloaded one, or one built from source (``built``)."""
 
     installs_packages: ClassVar[bool] = True
     key: str
     target: InstallTarget
     name: str
     version: str
-    wheel: Wheel
+    wheel: Wheel | None
+    built: WheelBuild | None = None
 
     @property
     def label(self) -> str:
@@ -89,25 +149,42 @@ class PackageLayer(_Layer):
 
     @property
     def wheels(self) -> tuple[tuple[str, Wheel], ...]:
-        return ((self.name, self.wheel),)
+        return ((self.name, self.wheel),) if self.wheel is not None else ()
+
+    @property
+    def builds(self) -> tuple[WheelBuild, ...]:
+        return (self.built,) if self.built is not None else ()
 
 
 @frozen
 class MergedLayer(_Layer):
-    """The packages beyond the layer budget, installed together into one layer."""
+    """The packages beyond the layer budget, installed together into one layer (Debian packages first)."""
 
     installs_packages: ClassVar[bool] = True
     key: str
     target: InstallTarget
     packages: tuple[tuple[str, Wheel], ...]  # (name, wheel), sorted by name
+    debs: tuple[DebLayer, ...] = ()  # sorted by name
+    built: tuple[WheelBuild, ...] = ()  # sorted by name
 
     @property
     def label(self) -> str:
-        return "merged " + ", ".join(n for n, _ in self.packages)
+        names = [f"deb:{d.pin.name}" for d in self.debs] + sorted(
+            [n for n, _ in self.packages] + [b.name for b in self.built]
+        )
+        return "merged " + ", ".join(names)
 
     @property
     def wheels(self) -> tuple[tuple[str, Wheel], ...]:
         return self.packages
+
+    @property
+    def builds(self) -> tuple[WheelBuild, ...]:
+        return self.built
+
+    @property
+    def size_hint(self) -> int:
+        return sum(w.size for _, w in self.packages) + sum(d.pin.size for d in self.debs)
 
 
 @frozen
@@ -125,7 +202,10 @@ class FilesLayer(_Layer):
         return f"files {self.dest}"
 
 
-LayerTask = BaseLayer | VenvLayer | PackageLayer | MergedLayer | FilesLayer
+LayerTask = BaseLayer | VenvLayer | DebLayer | PackageLayer | MergedLayer | FilesLayer
+"""A layer of an image."""
+BuildTask = WheelBuild | BaseLayer | DebLayer
+"""What building packages from source needs: the wheel builds and the layers of their build roots."""
 
 
 @frozen
@@ -151,3 +231,5 @@ class Plan:
     layers: dict[str, LayerTask]
     images: tuple[ImagePlan, ...]
     bases: dict[str, BaseLock] = field(factory=dict)
+    # Built only when a layer that needs them is built (a layer found in a cache needs none of them).
+    builds: dict[str, BuildTask] = field(factory=dict)

@@ -266,3 +266,40 @@ def test_write_tar_refuses_inconsistent_entries(entries: list[LayerEntry], messa
 def test_invalid_paths(bad: str) -> None:
     with pytest.raises(BuildError):
         LayerEntry.from_bytes(bad, b"")
+
+
+def test_explicit_modes_replace_the_normalised_ones() -> None:
+    """Debian packages keep their permission bits; without ``mode`` nothing changes."""
+    from envgraph.oci._tar import TarStream
+
+    entries = [
+        LayerEntry.directory("d", mode=0o1777),
+        LayerEntry.from_bytes("d/suid", b"x", executable=True),
+        LayerEntry("d/secret", "file", data=b"k", mode=0o4750),
+        LayerEntry("d/z-link", "hardlink", linkname="d/secret", mode=0o4750),
+    ]
+    buf = io.BytesIO()
+    write_tar(entries, buf)
+    with TarStream(buf2 := io.BytesIO()) as tar:
+        tar.add_file("a/b", io.BytesIO(b"abc"), 3, mode=0o2711)
+        tar.add_file("a/c", io.BytesIO(b"abc"), 3, executable=True)
+    with tarfile.open(fileobj=io.BytesIO(buf.getvalue())) as tf:
+        assert {m.name: m.mode for m in tf} == {
+            "d": 0o1777,
+            "d/suid": 0o755,
+            "d/secret": 0o4750,
+            "d/z-link": 0o4750,
+        }
+    with tarfile.open(fileobj=io.BytesIO(buf2.getvalue())) as tf:
+        assert {m.name: m.mode for m in tf} == {"a": 0o755, "a/b": 0o2711, "a/c": 0o755}
+    # the default (mode=None) writes the very bytes it always wrote
+    plain = [LayerEntry.directory("d"), LayerEntry.from_bytes("d/f", b"x")]
+    explicit = [LayerEntry.directory("d", mode=0o755), LayerEntry("d/f", "file", data=b"x", mode=0o644)]
+    a, b = io.BytesIO(), io.BytesIO()
+    write_tar(plain, a)
+    write_tar(explicit, b)
+    assert a.getvalue() == b.getvalue()
+    with pytest.raises(BuildError, match="invalid file mode 10644"):
+        LayerEntry("x", "file", data=b"", mode=0o10644)
+    with pytest.raises(BuildError, match="invalid file mode"):
+        TarStream(io.BytesIO()).add_file("x", io.BytesIO(b""), 0, mode=-1)

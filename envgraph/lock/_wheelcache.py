@@ -1,6 +1,8 @@
-"""Wheels fetched once into a content-addressed cache and verified against the lockfile's sha256.
+"""Wheels (and sdists) fetched once into a content-addressed cache and verified against the lockfile's sha256.
 
-The cache path comes from the sha256 alone (``<root>/<hex[:2]>/<hex>.whl``), never from a name in a lockfile.
+Used by builds (wheels, and the sdists and build dependencies of packages built from source) and by the
+locker (an sdist is read for its ``[build-system]``). The cache path comes from the sha256 alone
+(``<root>/<hex[:2]>/<hex>.whl``, or ``.tar.gz``/``.zip`` for sdists), never from a name in a lockfile.
 A wheel enters the cache only after its bytes hashed to the locked sha256 (downloaded, or copied from the
 project's find-links, so a local file that changes afterwards cannot change a build); beside it a stamp
 records its size, mtime and inode at that moment. A cached wheel is used again only while its stamp matches;
@@ -12,13 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from envgraph._fs import atomic_output, atomic_write, cache_dir
+from envgraph._fs import atomic_output, cache_dir, cached_file_ok, stamp_file
 from envgraph._hashing import CHUNK, file_sha256
 from envgraph.errors import BuildError, HashMismatchError
 from envgraph.lock._model import Wheel
@@ -27,6 +30,9 @@ if TYPE_CHECKING:
     import requests
 
 __all__ = ["WheelCache"]
+
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_EXTENSIONS = (".whl", ".tar.gz", ".zip")
 
 
 class WheelCache:
@@ -47,31 +53,14 @@ class WheelCache:
         return s
 
     def path_for(self, wheel: Wheel) -> Path:
-        return self.root / wheel.sha256[:2] / f"{wheel.sha256}.whl"
-
-    @staticmethod
-    def _stamp_of(path: Path) -> bytes:
-        st = path.stat()
-        return f"{st.st_size} {st.st_mtime_ns} {st.st_ino}\n".encode()
+        if not _SHA256_RE.match(wheel.sha256):
+            raise BuildError(f"{wheel.filename}: invalid sha256 {wheel.sha256!r}")
+        ext = next((e for e in _EXTENSIONS if wheel.filename.endswith(e)), ".whl")
+        return self.root / wheel.sha256[:2] / f"{wheel.sha256}{ext}"
 
     def _cached(self, wheel: Wheel, dest: Path) -> bool:
         """Whether ``dest`` holds the wheel: its stamp matches, or it hashes right now (then restamped)."""
-        stamp = dest.with_suffix(".stamp")
-        try:
-            current = self._stamp_of(dest)
-        except FileNotFoundError:
-            return False
-        try:
-            if stamp.read_bytes() == current:
-                return True
-        except OSError:
-            pass
-        hexd, size = file_sha256(dest)
-        if hexd != wheel.sha256 or size != wheel.size:
-            dest.unlink(missing_ok=True)  # damaged since it was verified: fetch it again
-            return False
-        atomic_write(stamp, current)
-        return True
+        return cached_file_ok(dest, wheel.sha256, wheel.size)
 
     def fetch(self, wheel: Wheel) -> Path:
         """The verified wheel file in the cache: already there, copied from the project's find-links, or downloaded.
@@ -89,7 +78,7 @@ class WheelCache:
                 self._copy_local(wheel, out)
             else:
                 self._download(wheel, out)
-        atomic_write(dest.with_suffix(".stamp"), self._stamp_of(dest))
+        stamp_file(dest)
         return dest
 
     @contextmanager
