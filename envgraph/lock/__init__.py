@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING
 from envgraph._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from envgraph.lock._diff import PackageDiff as PackageDiff
+    from envgraph.lock._diff import VersionChange as VersionChange
+    from envgraph.lock._diff import diff_packages as diff_packages
     from envgraph.lock._locker import Locker as Locker
     from envgraph.lock._locker import LockOutcome as LockOutcome
     from envgraph.lock._locker import LockResult as LockResult
@@ -34,6 +37,9 @@ if TYPE_CHECKING:
     from envgraph.lock._model import Wheel as Wheel
 
 _EXPORTS = {
+    "PackageDiff": "envgraph.lock._diff",
+    "VersionChange": "envgraph.lock._diff",
+    "diff_packages": "envgraph.lock._diff",
     "Source": "envgraph.lock._model",
     "DebPin": "envgraph.lock._model",
     "BuildPin": "envgraph.lock._model",
@@ -61,6 +67,9 @@ _EXPORTS = {
     "requirements_path": "envgraph.lock._lockfile",
 }
 __all__ = [
+    "PackageDiff",
+    "VersionChange",
+    "diff_packages",
     "Source",
     "DebPin",
     "BuildPin",
