@@ -270,6 +270,32 @@ def export(c: Context, env: str, output: str, fmt: str) -> None:
     click.echo(f"wrote {output} ({fmt}, {ref})")
 
 
+@main.command()
+@click.argument("env")
+@click.option(
+    "--format", "fmt", type=click.Choice(["cyclonedx", "spdx"]), default="cyclonedx", show_default=True
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), default=None, help="File to write (default: stdout)."
+)
+@pass_ctx
+@handle_errors
+def sbom(c: Context, env: str, fmt: str, output: str | None) -> None:
+    """The env's SBOM (CycloneDX 1.6 or SPDX 2.3 JSON): every Python and Debian package of its image."""
+    text = c.ws.sbom(env, fmt)  # type: ignore[arg-type]  # click.Choice checked it
+    _write_output(text, output)
+
+
+def _write_output(text: str, output: str | None) -> None:
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    from envgraph._fs import atomic_write
+
+    atomic_write(Path(output), text)
+    click.echo(f"wrote {output}", err=True)
+
+
 _via_option = click.option(
     "--via",
     type=click.Choice(["auto", "serve", "archive"]),

@@ -33,6 +33,7 @@ from envgraph.registry._push import BlobEvent, PushedImage, push_images
 from envgraph.spec import Spec, find_declaration, read_spec
 
 if TYPE_CHECKING:
+    from envgraph.sbom import SbomFormat, SbomInput
     from envgraph.server import BackgroundServer
 
 __all__ = ["Workspace", "load", "serve_store"]
@@ -142,6 +143,58 @@ class Workspace:
                     tags.update(roots.tags)
                     keys.update(roots.keys)
         record_roots(store, self.path, tags, keys)
+
+    # -- what an env is made of ---------------------------------------------------------------------------
+
+    def chain_locks(self, env: str) -> dict[str, Lockfile]:
+        """The lockfiles of the env and its ancestors (as they are: describing them needs no fresh lock)."""
+        if env not in self.spec.env:
+            raise EnvgraphError(f"unknown env {env!r}")
+        locks: dict[str, Lockfile] = {}
+        for e in self.graph.chain(env):
+            lock = read_lock(self.lockdir, e)
+            if lock is None:
+                raise StaleLockError(f"env {e} has no lockfile: run `envgraph lock`")
+            locks[e] = lock
+        return locks
+
+    def built_digest(self, env: str, drv: str) -> str | None:
+        """The manifest digest of the env's image for ``drv`` when the store has it."""
+        if not self.has_store():
+            return None
+        desc = self.open_store(readonly=True).tags().get(image_tag(env, drv))
+        return None if desc is None else desc.digest
+
+    def sbom_input(self, env: str) -> SbomInput:
+        """What the env's SBOM lists: every package of its closure (wheels read from the verified wheel
+        cache, fetched by hash when missing), the base's and the envs' Debian packages, the built image."""
+        from envgraph.lock._wheelcache import WheelCache
+        from envgraph.sbom import collect, wheel_metadata
+
+        locks = self.chain_locks(env)
+        base = read_base_lock(self.lockdir, self.graph.root_base(env))
+        metadata = wheel_metadata(locks, self.graph, env, WheelCache(self.root).fetch)
+        return collect(
+            locks, self.graph, env, base, self.built_digest(env, locks[env].drv), metadata, self.markers(base)
+        )
+
+    def markers(self, base: BaseLock | None) -> dict[str, str]:
+        """PEP 508 marker values of the images' interpreter and platform."""
+        from envgraph.lock._requires import marker_environment
+
+        python = (base.python_version if base is not None else None) or self.spec.project.python
+        return marker_environment(python, self.spec.project.platform)
+
+    def sbom(self, env: str, fmt: SbomFormat = "cyclonedx") -> str:
+        """The env's SBOM as JSON text: CycloneDX 1.6 (validated against its schema) or SPDX 2.3."""
+        from envgraph.sbom import to_cyclonedx, to_spdx, validate_cyclonedx
+
+        data = self.sbom_input(env)
+        if fmt == "spdx":
+            return to_spdx(data)
+        text = to_cyclonedx(data)
+        validate_cyclonedx(text)
+        return text
 
     # -- using images ----------------------------------------------------------------------------------
 
