@@ -262,11 +262,12 @@ def images(c: Context) -> None:
 @click.argument("env")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Archive to write.")
 @click.option("--format", "fmt", type=click.Choice(["oci-archive", "docker-archive"]), default="oci-archive")
+@click.option("--sbom", is_flag=True, help="Include the image's SBOM as an OCI referrer (oci-archive only).")
 @pass_ctx
 @handle_errors
-def export(c: Context, env: str, output: str, fmt: str) -> None:
+def export(c: Context, env: str, output: str, fmt: str, sbom: bool) -> None:
     """Write an env's image as an OCI or docker archive."""
-    ref = c.ws.export(env, Path(output), fmt)  # type: ignore[arg-type]  # click.Choice checked it
+    ref = c.ws.export(env, Path(output), fmt, sbom=sbom)  # type: ignore[arg-type]  # click.Choice checked it
     click.echo(f"wrote {output} ({fmt}, {ref})")
 
 
@@ -452,6 +453,7 @@ def schema() -> None:
     "-j", "--jobs", type=click.IntRange(1, 64), default=4, show_default=True, help="Parallel uploads."
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only the pushed references.")
+@click.option("--no-sbom", is_flag=True, help="Do not attach each image's SBOM (an OCI referrer).")
 @pass_ctx
 @handle_errors
 def push(
@@ -462,18 +464,23 @@ def push(
     insecure: bool,
     jobs: int,
     quiet: bool,
+    no_sbom: bool,
 ) -> None:
     """Push built images, tagged <env>-<drv12> and <env>, uploading only blobs the registry lacks."""
     from envgraph._ui import human, push_progress
 
     progress = None if quiet else push_progress(sys.stderr)
     try:
-        results = c.ws.push(envs, pipelines, registry_ref, insecure=insecure, jobs=jobs, progress=progress)
+        results = c.ws.push(
+            envs, pipelines, registry_ref, insecure=insecure, jobs=jobs, progress=progress, sbom=not no_sbom
+        )
     finally:
         if progress is not None:
             progress.close()
     for r in results:
         click.echo(f"pushed {r.reference} {r.digest}")
+        if r.sbom is not None and not quiet:
+            click.echo(f"  sbom {r.sbom} (application/vnd.cyclonedx+json, referrer of {r.digest})")
     if not quiet:
         total = sum(r.bytes_uploaded for r in results)
         up = sum(r.blobs_uploaded for r in results)

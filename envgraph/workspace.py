@@ -11,7 +11,7 @@ from envgraph.builder._layers import bytecode_interpreter
 from envgraph.builder._scheduler import BuildResult, RemoteCache, Reporter, Scheduler
 from envgraph.errors import BuildError, EnvgraphError, StaleLockError
 from envgraph.graph import EnvGraph, build_graph
-from envgraph.identity import DEFAULT_COMPRESSION, image_tag
+from envgraph.identity import DEFAULT_COMPRESSION, LABEL_ENV, image_tag
 from envgraph.images import (
     ArchiveFormat,
     ImageRow,
@@ -33,6 +33,7 @@ from envgraph.registry._push import BlobEvent, PushedImage, push_images
 from envgraph.spec import Spec, find_declaration, read_spec
 
 if TYPE_CHECKING:
+    from envgraph.oci._artifact import Artifact
     from envgraph.sbom import SbomFormat, SbomInput
     from envgraph.server import BackgroundServer
 
@@ -211,10 +212,29 @@ class Workspace:
             raise BuildError(f"env {env} is not built (no {tag} in the store): run `envgraph build {env}`")
         return tag, desc
 
-    def export(self, env: str, output: Path, fmt: ArchiveFormat) -> str:
+    def export(self, env: str, output: Path, fmt: ArchiveFormat, *, sbom: bool = False) -> str:
+        """Write the env's image as an archive; with ``sbom``, its CycloneDX SBOM as a referrer beside it
+        (listed in the OCI layout's index.json)."""
         tag, desc = self.image(env)
-        export_image(self.open_store(readonly=True), env, tag, desc, output, fmt)
+        artifacts = []
+        if sbom:
+            art = self.sbom_artifact(env, desc)
+            artifacts.append((art.descriptor, art.all_blobs()))
+        export_image(self.open_store(readonly=True), env, tag, desc, output, fmt, artifacts)
         return tag
+
+    def sbom_artifact(self, env: str, subject: Descriptor) -> Artifact:
+        """The env's CycloneDX SBOM as an OCI artifact referring to its image."""
+        from envgraph.identity import MEDIA_TYPE_CYCLONEDX
+        from envgraph.oci._artifact import make_artifact
+
+        return make_artifact(
+            self.sbom(env).encode(),
+            MEDIA_TYPE_CYCLONEDX,
+            subject,
+            title=f"{env}.cdx.json",
+            annotations={LABEL_ENV: env},
+        )
 
     def has_store(self) -> bool:
         return (self.store_path / "oci-layout").is_file()
@@ -244,15 +264,17 @@ class Workspace:
         progress: Callable[[BlobEvent], None] | None = None,
         client: RegistryClient | None = None,
         mount_from: Iterable[str] = (),
+        sbom: bool = True,
     ) -> list[PushedImage]:
-        """Push the selected envs' built images (only those asked for, not their ancestors; all by default)."""
+        """Push the selected envs' built images (only those asked for, not their ancestors; all by default),
+        each with its SBOM attached as an OCI referrer unless ``sbom`` is false."""
         envs, pipelines = list(envs), list(pipelines)
         plan = self.plan(envs, pipelines)  # fails on unknown names, missing or stale lockfiles
         wanted = set(envs)
         for p in pipelines:
             wanted.update(self.spec.pipeline[p].steps.values())
         images = [(img.env, img.drv) for img in plan.images if not wanted or img.env in wanted]
-        return push_images(
+        pushed = push_images(
             self.open_store(),
             images,
             registry_ref,
@@ -262,6 +284,31 @@ class Workspace:
             client=client,
             mount_from=mount_from,
         )
+        if not sbom:
+            return pushed
+        return self._attach_sboms(pushed, registry_ref, insecure=insecure, client=client)
+
+    def _attach_sboms(
+        self, pushed: list[PushedImage], registry_ref: str, *, insecure: bool, client: RegistryClient | None
+    ) -> list[PushedImage]:
+        """Attach each pushed image's CycloneDX SBOM to it as an OCI referrer."""
+        import attrs
+
+        from envgraph.registry._push import parse_repository
+        from envgraph.registry._referrers import attach
+        from envgraph.registry._transfer import open_client
+
+        target = parse_repository(registry_ref)
+        cl = client or open_client(target.host, insecure=insecure)
+        try:
+            out = []
+            for p in pushed:
+                attached = attach(cl, target.repository, self.sbom_artifact(p.env, self.image(p.env)[1]))
+                out.append(attrs.evolve(p, sbom=attached.digest))
+            return out
+        finally:
+            if client is None:
+                cl.close()
 
     def gc(self, *, keep_last: int = 1, dry_run: bool = False) -> GcResult:
         """Drop old image tags beyond ``keep_last`` per env, then blobs nothing kept refers to.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -37,16 +38,25 @@ def inspect_wheels(wh: Path) -> Path:
     return wh
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    inspect_wheels(tmp_path / "wheels")
-    path = tmp_path / "envgraph.toml"
+@pytest.fixture(scope="session")
+def locked_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project, locked once per test run (pip-compile takes seconds); tests work on copies."""
+    root = tmp_path_factory.mktemp("inspect-project")
+    inspect_wheels(root / "wheels")
+    path = root / "envgraph.toml"
     path.write_text(textwrap.dedent(BUILD_HEADER) + textwrap.dedent(BODY), encoding="utf-8")
-    return path
+    envgraph.load(path, store=root / ".envgraph").lock()
+    return root
+
+
+@pytest.fixture
+def project(locked_template: Path, tmp_path: Path) -> Path:
+    """A locked copy of the project: its declaration file."""
+    root = tmp_path / "project"
+    shutil.copytree(locked_template, root, ignore=shutil.ignore_patterns(".envgraph"))
+    return root / "envgraph.toml"
 
 
 @pytest.fixture
 def locked(project: Path) -> Workspace:
-    ws = envgraph.load(project, store=project.parent / ".envgraph")
-    ws.lock()
-    return ws
+    return envgraph.load(project, store=project.parent / ".envgraph")
