@@ -297,6 +297,24 @@ def _write_output(text: str, output: str | None) -> None:
     click.echo(f"wrote {output}", err=True)
 
 
+@main.command(name="export-lock")
+@click.argument("env")
+@click.option(
+    "-o",
+    "--output",
+    default="pylock.toml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="File to write.",
+)
+@pass_ctx
+@handle_errors
+def export_lock(c: Context, env: str, output: str) -> None:
+    """Write the env's full closure as a PEP 751 pylock.toml (uv pip install -r pylock.toml)."""
+    c.ws.export_lock(env, Path(output))
+    click.echo(f"wrote {output}", err=True)
+
+
 _via_option = click.option(
     "--via",
     type=click.Choice(["auto", "serve", "archive"]),

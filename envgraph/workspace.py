@@ -197,6 +197,23 @@ class Workspace:
         validate_cyclonedx(text)
         return text
 
+    def export_lock(self, env: str, output: Path) -> None:
+        """Write the env's closure as a PEP 751 ``pylock.toml`` at ``output``."""
+        from envgraph._fs import atomic_write
+        from envgraph.lock._pylock import pylock_toml
+
+        locks = self.chain_locks(env)
+        closure = [p for e in self.graph.chain(env) for p in locks[e].packages]
+        base = read_base_lock(self.lockdir, self.graph.root_base(env))
+        text = pylock_toml(
+            closure,
+            marker_env=self.markers(base),
+            project_root=self.root,
+            output_dir=output.absolute().parent,
+            tool={"env": env, "drv": locks[env].drv},
+        )
+        atomic_write(output, text)
+
     # -- using images ----------------------------------------------------------------------------------
 
     def image(self, env: str) -> tuple[str, Descriptor]:
