@@ -315,6 +315,32 @@ def export_lock(c: Context, env: str, output: str) -> None:
     click.echo(f"wrote {output}", err=True)
 
 
+@main.command()
+@click.argument("package")
+@click.option("--env", default=None, metavar="ENV", help="Only this env (default: every env that has it).")
+@click.option("--all", "all_paths", is_flag=True, help="Every chain, not only the shortest per requirement.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+@handle_errors
+def why(c: Context, package: str, env: str | None, all_paths: bool, as_json: bool) -> None:
+    """Why PACKAGE is in an env: the chains of requirements that bring it in (like nix why-depends)."""
+    import attrs
+
+    results = c.ws.why(package, env, all_paths=all_paths)
+    if as_json:
+        click.echo(json.dumps([attrs.asdict(r) for r in results], indent=2, sort_keys=True))
+        return
+    for r in results:
+        versions = c.ws.versions(r.env)
+        pinned = "" if r.pinned_by == r.env else f" (pinned by parent env {r.pinned_by})"
+        click.echo(f"{r.package} {r.version} is in {r.env}{pinned}")
+        for ch in r.chains:
+            path = " -> ".join(f"{p} {versions.get(p, '?')}" for p in ch.packages)
+            click.echo(f"  {ch.declared_in} declares {ch.requirement}: {path}")
+        if not r.chains:
+            click.echo("  no declared requirement leads to it (required by a package built from source?)")
+
+
 _via_option = click.option(
     "--via",
     type=click.Choice(["auto", "serve", "archive"]),

@@ -33,6 +33,7 @@ from envgraph.registry._push import BlobEvent, PushedImage, push_images
 from envgraph.spec import Spec, find_declaration, read_spec
 
 if TYPE_CHECKING:
+    from envgraph.lock._why import Why
     from envgraph.oci._artifact import Artifact
     from envgraph.sbom import SbomFormat, SbomInput
     from envgraph.server import BackgroundServer
@@ -196,6 +197,55 @@ class Workspace:
         text = to_cyclonedx(data)
         validate_cyclonedx(text)
         return text
+
+    def why(self, package: str, env: str | None = None, *, all_paths: bool = False) -> list[Why]:
+        """Why ``package`` is in ``env`` (default: every env that has it): chains of requirements from what the
+        env or an ancestor declares, from the pinned wheels' Requires-Dist for the target."""
+        from packaging.utils import canonicalize_name
+
+        from envgraph.lock._requires import parse_roots, requirement_graph
+        from envgraph.lock._wheelcache import WheelCache
+        from envgraph.lock._why import why
+        from envgraph.sbom import wheel_metadata
+
+        envs = [env] if env is not None else sorted(self.spec.env)
+        target = canonicalize_name(package)
+        out = []
+        for e in envs:
+            locks = self.chain_locks(e)
+            chain = self.graph.chain(e)
+            pinned = {x: {canonicalize_name(p.name): p.version for p in locks[x].packages} for x in chain}
+            if not any(target in pinned[x] for x in chain):
+                continue
+            base = read_base_lock(self.lockdir, self.graph.root_base(e))
+            markers = self.markers(base)
+            metadata = wheel_metadata(locks, self.graph, e, WheelCache(self.root).fetch)
+            closure = {p.name: metadata.get(p.name) for x in chain for p in locks[x].packages}
+            declared = {
+                x: [
+                    r
+                    for r in parse_roots(locks[x].requirements)
+                    if r.marker is None or r.marker.evaluate(markers)
+                ]
+                for x in chain
+            }
+            graph = requirement_graph(closure, [r for x in chain for r in declared[x]], markers)
+            found = why(e, chain, declared, pinned, graph, package, all_paths=all_paths)
+            if found is not None:
+                out.append(found)
+        if not out:
+            where = f"env {env}" if env is not None else "any env"
+            raise EnvgraphError(f"{package} is not in {where}")
+        return out
+
+    def versions(self, env: str) -> dict[str, str]:
+        """Canonical name -> version of every Python package of the env's closure."""
+        from packaging.utils import canonicalize_name
+
+        locks = self.chain_locks(env)
+        return {
+            canonicalize_name(p.name): p.version for e in self.graph.chain(env) for p in locks[e].packages
+        }
 
     def export_lock(self, env: str, output: Path) -> None:
         """Write the env's closure as a PEP 751 ``pylock.toml`` at ``output``."""
