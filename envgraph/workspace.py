@@ -214,7 +214,9 @@ class Workspace:
         for e in envs:
             locks = self.chain_locks(e)
             chain = self.graph.chain(e)
-            pinned = {x: {canonicalize_name(p.name): p.version for p in locks[x].packages} for x in chain}
+            pinned: dict[str, dict[str, str]] = {
+                x: {canonicalize_name(p.name): p.version for p in locks[x].packages} for x in chain
+            }
             if not any(target in pinned[x] for x in chain):
                 continue
             base = read_base_lock(self.lockdir, self.graph.root_base(e))
