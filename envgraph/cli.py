@@ -341,6 +341,50 @@ def why(c: Context, package: str, env: str | None, all_paths: bool, as_json: boo
             click.echo("  no declared requirement leads to it (required by a package built from source?)")
 
 
+@main.command()
+@click.argument("old")
+@click.argument("new")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+@handle_errors
+def diff(c: Context, old: str, new: str, as_json: bool) -> None:
+    """What changed from OLD to NEW, each ENV or ENV@GITREV (its lockfiles at that revision): Python and
+    Debian packages added, removed and changed; layers shared and different when both images are built."""
+    import attrs
+
+    from envgraph._ui import human
+
+    d = c.ws.diff(old, new)
+    if as_json:
+        click.echo(json.dumps(attrs.asdict(d), indent=2, sort_keys=True))
+        return
+    click.echo(f"{d.old.spec} ({d.old.drv[7:19]}) -> {d.new.spec} ({d.new.drv[7:19]})")
+    for title, pd in (("python", d.python), ("debian", d.debian)):
+        if pd.empty:
+            click.echo(f"{title}: no changes")
+            continue
+        click.echo(f"{title}:")
+        for name, version in pd.added:
+            click.echo(f"  + {name} {version}")
+        for name, version in pd.removed:
+            click.echo(f"  - {name} {version}")
+        for ch in pd.changed:
+            click.echo(f"  ~ {ch.name} {ch.old} -> {ch.new}")
+    im = d.images
+    if im is None:
+        missing = [s.spec for s in (d.old, d.new) if s.image is None]
+        click.echo(f"images: not compared ({', '.join(missing)} not built)")
+        return
+    click.echo(f"image {im.old[:19]} -> {im.new[:19]}")
+    click.echo(
+        f"  {len(im.shared)} layers shared ({human(im.size(im.shared))}); "
+        f"{len(im.removed)} removed ({human(im.size(im.removed))}); {len(im.added)} added ({human(im.size(im.added))})"
+    )
+    for sign, layers in (("-", im.removed), ("+", im.added)):
+        for layer in layers:
+            click.echo(f"  {sign} {layer.digest[:19]} {human(layer.size):>10}  {layer.what}")
+
+
 _via_option = click.option(
     "--via",
     type=click.Choice(["auto", "serve", "archive"]),

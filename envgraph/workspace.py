@@ -7,6 +7,9 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from attrs import frozen
+from packaging.utils import canonicalize_name
+
 from envgraph.builder._layers import bytecode_interpreter
 from envgraph.builder._scheduler import BuildResult, RemoteCache, Reporter, Scheduler
 from envgraph.errors import BuildError, EnvgraphError, StaleLockError
@@ -33,12 +36,33 @@ from envgraph.registry._push import BlobEvent, PushedImage, push_images
 from envgraph.spec import Spec, find_declaration, read_spec
 
 if TYPE_CHECKING:
+    from envgraph.lock import PackageDiff
     from envgraph.lock._why import Why
     from envgraph.oci._artifact import Artifact
+    from envgraph.oci._diff import ImageDiff
     from envgraph.sbom import SbomFormat, SbomInput
     from envgraph.server import BackgroundServer
 
-__all__ = ["Workspace", "load", "serve_store"]
+__all__ = ["DiffSide", "EnvDiff", "Workspace", "load", "serve_store"]
+
+
+@frozen
+class DiffSide:
+    spec: str  # as given: ENV or ENV@REV
+    env: str
+    drv: str
+    python: dict[str, str]  # canonical name -> version, the whole closure
+    debian: dict[str, str]  # the base's and the envs' Debian packages
+    image: Descriptor | None  # the image of this drv, when the store has it
+
+
+@frozen
+class EnvDiff:
+    old: DiffSide
+    new: DiffSide
+    python: PackageDiff
+    debian: PackageDiff
+    images: ImageDiff | None
 
 
 class Workspace:
@@ -248,6 +272,41 @@ class Workspace:
         return {
             canonicalize_name(p.name): p.version for e in self.graph.chain(env) for p in locks[e].packages
         }
+
+    def side(self, spec: str) -> DiffSide:
+        """``ENV`` (its current lockfiles) or ``ENV@REV`` (its lockfiles at git revision REV)."""
+        from envgraph.lock._history import locks_at_revision
+
+        env, sep, rev = spec.partition("@")
+        if sep:
+            locks, base = locks_at_revision(self.root, env, rev)
+        else:
+            locks = self.chain_locks(env)
+            base = read_base_lock(self.lockdir, self.graph.root_base(env))
+        python: dict[str, str] = {
+            canonicalize_name(p.name): p.version for lock in locks.values() for p in lock.packages
+        }
+        debian = dict(base.debian.versions) if base is not None and base.debian is not None else {}
+        for lock in locks.values():
+            if lock.apt is not None:
+                debian.update({d.name: d.version for d in lock.apt.packages})
+        drv = locks[env].drv
+        image = None
+        if self.has_store():
+            image = self.open_store(readonly=True).tags().get(image_tag(env, drv))
+        return DiffSide(spec, env, drv, python, debian, image)
+
+    def diff(self, old: str, new: str) -> EnvDiff:
+        """Packages (Python and Debian) added, removed and changed from ``old`` to ``new`` (each ``ENV`` or
+        ``ENV@REV``), and when both images are in the store, their layers shared and different."""
+        from envgraph.lock import diff_packages
+        from envgraph.oci._diff import diff_images
+
+        a, b = self.side(old), self.side(new)
+        images = None
+        if a.image is not None and b.image is not None:
+            images = diff_images(self.open_store(readonly=True), a.image, b.image)
+        return EnvDiff(a, b, diff_packages(a.python, b.python), diff_packages(a.debian, b.debian), images)
 
     def export_lock(self, env: str, output: Path) -> None:
         """Write the env's closure as a PEP 751 ``pylock.toml`` at ``output``."""
