@@ -279,11 +279,12 @@ def export(c: Context, env: str, output: str, fmt: str, sbom: bool) -> None:
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False), default=None, help="File to write (default: stdout)."
 )
+@click.option("--validate", is_flag=True, help="Check the CycloneDX document against its JSON schema.")
 @pass_ctx
 @handle_errors
-def sbom(c: Context, env: str, fmt: str, output: str | None) -> None:
+def sbom(c: Context, env: str, fmt: str, output: str | None, validate: bool) -> None:
     """The env's SBOM (CycloneDX 1.6 or SPDX 2.3 JSON): every Python and Debian package of its image."""
-    text = c.ws.sbom(env, fmt)  # type: ignore[arg-type]  # click.Choice checked it
+    text = c.ws.sbom(env, fmt, validate=validate)  # type: ignore[arg-type]  # click.Choice checked it
     _write_output(text, output)
 
 

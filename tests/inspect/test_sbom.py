@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 import envgraph
 from envgraph.cli import main
+from envgraph.errors import EnvgraphError
 from envgraph.lock import read_lock
 from envgraph.sbom import validate_cyclonedx
 from envgraph.workspace import Workspace
@@ -82,8 +83,13 @@ def test_spdx_document(locked: Workspace) -> None:
 def test_cli_writes_the_file_and_an_unknown_env_is_one_line(locked: Workspace, tmp_path: Path) -> None:
     out = tmp_path / "core.cdx.json"
     runner = CliRunner()
-    r = runner.invoke(main, ["-f", str(locked.path), "sbom", "core", "-o", str(out)])
+    r = runner.invoke(main, ["-f", str(locked.path), "sbom", "core", "--validate", "-o", str(out)])
     assert r.exit_code == 0, r.output
     validate_cyclonedx(out.read_text())
     r = runner.invoke(main, ["-f", str(locked.path), "sbom", "nope"])
     assert r.exit_code != 0 and r.output.strip() == "envgraph: error: unknown env 'nope'"
+
+
+def test_the_validator_rejects_what_is_not_cyclonedx() -> None:
+    with pytest.raises(EnvgraphError, match="does not validate"):
+        validate_cyclonedx('{"bomFormat": "CycloneDX", "specVersion": "1.6", "components": [{"name": 1}]}')
