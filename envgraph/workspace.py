@@ -277,22 +277,20 @@ class Workspace:
 
     def side(self, spec: str) -> DiffSide:
         """``ENV`` (its current lockfiles) or ``ENV@REV`` (its lockfiles at git revision REV)."""
-        from envgraph.lock._history import locks_at_revision
+        from envgraph.lock._history import locks_at_revision, view_of
 
         env, sep, rev = spec.partition("@")
         if sep:
-            locks, base = locks_at_revision(self.root, env, rev)
+            views, debian = locks_at_revision(self.root, env, rev)
         else:
             locks = self.chain_locks(env)
+            views = [view_of(locks[e]) for e in self.graph.chain(env)]
             base = read_base_lock(self.lockdir, self.graph.root_base(env))
-        python: dict[str, str] = {
-            canonicalize_name(p.name): p.version for lock in locks.values() for p in lock.packages
-        }
-        debian = dict(base.debian.versions) if base is not None and base.debian is not None else {}
-        for lock in locks.values():
-            if lock.apt is not None:
-                debian.update({d.name: d.version for d in lock.apt.packages})
-        drv = locks[env].drv
+            debian = dict(base.debian.versions) if base is not None and base.debian is not None else {}
+        python: dict[str, str] = {canonicalize_name(n): v for view in views for n, v in view.packages.items()}
+        for view in views:
+            debian.update(view.debian)
+        drv = views[-1].drv
         image = None
         if self.has_store():
             image = self.open_store(readonly=True).tags().get(image_tag(env, drv))

@@ -77,7 +77,7 @@ def test_untrusted_revisions_and_lockfiles(locked: Workspace) -> None:
     _git(root, "add", "lockfiles")
     _git(root, "commit", "-q", "-m", "broken")
     lock.write_text(good)
-    with pytest.raises(EnvgraphError, match=r"HEAD:lockfiles/core.lock.json: malformed lockfile"):
+    with pytest.raises(EnvgraphError, match=r"HEAD:lockfiles/core.lock.json: field 'version' missing or not"):
         locked.diff("core@HEAD", "core")
     with pytest.raises(EnvgraphError, match="invalid git revision"):
         locked.diff("core@--output=/tmp/x", "core")
@@ -85,3 +85,20 @@ def test_untrusted_revisions_and_lockfiles(locked: Workspace) -> None:
         locked.diff("core@nope", "core")
     with pytest.raises(EnvgraphError, match="invalid or cyclic parent env"):
         locked.diff("../x@HEAD", "core")
+
+
+def test_a_lockfile_of_an_early_format_is_read_for_names_and_versions(locked: Workspace) -> None:
+    root = locked.root
+    _git(root, "init", "-q")
+    lock = root / "lockfiles" / "core.lock.json"
+    good = lock.read_text()
+    early = json.loads(good)
+    del early["bytecode"]
+    early["base"] = "none"  # early lockfiles named the base with a plain string
+    early["packages"][0]["version"] = "0.9"
+    lock.write_text(json.dumps(early))
+    _git(root, "add", "lockfiles")
+    _git(root, "commit", "-q", "-m", "early")
+    lock.write_text(good)
+    d = locked.diff("core@HEAD", "core")
+    assert d.python.changed == (VersionChange("alpha", "0.9", "2.0"),)
