@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -160,11 +161,17 @@ def _deb_component(d: DebEntry, suite: str | None) -> object:
     return c
 
 
-def validate_cyclonedx(text: str) -> None:
-    """Check the document against the CycloneDX 1.6 JSON schema (the library's strict validator)."""
+@functools.cache
+def _validator() -> Any:
+    """Compiling the schema takes seconds: once per process."""
     from cyclonedx.schema import SchemaVersion
     from cyclonedx.validation.json import JsonStrictValidator
 
-    error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
+    return JsonStrictValidator(SchemaVersion.V1_6)
+
+
+def validate_cyclonedx(text: str) -> None:
+    """Check the document against the CycloneDX 1.6 JSON schema (the library's strict validator)."""
+    error = _validator().validate_str(text)
     if error is not None:
         raise EnvgraphError(f"the CycloneDX document does not validate: {error}")
