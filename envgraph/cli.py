@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from envgraph.errors import EnvgraphError
+from envgraph.identity import MEDIA_TYPE_CYCLONEDX
 from envgraph.workspace import Workspace, load
 
 if TYPE_CHECKING:
@@ -569,7 +570,7 @@ def push(
     for r in results:
         click.echo(f"pushed {r.reference} {r.digest}")
         if r.sbom is not None and not quiet:
-            click.echo(f"  sbom {r.sbom} (application/vnd.cyclonedx+json, referrer of {r.digest})")
+            click.echo(f"  sbom {r.sbom} ({MEDIA_TYPE_CYCLONEDX}, referrer of {r.digest})")
     if not quiet:
         total = sum(r.bytes_uploaded for r in results)
         up = sum(r.blobs_uploaded for r in results)
