@@ -57,9 +57,11 @@ def attach(client: RegistryClient, repo: str, art: Artifact) -> Attached:
 
 
 def _tag_index(client: RegistryClient, repo: str, tag: str) -> dict[str, Any]:
-    if client.manifest_exists(repo, tag, accept=[MEDIA_TYPE_INDEX]) is None:
+    # Asked for with every manifest type: something else under the tag must be seen (and refused), not
+    # answered with 404 and overwritten.
+    if client.manifest_exists(repo, tag) is None:
         return {"schemaVersion": 2, "mediaType": MEDIA_TYPE_INDEX, "manifests": []}
-    body, media_type, _ = client.get_manifest(repo, tag, accept=[MEDIA_TYPE_INDEX])
+    body, media_type, _ = client.get_manifest(repo, tag)
     return _parse_index(body, media_type, f"{repo}:{tag}")
 
 

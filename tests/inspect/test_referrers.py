@@ -10,11 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from envgraph.errors import EnvgraphError
-from envgraph.identity import MEDIA_TYPE_CYCLONEDX, MEDIA_TYPE_EMPTY, MEDIA_TYPE_INDEX, referrers_tag
+from envgraph._hashing import canonical_json, sha256_digest
+from envgraph.errors import EnvgraphError, RegistryError
+from envgraph.identity import (
+    EMPTY_JSON,
+    MEDIA_TYPE_CYCLONEDX,
+    MEDIA_TYPE_EMPTY,
+    MEDIA_TYPE_INDEX,
+    MEDIA_TYPE_MANIFEST,
+    referrers_tag,
+)
 from envgraph.lock import read_lock
 from envgraph.registry._client import RegistryClient
-from envgraph.registry._referrers import referrers
+from envgraph.registry._referrers import attach, referrers
 from envgraph.sbom import validate_cyclonedx
 from envgraph.workspace import Workspace
 from tests.support.registry import RunningRegistry
@@ -90,3 +98,35 @@ def test_export_includes_the_sbom_as_a_referrer_in_the_oci_layout(locked: Worksp
     assert [m["digest"] for m in index["manifests"] if "artifactType" not in m] == [image.digest]
     with pytest.raises(EnvgraphError, match="docker-archive has no place for an SBOM"):
         locked.export("core", tmp_path / "d.tar", "docker-archive", sbom=True)
+
+
+def test_a_referrers_tag_holding_something_else_is_an_error_and_other_entries_are_kept(
+    locked: Workspace, registry: RunningRegistry
+) -> None:
+    assert locked.build(["core"], jobs=2).ok
+    image = locked.image("core")[1]
+    art = locked.sbom_artifact("core", image)
+    with RegistryClient(registry.host, insecure=True) as client:
+        repo = f"sbom/{uuid.uuid4().hex[:8]}"
+        locked.push(["core"], [], f"{registry.host}/{repo}", insecure=True, sbom=False)
+        client.push_blob(repo, sha256_digest(EMPTY_JSON), 2, lambda: io.BytesIO(EMPTY_JSON))
+        other = canonical_json(
+            {
+                "schemaVersion": 2,
+                "mediaType": MEDIA_TYPE_MANIFEST,
+                "config": {"mediaType": MEDIA_TYPE_EMPTY, "digest": sha256_digest(EMPTY_JSON), "size": 2},
+                "layers": [],
+            }
+        )
+        client.put_manifest(repo, referrers_tag(image.digest), other, MEDIA_TYPE_MANIFEST)
+        with pytest.raises(RegistryError, match="something other than an OCI image index"):
+            attach(client, repo, art)
+        # An index another tool wrote: its entry stays, ours is added once.
+        theirs = {"mediaType": MEDIA_TYPE_MANIFEST, "digest": sha256_digest(other), "size": len(other),
+                  "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json"}  # fmt: skip
+        index = canonical_json({"schemaVersion": 2, "mediaType": MEDIA_TYPE_INDEX, "manifests": [theirs]})
+        client.put_manifest(repo, referrers_tag(image.digest), index, MEDIA_TYPE_INDEX)
+        attach(client, repo, art)
+        attach(client, repo, art)
+        found = referrers(client, repo, image.digest)
+        assert [m["digest"] for m in found] == [theirs["digest"], art.descriptor.digest]
