@@ -23,16 +23,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Context:
-    def __init__(self, file: str | None, store: str | None, debug: bool) -> None:
+    def __init__(self, file: str | None, store: str | None, debug: bool, db: str | None = None) -> None:
         self.file = file
         self.store = Path(store) if store else None
         self.debug = debug
+        self.db = db
         self._ws: Workspace | None = None
 
     @property
     def ws(self) -> Workspace:
         if self._ws is None:
-            self._ws = load(self.file, store=self.store)
+            self._ws = load(self.file, store=self.store, db=self.db)
         return self._ws
 
 
@@ -84,13 +85,20 @@ def handle_errors(fn: F) -> F:
     envvar="ENVGRAPH_STORE",
     help="Store directory (default: .envgraph/ beside the file).",
 )
+@click.option(
+    "--db",
+    metavar="URL",
+    envvar="ENVGRAPH_DB",
+    help="Build-history database: sqlite:///PATH or postgresql://USER[:PASSWORD]@HOST[:PORT]/DB "
+    "(default: [project] db, else history.sqlite in the store).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug log lines.")
 @click.version_option(package_name="envgraph")
 @click.pass_context
-def main(ctx: click.Context, file: str | None, store: str | None, debug: bool) -> None:
+def main(ctx: click.Context, file: str | None, store: str | None, db: str | None, debug: bool) -> None:
     """Declare, lock and build layered container images for ML pipeline environments."""
     _setup_logging(debug)
-    ctx.obj = Context(file, store, debug)
+    ctx.obj = Context(file, store, debug, db)
 
 
 pass_ctx = click.make_pass_decorator(Context)
