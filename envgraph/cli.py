@@ -316,12 +316,13 @@ def load_cmd(c: Context, envs: tuple[str, ...], via: str) -> None:
 @pass_ctx
 @handle_errors
 def serve(c: Context, host: str, port: int) -> None:
-    """Serve the store as a read-only OCI registry: docker pull HOST:PORT/<env>:latest."""
+    """Serve the store as a read-only OCI registry (docker pull HOST:PORT/<env>:latest) and the dashboard."""
     from envgraph.workspace import serve_store
 
     def ready(server: BackgroundServer, store: Store) -> None:
         envs = sorted({ref.partition(":")[0] for ref in store.tags()})
         click.echo(f"serving {store.root} read-only at {server.url} (Ctrl-C stops)")
+        click.echo(f"  dashboard: {server.url}/ui/    API: {server.url}/api/openapi.json")
         example = envs[0] if envs else "<env>"
         click.echo(
             f"  docker pull {server.address}/{example}:latest    ({len(envs)} envs: {', '.join(envs)})"
@@ -332,8 +333,16 @@ def serve(c: Context, host: str, port: int) -> None:
                 err=True,
             )
 
-    # With --store (or ENVGRAPH_STORE) no declaration file is needed: a copied or mounted store serves too.
-    serve_store(c.store if c.store is not None else c.ws.store_path, host, port, ready)
+    # With --store (or ENVGRAPH_STORE) no declaration file is needed: a copied or mounted store serves too
+    # (the dashboard then shows the history but not the graph).
+    ws = None
+    try:
+        ws = c.ws
+    except EnvgraphError:
+        if c.store is None:
+            raise
+    root = c.store if c.store is not None else ws.store_path if ws is not None else Path(".")
+    serve_store(root, host, port, ready, workspace=ws, db=c.db)
     click.echo("envgraph: stopped", err=True)
 
 

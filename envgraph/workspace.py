@@ -401,13 +401,29 @@ def _now() -> tuple[datetime, float]:
     return datetime.now(UTC), time.monotonic()
 
 
-def serve_store(root: Path, host: str, port: int, ready: Callable[[BackgroundServer, Store], None]) -> None:
-    """Serve the store at ``root`` read-only as an OCI registry until Ctrl-C or SIGTERM; ``ready`` is called
-    once it listens. Needs no declaration file: a copied or mounted store (even a read-only one) serves too."""
+def serve_store(
+    root: Path,
+    host: str,
+    port: int,
+    ready: Callable[[BackgroundServer, Store], None],
+    *,
+    workspace: Workspace | None = None,
+    db: str | None = None,
+) -> None:
+    """Serve the store at ``root`` read-only as an OCI registry, with the dashboard (``/ui``) and its JSON API
+    (``/api``) beside it, until Ctrl-C or SIGTERM; ``ready`` is called once it listens. Needs no declaration
+    file: a copied or mounted store (even a read-only one) serves too, its dashboard then showing the history."""
+    from envgraph.history._url import database_url
     from envgraph.server import create_app, serve_until_stopped
+    from envgraph.server._dashboard import Dashboard, dashboard_routes
 
     store = Store.open(root, readonly=True)
-    serve_until_stopped(create_app(store), host, port, lambda server: ready(server, store))
+    if workspace is not None:
+        dash = Dashboard(workspace.graph, workspace.lockdir, store, workspace.history_url)
+    else:
+        dash = Dashboard(None, None, store, database_url(db, None, Path(root).resolve()))
+    app = create_app(store, routes=dashboard_routes(dash))
+    serve_until_stopped(app, host, port, lambda server: ready(server, store))
 
 
 def load(
