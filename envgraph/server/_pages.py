@@ -146,8 +146,12 @@ def _diff_form(runs: Sequence[Mapping[str, Any]], old: int | None = None, new: i
 
     if not runs:
         return "<p>No runs recorded yet.</p>"
-    if old is None and len(runs) >= 2:
-        old, new = runs[-2]["id"], runs[-1]["id"]
+    if (
+        old is None and len(runs) >= 2
+    ):  # the two newest runs of the newest run's kind (builds: the last change)
+        same = [r for r in runs if r["kind"] == runs[-1]["kind"]]
+        pair = same[-2:] if len(same) >= 2 else runs[-2:]
+        old, new = pair[0]["id"], pair[1]["id"]
     return (
         f'<form action="/ui/diff" method="get">compare <select name="from" id="diff-from">{options(old)}</select> '
         f'with <select name="to" id="diff-to">{options(new)}</select> <button type="submit">diff</button></form>'

@@ -18,25 +18,15 @@ from envgraph.oci._image import read_manifest
 from envgraph.oci._store import Store
 from envgraph.server import create_app
 from envgraph.server._dashboard import API, PAGES, Dashboard, dashboard_routes
-from tests.e2e.test_build import GRAPH, cli, lock_drv, locked_template
+from tests.e2e.test_build import cli, lock_drv
 from tests.support.registry import RunningRegistry
 
 HOST = "testserver"  # the TestClient's Host header
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Locked (run 1), built (run 2), then core moves to alpha 2 and train gains beta: locked (run 3), built (run 4)."""
-    root = locked_template(tmp_path_factory.mktemp("dashboard"), GRAPH)
-    cli(root, "build", "-q")
-    toml = root / "envgraph.toml"
-    body = toml.read_text()
-    body = body.replace('requirements = ["alpha<2"]', 'requirements = ["alpha>=2"]')
-    body = body.replace('requirements = ["gamma"]', 'requirements = ["gamma", "beta"]')
-    toml.write_text(body)
-    cli(root, "lock", "-q")
-    cli(root, "build", "-q")
-    return root
+def project(dashboard_project: Path) -> Path:
+    return dashboard_project
 
 
 def make_client(project: Path, *, declaration: bool = True) -> TestClient:
