@@ -15,6 +15,7 @@ import pytest
 
 from envgraph.history import EnvRecord, PushRecord, RunRecord, _fast, _schema, open_history
 from tests.e2e.test_build import GRAPH, cli, copy_project, locked_template
+from tests.support.postgres import RunningPostgres
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +144,29 @@ def test_db_off_records_nothing(project: Path) -> None:
     cli(project, "--db", "off", "build", "-q")
     history = open_history(db_of(project), readonly=True)
     assert history is None or history.runs(kind="build") == []
+
+
+@pytest.mark.postgres
+def test_postgresql_records_and_serves_the_same_history(
+    project: Path, postgres_server: RunningPostgres
+) -> None:
+    url = postgres_server.url
+    proc = cli(project, "--db", url, "build", "-q")
+    assert postgres_server.password not in proc.stdout + proc.stderr and "warning" not in proc.stderr
+    cli(project, "--db", url, "build", "train", "-q")
+    history = open_history(url, readonly=True)
+    assert history is not None and history.revision() == _schema.HEAD
+    builds = history.runs(kind="build")
+    assert [r.layers_built for r in builds] == [5, 0] and builds[1].selection == ("train",)
+    run = history.run(builds[0].id or 0)
+    assert run is not None and {e.env: e.packages for e in run.envs}["train"] == {
+        "alpha": "1.0",
+        "gamma": "1.0",
+    }
+    assert run.started.tzinfo is not None
+    # Nothing was written to the store's default database, and the password is nowhere in the database.
+    assert not (project / ".envgraph" / "history.sqlite").exists()
+    with history.engine.connect() as conn:
+        dump = str([tuple(r) for r in conn.execute(_schema.runs.select())])
+    assert postgres_server.password not in dump
+    history.close()
