@@ -6,6 +6,7 @@ import contextlib
 import os
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +14,9 @@ from pathlib import Path
 import attrs
 import pytest
 
+from envgraph.errors import SpecError
 from envgraph.history import EnvRecord, PushRecord, RunRecord, _fast, _schema, open_history
+from envgraph.history._url import database_url, driver_url, safe_url
 from tests.e2e.test_build import GRAPH, cli, copy_project, locked_template
 from tests.support.postgres import RunningPostgres
 
@@ -170,3 +173,43 @@ def test_postgresql_records_and_serves_the_same_history(
         dump = str([tuple(r) for r in conn.execute(_schema.runs.select())])
     assert postgres_server.password not in dump
     history.close()
+
+
+def test_a_noop_build_records_without_importing_sqlalchemy(project: Path) -> None:
+    cli(project, "build", "-q")  # creates and migrates the database (SQLAlchemy and Alembic, once)
+    code = (
+        "import sys\n"
+        "from envgraph.cli import main\n"
+        "try:\n"
+        "    main(['build', '-q'])\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "print('loaded:', sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'alembic')))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "loaded: []" in proc.stdout
+    history = open_history(db_of(project), readonly=True)
+    assert history is not None and [r.layers_built for r in history.runs(kind="build")] == [5, 0]
+
+
+@pytest.mark.parametrize(
+    ("option", "project_db", "expected"),
+    [
+        (None, None, "sqlite:////STORE/history.sqlite"),
+        (None, "sqlite:////srv/h.sqlite", "sqlite:////srv/h.sqlite"),
+        ("postgresql://u@db/h", "sqlite:////srv/h.sqlite", "postgresql://u@db/h"),
+    ],
+)
+def test_which_database(option: str | None, project_db: str | None, expected: str) -> None:
+    assert database_url(option, project_db, Path("/STORE")) == expected
+
+
+def test_a_bad_url_is_one_line_without_the_password() -> None:
+    with pytest.raises(SpecError) as err:
+        database_url("mysql://bob:hunter2@db/h", None, Path("/s"))
+    assert "hunter2" not in str(err.value) and "***@db" in str(err.value)
+    assert driver_url("postgresql://u:p@h/d") == "postgresql+pg8000://u:p@h/d"
+    assert safe_url("postgresql://u:p@h/d") == "postgresql://***@h/d"
