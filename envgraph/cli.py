@@ -364,6 +364,47 @@ def run(c: Context, env: str, command: tuple[str, ...], network: str | None, via
 
 
 @main.command()
+@click.option(
+    "--kind", type=click.Choice(["build", "push", "lock"]), default=None, help="Only runs of this kind."
+)
+@click.option("--env", "env", default=None, metavar="ENV", help="Only runs that touched ENV.")
+@click.option("-n", "--limit", type=click.IntRange(1, 100000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON (as GET /api/runs does).")
+@pass_ctx
+@handle_errors
+def history(c: Context, kind: str | None, env: str | None, limit: int, as_json: bool) -> None:
+    """The recorded builds, pushes and locks, newest last (the dashboard shows them: envgraph serve)."""
+    from envgraph.history import open_history
+    from envgraph.history._url import database_url
+    from envgraph.server._model import run_model
+
+    ws = None
+    try:
+        ws = c.ws
+    except EnvgraphError:
+        if c.store is None:
+            raise
+    url = ws.history_url if ws is not None else database_url(c.db, None, Path(c.store or ".").resolve())
+    h = open_history(url, readonly=True)
+    runs = [run_model(r) for r in h.runs(kind=kind, env=env, limit=limit)] if h is not None else []
+    if as_json:
+        click.echo(json.dumps(runs, indent=2))
+        return
+    if not runs:
+        click.echo("no runs recorded yet")
+        return
+    click.echo(
+        f"{'RUN':>5} {'KIND':<6} {'STARTED (UTC)':<20} {'BUILT':>5} {'REUSED':>6} {'PULLED':>6} {'SECONDS':>8}  RESULT"
+    )
+    for r in runs:
+        result = "ok" if r["ok"] else f"failed: {r['error'] or ''}"
+        click.echo(
+            f"{r['id']:>5} {r['kind']:<6} {r['started'][:19].replace('T', ' '):<20} {r['layers_built']:>5} "
+            f"{r['layers_reused']:>6} {r['layers_pulled']:>6} {r['seconds']:>8.2f}  {result}"
+        )
+
+
+@main.command()
 @click.option("--repair", is_flag=True, help="Move damaged parts aside, then build again what they were.")
 @pass_ctx
 @handle_errors

@@ -144,7 +144,8 @@ def graph_svg(model: Mapping[str, Any], *, env_href: str = "/ui/env/") -> str:
 
 
 def chart_svg(runs: Sequence[Mapping[str, Any]], *, width: int = 900, height: int = 260) -> str:
-    """Builds over time: stacked bars of layers built / reused / pulled, with the seconds as a line."""
+    """Builds over time: stacked bars of layers built / reused / pulled, seconds and bytes written as lines (each
+    on its own scale, its maximum labelled on the right)."""
     left, right, top, bottom = 50, 60, 20, 40
     n = len(runs)
     if n == 0:
@@ -152,6 +153,7 @@ def chart_svg(runs: Sequence[Mapping[str, Any]], *, width: int = 900, height: in
     plot_w, plot_h = width - left - right, height - top - bottom
     max_layers = max(max(r["layers_built"] + r["layers_reused"] + r["layers_pulled"] for r in runs), 1)
     max_s = max(max(r["seconds"] for r in runs), 0.001)
+    max_b = max(max(r["bytes_written"] for r in runs), 1)
     step = plot_w / n
     bar = max(min(step * 0.7, 40), 1)
     parts = [
@@ -159,9 +161,11 @@ def chart_svg(runs: Sequence[Mapping[str, Any]], *, width: int = 900, height: in
         f'<text x="{left - 6}" y="{top + 10}" font-size="10" text-anchor="end">{max_layers}</text>',
         f'<text x="{left - 6}" y="{top + plot_h}" font-size="10" text-anchor="end">0</text>',
         f'<text x="12" y="{top + plot_h / 2}" font-size="10" transform="rotate(-90 12 {top + plot_h / 2})">layers</text>',
-        f'<text x="{left + plot_w + 6}" y="{top + 10}" font-size="10">{max_s:.1f}s</text>',
+        f'<text x="{left + plot_w + 6}" y="{top + 10}" font-size="10" fill="#d64545">{max_s:.1f}s</text>',
+        f'<text x="{left + plot_w + 6}" y="{top + 24}" font-size="10" fill="#2680c2">{_human(max_b)}</text>',
     ]  # fmt: skip
     points = []
+    byte_points = []
     for i, r in enumerate(runs):
         x = left + i * step + (step - bar) / 2
         y = top + plot_h
@@ -183,13 +187,21 @@ def chart_svg(runs: Sequence[Mapping[str, Any]], *, width: int = 900, height: in
                     f'fill="{color}"><title>{escape(title)}</title></rect>'
                 )
         points.append(f"{x + bar / 2:.1f},{top + plot_h - plot_h * r['seconds'] / max_s:.1f}")
+        byte_points.append(f"{x + bar / 2:.1f},{top + plot_h - plot_h * r['bytes_written'] / max_b:.1f}")
         if n <= 40 or i % max(1, n // 20) == 0:
             parts.append(
                 f'<a href="/ui/run/{r["id"]}"><text x="{x + bar / 2:.1f}" y="{top + plot_h + 14}" font-size="9" '
                 f'text-anchor="middle">#{r["id"]}</text></a>'
             )
-    parts.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="#d64545" stroke-width="1.5"/>')
-    legend = [("built", "#f0b429"), ("reused", "#9fb3c8"), ("pulled", "#3ebd93"), ("seconds", "#d64545")]
+    parts.append(
+        f'<polyline class="seconds" points="{" ".join(points)}" fill="none" stroke="#d64545" stroke-width="1.5"/>'
+    )
+    parts.append(
+        f'<polyline class="bytes" points="{" ".join(byte_points)}" fill="none" stroke="#2680c2" '
+        'stroke-width="1.5" stroke-dasharray="4 3"/>'
+    )
+    legend = [("built", "#f0b429"), ("reused", "#9fb3c8"), ("pulled", "#3ebd93"), ("seconds", "#d64545"),
+              ("bytes written", "#2680c2")]  # fmt: skip
     for i, (label, color) in enumerate(legend):
         lx = left + i * 90
         parts.append(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -52,6 +53,10 @@ def test_build_and_noop_build_are_recorded_with_packages_and_layers(project: Pat
     assert envs["train"].lock_digest is not None and envs["train"].lock_digest.startswith("sha256:")
     assert envs["train"].digest == first.report["envs"][3]["digest"] or envs["train"].digest
     assert first.report["totals"]["layers_built"] == 5
+    listed = json.loads(cli(project, "history", "--kind", "build", "--json").stdout)
+    assert [r["id"] for r in listed] == [r.id for r in builds]
+    table = cli(project, "history", "--env", "train").stdout.splitlines()
+    assert table[0].split()[:2] == ["RUN", "KIND"] and len(table) == 1 + len(history.runs(env="train"))
 
 
 def test_fast_path_writes_what_sqlalchemy_reads_back_alike(tmp_path: Path) -> None:
