@@ -345,8 +345,10 @@ class Workspace:
 
         facts = read_lock_facts(self.graph, self.lockdir, [p.env for p in pushed])
         drvs = dict(images)
-        report = {
+        report: dict[str, Any] = {
             "registry": redact(registry_ref),
+            # bytes_written: what the push uploaded (the history's bytes column for every kind of run)
+            "totals": {"bytes_written": sum(p.bytes_uploaded for p in pushed)},
             "images": [
                 {"env": p.env, "reference": p.reference, "digest": p.digest, "bytes_uploaded": p.bytes_uploaded,
                  "blobs_uploaded": p.blobs_uploaded, "blobs_mounted": p.blobs_mounted,

@@ -77,8 +77,13 @@ class Dashboard:
         history = self.history()
         return history.latest_pushes(env) if history else []
 
-    def graph(self) -> dict[str, Any]:
-        return graph_model(self.facts())
+    def graph(self, pipeline: str | None = None) -> dict[str, Any]:
+        facts = self.facts()
+        if pipeline is not None and pipeline not in facts.graph.spec.pipeline:
+            raise _NotFound(f"unknown pipeline {pipeline!r}")
+        model = graph_model(facts, pipeline)
+        model["all_pipelines"] = sorted(facts.graph.spec.pipeline)
+        return model
 
     def env(self, name: str, host: str) -> dict[str, Any]:
         facts = self.facts()
@@ -182,7 +187,7 @@ def _diff_or_form(d: Dashboard, r: Request) -> str:
 
 
 API: list[tuple[str, Callable[[Dashboard, Request], Any]]] = [
-    ("/graph", lambda d, r: d.graph()),
+    ("/graph", lambda d, r: d.graph(r.query_params.get("pipeline"))),
     ("/envs/{env}", lambda d, r: d.env(r.path_params["env"], _host(r))),
     ("/runs", lambda d, r: d.runs(kind=_kind(r), env=r.query_params.get("env"), limit=_int(r, "limit", MAX_RUNS))),
     ("/runs/{run_id:int}", lambda d, r: d.run(r.path_params["run_id"])),
@@ -199,7 +204,7 @@ def _one(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 PAGES: list[tuple[str, Callable[[Dashboard, Request], str]]] = [
-    ("/", lambda d, r: _pages.graph_page(d.graph())),
+    ("/", lambda d, r: _pages.graph_page(d.graph(r.query_params.get("pipeline")))),
     ("/env/{env}", lambda d, r: _pages.env_page(d.env(r.path_params["env"], _host(r)))),
     ("/history", lambda d, r: _pages.history_page(d.runs(kind=_kind(r) or "build"), d.runs(), _kind(r) or "build")),
     ("/run/{run_id:int}", lambda d, r: _pages.run_page(d.run(r.path_params["run_id"]))),

@@ -68,13 +68,17 @@ def _steps(facts: ProjectFacts) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def graph_model(facts: ProjectFacts) -> dict[str, Any]:
-    """Pipelines -> steps -> envs -> bases, each env with its drv, image digest, size and shared layers."""
+def graph_model(facts: ProjectFacts, pipeline: str | None = None) -> dict[str, Any]:
+    """Pipelines -> steps -> envs -> bases, each env with its drv, image digest, size and shared layers; with
+    ``pipeline``, only what that pipeline needs (its steps' envs, their ancestors and bases)."""
     sharing = _sharing(facts)
     steps = _steps(facts)
     spec = facts.graph.spec
+    selected = set(facts.graph.select(pipelines=[pipeline])) if pipeline is not None else None
     envs = []
     for name in facts.graph.envs():
+        if selected is not None and name not in selected:
+            continue
         e = facts.envs[name]
         shared, top, n_sharing = sharing[name]
         envs.append(
@@ -93,13 +97,17 @@ def graph_model(facts: ProjectFacts) -> dict[str, Any]:
                 "steps": [{"pipeline": p, "step": s} for p, s in steps.get(name, ())],
             }
         )
+    used_bases = {e["base"] for e in envs}
     bases = []
     for name, base in sorted(spec.bases.items()):
+        if selected is not None and name not in used_bases:
+            continue
         kind = "debian" if base.debian is not None else "image" if base.image else "scratch"
         bases.append({"name": name, "kind": kind, "image": base.image})
     pipelines = [
         {"name": name, "steps": [{"step": s, "env": env} for s, env in sorted(pipe.steps.items())]}
         for name, pipe in sorted(spec.pipeline.items())
+        if pipeline in (None, name)
     ]
     return {"project": facts.name, "bases": bases, "envs": envs, "pipelines": pipelines}
 

@@ -58,7 +58,7 @@ SCHEMAS: dict[str, Any] = {
     "StepRef": _obj(pipeline=_S, step=_S),
     "GraphEnv": _obj(name=_S, parent=_NS, base=_S, drv=_NS, digest=_NS, size=_NI, layers=_NI, packages=_I,
                      shared_layers=_I, shared_with=_arr(_ref("Shared")), sharing_envs=_I, steps=_arr(_ref("StepRef"))),
-    "Graph": _obj(project=_S, bases=_arr(_obj(name=_S, kind={"enum": ["debian", "image", "scratch"]}, image=_NS)),
+    "Graph": _obj(project=_S, all_pipelines=_arr(_S), bases=_arr(_obj(name=_S, kind={"enum": ["debian", "image", "scratch"]}, image=_NS)),
                   envs=_arr(_ref("GraphEnv")),
                   pipelines=_arr(_obj(name=_S, steps=_arr(_obj(step=_S, env=_S))))),
     "Package": _obj(name=_S, version=_S, size=_NI, layer=_NS),
@@ -87,7 +87,8 @@ SCHEMAS: dict[str, Any] = {
 }  # fmt: skip
 
 PATHS: dict[str, Any] = {
-    "/api/graph": _get("Pipelines, steps, envs and bases, each env with its drv, digest, size and shared layers", [], "Graph"),
+    "/api/graph": _get("Pipelines, steps, envs and bases, each env with its drv, digest, size and shared layers "
+                       "(?pipeline=P: only what P needs)", [_query("pipeline")], "Graph"),
     "/api/envs/{env}": _get("An env: packages (name, version, size, layer digest), images using it, runs", [_path("env")], "Env"),
     "/api/runs": _get("Recorded runs, oldest first", [_query("kind", enum=["build", "push", "lock"]), _query("env"),
                                                     _query("limit", "integer")], "Runs"),

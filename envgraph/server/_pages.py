@@ -64,6 +64,12 @@ def graph_page(model: Mapping[str, Any]) -> str:
         f"<p>{len(model['pipelines'])} pipelines, {len(envs)} envs ({built} built), {len(model['bases'])} bases. "
         "Arrows point from what is needed to what needs it; click an env for its packages and images.</p>"
     )
+    shown = {p["name"] for p in model["pipelines"]}
+    choices = ['<a href="/ui/">all</a>' if len(shown) < len(model["all_pipelines"]) else "<b>all</b>"] + [
+        f"<b>{escape(p)}</b>" if shown == {p} else f'<a href="/ui/?pipeline={quote(p)}">{escape(p)}</a>'
+        for p in model["all_pipelines"]
+    ]
+    summary += f'<p id="pipelines">pipeline: {" · ".join(choices)}</p>'
     return _layout(
         f"{model['project']}: graph",
         f"<h1>{escape(model['project'])}</h1>{summary}<div class=scroll>{graph_svg(model)}</div>",

@@ -78,6 +78,12 @@ def test_graph_has_pipelines_steps_envs_bases_and_shared_layers(client: TestClie
         assert e["shared_layers"] == len({d for d in layers[name] if any(d in layers[o] for o in expected)})
     assert envs["train"]["parent"] == "core" and envs["batch"]["parent"] is None
     assert envs["train"]["steps"] == [{"pipeline": "training", "step": "fit"}]
+    training = get(client, "/api/graph?pipeline=training")
+    assert [e["name"] for e in training["envs"]] == ["core", "train"]
+    assert [p["name"] for p in training["pipelines"]] == ["training"]
+    assert training["all_pipelines"] == ["serving", "training"]
+    page = client.get("/ui/?pipeline=serving").text
+    assert 'id="env-serve"' in page and 'id="env-core"' in page and 'id="env-train"' not in page
 
 
 def test_env_lists_packages_with_their_layers_and_the_images_using_it(
@@ -142,6 +148,7 @@ def test_which_image_for_step_s_of_pipeline_p_pulls_from_the_same_server(
     ("path", "status"),
     [
         ("/api/envs/nope", 404),
+        ("/api/graph?pipeline=nope", 404),
         ("/api/where/nope", 404),
         ("/api/where/training/nope", 404),
         ("/api/runs/999", 404),
