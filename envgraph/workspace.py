@@ -53,8 +53,11 @@ class Workspace:
         self.lockdir = self.root / LOCKDIR
         self.store_path = Path(store or os.environ.get("ENVGRAPH_STORE") or self.root / ".envgraph").resolve()
         self.db = db or os.environ.get("ENVGRAPH_DB") or None
-        # Set False to run without writing history (e.g. the lock check inside plan()).
+        # False: commands run without writing history (like --db off), e.g. for a library caller's own loops.
         self.record_history = True
+
+    def _recording(self) -> bool:
+        return self.record_history and (self.db or "").lower() != "off"
 
     @property
     def history_url(self) -> str:
@@ -78,7 +81,7 @@ class Workspace:
         error: str | None = None,
     ) -> int | None:
         """Add a run to the history after the work; never raises (a broken database is a warning)."""
-        if not self.record_history or (self.db or "").lower() == "off":
+        if not self._recording():
             return None
         from envgraph.history import RunRecord
         from envgraph.history._recorder import record_run
@@ -143,7 +146,7 @@ class Workspace:
             if not check:
                 self._record("lock", started, [*envs, *pipelines], ok=False, error=str(err))
             raise
-        if not check:
+        if not check and self._recording():
             from envgraph.history._collect import lock_envs, read_lock_facts
 
             statuses = {o.name: o.status for o in result.outcomes if o.kind == "env"}
@@ -210,7 +213,7 @@ class Workspace:
         except EnvgraphError as err:
             self._record("build", started, [*envs, *pipelines], ok=False, error=str(err))
             raise
-        if self.record_history and (self.db or "").lower() != "off":
+        if self._recording():
             from envgraph.builder._report import build_report
             from envgraph.history._collect import build_envs, read_lock_facts
 
@@ -340,6 +343,8 @@ class Workspace:
         except EnvgraphError as err:
             self._record("push", started, [*envs, *pipelines], ok=False, error=str(err))
             raise
+        if not self._recording():
+            return pushed
         from envgraph.errors import redact
         from envgraph.history._collect import build_envs, push_records, read_lock_facts
 

@@ -171,7 +171,7 @@ def history_page(runs: Sequence[Mapping[str, Any]], all_runs: Sequence[Mapping[s
     )
     return _layout(
         "history",
-        f"<h1>History</h1><p>{kinds}</p><h2>Layers and seconds per {escape(kind)}</h2>{chart_svg(runs)}"
+        f"<h1>History</h1><p>{kinds}</p><h2>Layers, seconds and bytes written per {escape(kind)}</h2>{chart_svg(runs)}"
         f"<h2>Diff two runs</h2>{_diff_form(all_runs)}"
         f'<h2>Runs</h2><table id="runs">{RUN_HEAD}<tbody>{_run_rows(all_runs)}</tbody></table>',
         "/ui/history",

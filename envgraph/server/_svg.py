@@ -38,11 +38,18 @@ def _node(x: float, y: float, kind: str, title: str, line1: str, line2: str, hre
 
 
 def _edge(x1: float, y1: float, x2: float, y2: float, title: str = "") -> str:
-    mx = (x1 + x2) / 2
     t = f"<title>{escape(title)}</title>" if title else ""
+    if x2 - x1 <= COL - NODE_W + 1:  # to the next column: one curve
+        mx = (x1 + x2) / 2
+        d = f"M{x1},{y1} C{mx},{y1} {mx},{y2} {x2},{y2}"
+    else:  # across columns: along the gap below the source's row (rows align in every column: no node there)
+        lane = y1 + NODE_H / 2 + (ROW - NODE_H) / 2
+        d = (
+            f"M{x1},{y1} C{x1 + 20},{y1} {x1 + 20},{lane} {x1 + 40},{lane} L{x2 - 40},{lane} "
+            f"C{x2 - 20},{lane} {x2 - 20},{y2} {x2},{y2}"
+        )
     return (
-        f'<path d="M{x1},{y1} C{mx},{y1} {mx},{y2} {x2},{y2}" fill="none" stroke="#9aa5b1" '
-        f'stroke-width="1.2" marker-end="url(#arrow)">{t}</path>'
+        f'<path d="{d}" fill="none" stroke="#9aa5b1" stroke-width="1.2" marker-end="url(#arrow)">{t}</path>'
     )
 
 
