@@ -24,16 +24,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Context:
-    def __init__(self, file: str | None, store: str | None, debug: bool) -> None:
+    def __init__(self, file: str | None, store: str | None, debug: bool, db: str | None = None) -> None:
         self.file = file
         self.store = Path(store) if store else None
         self.debug = debug
+        self.db = db
         self._ws: Workspace | None = None
 
     @property
     def ws(self) -> Workspace:
         if self._ws is None:
-            self._ws = load(self.file, store=self.store)
+            self._ws = load(self.file, store=self.store, db=self.db)
         return self._ws
 
 
@@ -85,13 +86,20 @@ def handle_errors(fn: F) -> F:
     envvar="ENVGRAPH_STORE",
     help="Store directory (default: .envgraph/ beside the file).",
 )
+@click.option(
+    "--db",
+    metavar="URL",
+    envvar="ENVGRAPH_DB",
+    help="Build-history database: sqlite:///PATH or postgresql://USER[:PASSWORD]@HOST[:PORT]/DB "
+    "(default: [project] db, else history.sqlite in the store).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug log lines.")
 @click.version_option(package_name="envgraph")
 @click.pass_context
-def main(ctx: click.Context, file: str | None, store: str | None, debug: bool) -> None:
+def main(ctx: click.Context, file: str | None, store: str | None, db: str | None, debug: bool) -> None:
     """Declare, lock and build layered container images for ML pipeline environments."""
     _setup_logging(debug)
-    ctx.obj = Context(file, store, debug)
+    ctx.obj = Context(file, store, debug, db)
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -425,12 +433,13 @@ def load_cmd(c: Context, envs: tuple[str, ...], via: str) -> None:
 @pass_ctx
 @handle_errors
 def serve(c: Context, host: str, port: int) -> None:
-    """Serve the store as a read-only OCI registry: docker pull HOST:PORT/<env>:latest."""
+    """Serve the store as a read-only OCI registry (docker pull HOST:PORT/<env>:latest) and the dashboard."""
     from envgraph.workspace import serve_store
 
     def ready(server: BackgroundServer, store: Store) -> None:
         envs = sorted({ref.partition(":")[0] for ref in store.tags()})
         click.echo(f"serving {store.root} read-only at {server.url} (Ctrl-C stops)")
+        click.echo(f"  dashboard: {server.url}/ui/    API: {server.url}/api/openapi.json")
         example = envs[0] if envs else "<env>"
         click.echo(
             f"  docker pull {server.address}/{example}:latest    ({len(envs)} envs: {', '.join(envs)})"
@@ -441,8 +450,16 @@ def serve(c: Context, host: str, port: int) -> None:
                 err=True,
             )
 
-    # With --store (or ENVGRAPH_STORE) no declaration file is needed: a copied or mounted store serves too.
-    serve_store(c.store if c.store is not None else c.ws.store_path, host, port, ready)
+    # With --store (or ENVGRAPH_STORE) no declaration file is needed: a copied or mounted store serves too
+    # (the dashboard then shows the history but not the graph).
+    ws = None
+    try:
+        ws = c.ws
+    except EnvgraphError:
+        if c.store is None:
+            raise
+    root = c.store if c.store is not None else ws.store_path if ws is not None else Path(".")
+    serve_store(root, host, port, ready, workspace=ws, db=c.db)
     click.echo("envgraph: stopped", err=True)
 
 
@@ -461,6 +478,47 @@ def run(c: Context, env: str, command: tuple[str, ...], network: str | None, via
     if args[:1] == ["--"]:
         args = args[1:]
     sys.exit(c.ws.run(env, args, network=network, via=via))  # type: ignore[arg-type]  # click.Choice checked it
+
+
+@main.command()
+@click.option(
+    "--kind", type=click.Choice(["build", "push", "lock"]), default=None, help="Only runs of this kind."
+)
+@click.option("--env", "env", default=None, metavar="ENV", help="Only runs that touched ENV.")
+@click.option("-n", "--limit", type=click.IntRange(1, 100000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON (as GET /api/runs does).")
+@pass_ctx
+@handle_errors
+def history(c: Context, kind: str | None, env: str | None, limit: int, as_json: bool) -> None:
+    """The recorded builds, pushes and locks, newest last (the dashboard shows them: envgraph serve)."""
+    from envgraph.history import open_history
+    from envgraph.history._url import database_url
+    from envgraph.server._model import run_model
+
+    ws = None
+    try:
+        ws = c.ws
+    except EnvgraphError:
+        if c.store is None:
+            raise
+    url = ws.history_url if ws is not None else database_url(c.db, None, Path(c.store or ".").resolve())
+    h = open_history(url, readonly=True)
+    runs = [run_model(r) for r in h.runs(kind=kind, env=env, limit=limit)] if h is not None else []
+    if as_json:
+        click.echo(json.dumps(runs, indent=2))
+        return
+    if not runs:
+        click.echo("no runs recorded yet")
+        return
+    click.echo(
+        f"{'RUN':>5} {'KIND':<6} {'STARTED (UTC)':<20} {'BUILT':>5} {'REUSED':>6} {'PULLED':>6} {'SECONDS':>8}  RESULT"
+    )
+    for r in runs:
+        result = "ok" if r["ok"] else f"failed: {r['error'] or ''}"
+        click.echo(
+            f"{r['id']:>5} {r['kind']:<6} {r['started'][:19].replace('T', ' '):<20} {r['layers_built']:>5} "
+            f"{r['layers_reused']:>6} {r['layers_pulled']:>6} {r['seconds']:>8.2f}  {result}"
+        )
 
 
 @main.command()

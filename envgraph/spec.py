@@ -74,6 +74,9 @@ class Project:
     # The Debian packages of the environment a package without a wheel is built in (on top of the env's base and
     # its `apt` packages); envs add their own with `build-apt`.
     build_apt: tuple[str, ...] = field(default=DEFAULT_BUILD_APT, metadata=_key("build-apt"))
+    # The build-history database (sqlite:///PATH or postgresql://USER@HOST/DB); default: SQLite in the store.
+    # Prefer ENVGRAPH_DB or --db for a URL with a password: this file is usually committed.
+    db: str | None = None
 
 
 @frozen

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 from packaging.utils import canonicalize_name
@@ -36,6 +38,8 @@ from envgraph.registry._push import BlobEvent, PushedImage, push_images
 from envgraph.spec import Spec, find_declaration, read_spec
 
 if TYPE_CHECKING:
+    from envgraph.history import RunRecord
+    from envgraph.history._records import EnvRecord, PushRecord, RunKind
     from envgraph.lock import PackageDiff
     from envgraph.lock._why import Why
     from envgraph.oci._artifact import Artifact
@@ -68,13 +72,76 @@ class EnvDiff:
 class Workspace:
     """An ``envgraph.toml`` with its lockfiles and store."""
 
-    def __init__(self, spec: Spec, path: Path, *, store: Path | None = None) -> None:
+    def __init__(self, spec: Spec, path: Path, *, store: Path | None = None, db: str | None = None) -> None:
         self.spec = spec
         self.path = path
         self.root = spec.root
         self.graph: EnvGraph = build_graph(spec)
         self.lockdir = self.root / LOCKDIR
         self.store_path = Path(store or os.environ.get("ENVGRAPH_STORE") or self.root / ".envgraph").resolve()
+        self.db = db or os.environ.get("ENVGRAPH_DB") or None
+        # False: commands run without writing history (like --db off), e.g. for a library caller's own loops.
+        self.record_history = True
+
+    def _recording(self) -> bool:
+        return self.record_history and (self.db or "").lower() != "off"
+
+    @property
+    def history_url(self) -> str:
+        """The build-history database: --db / ENVGRAPH_DB, else [project] db, else SQLite in the store."""
+        from envgraph.history._url import database_url
+
+        return database_url(self.db, self.spec.project.db, self.store_path)
+
+    # -- history ---------------------------------------------------------------------------------------
+
+    def _record(
+        self,
+        kind: RunKind,
+        started: tuple[datetime, float],
+        selection: Sequence[str],
+        *,
+        ok: bool,
+        envs: Sequence[EnvRecord] = (),
+        pushes: Sequence[PushRecord] = (),
+        report: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> int | None:
+        """Add a run to the history after the work; never raises (a broken database is a warning)."""
+        if not self._recording():
+            return None
+        from envgraph.history import RunRecord
+        from envgraph.history._recorder import record_run
+        from envgraph.history._records import whoami
+
+        user, host = whoami()
+        totals = (report or {}).get("totals", {})
+        run: RunRecord = RunRecord(
+            kind=kind,
+            project=self.spec.project.name,
+            started=started[0],
+            seconds=round(time.monotonic() - started[1], 4),
+            ok=ok,
+            user=user,
+            host=host,
+            selection=tuple(selection),
+            layers_built=int(totals.get("layers_built", 0)),
+            layers_reused=int(totals.get("layers_reused", 0)),
+            layers_pulled=int(totals.get("layers_pulled", 0)),
+            bytes_written=int(totals.get("bytes_written", 0)),
+            report=report or {},
+            envs=tuple(envs),
+            pushes=tuple(pushes),
+            error=error,
+        )
+        try:
+            url = self.history_url
+        except EnvgraphError as err:
+            import logging
+
+            logging.getLogger("envgraph.history").warning("build history not recorded: %s", err)
+            return None
+        return record_run(url, run, store=self.store_path)
 
     def locker(self, *, jobs: int | None = None, log: Callable[[str], None] = lambda _m: None) -> Locker:
         from envgraph._bases import BasePinner
@@ -93,10 +160,37 @@ class Workspace:
         jobs: int | None = None,
         log: Callable[[str], None] = lambda _m: None,
     ) -> LockResult:
-        """Lock (or with ``check=True`` only verify) the selected envs and their ancestors."""
-        return self.locker(jobs=jobs, log=log).lock(
-            envs, pipelines, upgrade=upgrade, upgrade_packages=upgrade_packages, check=check
-        )
+        """Lock (or with ``check=True`` only verify) the selected envs and their ancestors.
+
+        A lock that writes (not ``check``) is recorded in the history with each env's lockfile and packages."""
+        envs, pipelines = list(envs), list(pipelines)
+        started = _now()
+        try:
+            result = self.locker(jobs=jobs, log=log).lock(
+                envs, pipelines, upgrade=upgrade, upgrade_packages=upgrade_packages, check=check
+            )
+        except EnvgraphError as err:
+            if not check:
+                self._record("lock", started, [*envs, *pipelines], ok=False, error=str(err))
+            raise
+        if not check and self._recording():
+            from envgraph.history._collect import lock_envs, read_lock_facts
+
+            statuses = {o.name: o.status for o in result.outcomes if o.kind == "env"}
+            facts = read_lock_facts(self.graph, self.lockdir, statuses)
+            outcomes = [
+                {"kind": o.kind, "name": o.name, "status": o.status, "reason": o.reason}
+                for o in result.outcomes
+            ]
+            self._record(
+                "lock",
+                started,
+                [*envs, *pipelines],
+                ok=True,
+                envs=lock_envs(statuses, facts),
+                report={"outcomes": outcomes},
+            )
+        return result
 
     def open_store(self, *, readonly: bool = False) -> Store:
         return Store.open(self.store_path, readonly=readonly)
@@ -111,7 +205,7 @@ class Workspace:
                 raise StaleLockError(f"env {e} has no lockfile: run `envgraph lock`")
             locks[e] = lock
         # Build only from lockfiles that match the declarations (what `envgraph lock --check` checks).
-        stale = self.lock(selected, check=True).stale
+        stale = self.locker().lock(selected, (), check=True).stale
         if stale:
             names = ", ".join(f"{o.kind} {o.name} ({o.reason})" for o in stale)
             raise StaleLockError(f"stale lockfiles: {names}: run `envgraph lock`")
@@ -136,7 +230,42 @@ class Workspace:
         reporter: Reporter | None = None,
         cache: RemoteCache | None = None,
     ) -> BuildResult:
-        """Build the selected envs (default: all) into the store; returns what was built, reused and failed."""
+        """Build the selected envs (default: all) into the store; returns what was built, reused and failed.
+
+        The build is recorded in the history (its report, lockfile digests and package sets) afterwards."""
+        envs, pipelines = list(envs), list(pipelines)
+        started = _now()
+        try:
+            result = self._build(envs, pipelines, jobs=jobs, reporter=reporter, cache=cache)
+        except EnvgraphError as err:
+            self._record("build", started, [*envs, *pipelines], ok=False, error=str(err))
+            raise
+        if self._recording():
+            from envgraph.builder._report import build_report
+            from envgraph.history._collect import build_envs, read_lock_facts
+
+            report = build_report(result, self.open_store())
+            facts = read_lock_facts(self.graph, self.lockdir, [e["env"] for e in report["envs"]])
+            self._record(
+                "build",
+                started,
+                [*envs, *pipelines],
+                ok=result.ok,
+                envs=build_envs(report, facts),
+                report=report,
+                error="; ".join(result.failures) or None,
+            )
+        return result
+
+    def _build(
+        self,
+        envs: Iterable[str],
+        pipelines: Iterable[str],
+        *,
+        jobs: int | None,
+        reporter: Reporter | None,
+        cache: RemoteCache | None,
+    ) -> BuildResult:
         plan = self.plan(envs, pipelines)
         store = self.open_store()
         platform = self.spec.project.platform
@@ -402,19 +531,52 @@ class Workspace:
         for p in pipelines:
             wanted.update(self.spec.pipeline[p].steps.values())
         images = [(img.env, img.drv) for img in plan.images if not wanted or img.env in wanted]
-        pushed = push_images(
-            self.open_store(),
-            images,
-            registry_ref,
-            insecure=insecure,
-            jobs=jobs,
-            progress=progress,
-            client=client,
-            mount_from=mount_from,
-        )
-        if not sbom:
+        started = _now()
+        try:
+            pushed = push_images(
+                self.open_store(),
+                images,
+                registry_ref,
+                insecure=insecure,
+                jobs=jobs,
+                progress=progress,
+                client=client,
+                mount_from=mount_from,
+            )
+        except EnvgraphError as err:
+            self._record("push", started, [*envs, *pipelines], ok=False, error=str(err))
+            raise
+        if sbom:
+            pushed = self._attach_sboms(pushed, registry_ref, insecure=insecure, client=client)
+        if not self._recording():
             return pushed
-        return self._attach_sboms(pushed, registry_ref, insecure=insecure, client=client)
+        from envgraph.errors import redact
+        from envgraph.history._collect import build_envs, push_records, read_lock_facts
+
+        facts = read_lock_facts(self.graph, self.lockdir, [p.env for p in pushed])
+        drvs = dict(images)
+        report: dict[str, Any] = {
+            "registry": redact(registry_ref),
+            # bytes_written: what the push uploaded (the history's bytes column for every kind of run)
+            "totals": {"bytes_written": sum(p.bytes_uploaded for p in pushed)},
+            "images": [
+                {"env": p.env, "reference": p.reference, "digest": p.digest, "bytes_uploaded": p.bytes_uploaded,
+                 "blobs_uploaded": p.blobs_uploaded, "blobs_mounted": p.blobs_mounted,
+                 "blobs_skipped": p.blobs_skipped}
+                for p in pushed
+            ],
+            "envs": [{"env": p.env, "drv": drvs.get(p.env, ""), "digest": p.digest, "status": "pushed"} for p in pushed],
+        }  # fmt: skip
+        self._record(
+            "push",
+            started,
+            [*envs, *pipelines],
+            ok=True,
+            envs=build_envs(report, facts),
+            pushes=push_records((p.env, p.reference, p.digest, p.bytes_uploaded) for p in pushed),
+            report={k: v for k, v in report.items() if k != "envs"},
+        )
+        return pushed
 
     def _attach_sboms(
         self, pushed: list[PushedImage], registry_ref: str, *, insecure: bool, client: RegistryClient | None
@@ -468,18 +630,41 @@ class Workspace:
         return verify_store(self.open_store(readonly=not repair), repair=repair)
 
 
-def serve_store(root: Path, host: str, port: int, ready: Callable[[BackgroundServer, Store], None]) -> None:
-    """Serve the store at ``root`` read-only as an OCI registry until Ctrl-C or SIGTERM; ``ready`` is called
-    once it listens. Needs no declaration file: a copied or mounted store (even a read-only one) serves too."""
+def _now() -> tuple[datetime, float]:
+    """When a run started: the wall clock for the record, the monotonic clock for its duration."""
+    return datetime.now(UTC), time.monotonic()
+
+
+def serve_store(
+    root: Path,
+    host: str,
+    port: int,
+    ready: Callable[[BackgroundServer, Store], None],
+    *,
+    workspace: Workspace | None = None,
+    db: str | None = None,
+) -> None:
+    """Serve the store at ``root`` read-only as an OCI registry, with the dashboard (``/ui``) and its JSON API
+    (``/api``) beside it, until Ctrl-C or SIGTERM; ``ready`` is called once it listens. Needs no declaration
+    file: a copied or mounted store (even a read-only one) serves too, its dashboard then showing the history."""
+    from envgraph.history._url import database_url
     from envgraph.server import create_app, serve_until_stopped
+    from envgraph.server._dashboard import Dashboard, dashboard_routes
 
     store = Store.open(root, readonly=True)
-    serve_until_stopped(create_app(store), host, port, lambda server: ready(server, store))
+    if workspace is not None:
+        dash = Dashboard(workspace.graph, workspace.lockdir, store, workspace.history_url)
+    else:
+        dash = Dashboard(None, None, store, database_url(db, None, Path(root).resolve()))
+    app = create_app(store, routes=dashboard_routes(dash))
+    serve_until_stopped(app, host, port, lambda server: ready(server, store))
 
 
-def load(path: str | os.PathLike[str] | None = None, *, store: Path | None = None) -> Workspace:
+def load(
+    path: str | os.PathLike[str] | None = None, *, store: Path | None = None, db: str | None = None
+) -> Workspace:
     """Load and validate a declaration file (default: ``envgraph.toml`` found upward from the working directory)."""
     p = Path(path) if path is not None else find_declaration()
     if p.is_dir():
         p = find_declaration(p)
-    return Workspace(read_spec(p), p, store=store)
+    return Workspace(read_spec(p), p, store=store, db=db)

@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("envgraph.plan", "envgraph.sbom"),
     ("envgraph.oci",),
     ("envgraph.builder",),
-    ("envgraph.registry", "envgraph._docker", "envgraph.server"),
+    ("envgraph.registry", "envgraph._docker", "envgraph.history", "envgraph.server"),
     ("envgraph.images", "envgraph._image_bases", "envgraph._bases", "envgraph._ui"),
     ("envgraph.workspace",),
     ("envgraph.cli", "envgraph.__main__", "envgraph"),
