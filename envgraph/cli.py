@@ -179,6 +179,12 @@ def graph(c: Context, fmt: str, pipeline: str | None) -> None:
 )
 @click.option("--cache-mode", type=click.Choice(["read", "readwrite"]), default="readwrite")
 @click.option("--insecure", is_flag=True, help="Plain HTTP to the cache registry.")
+@click.option(
+    "--executor",
+    default=None,
+    metavar="local|dask://HOST:PORT",
+    help="Where layers are built: this machine (default) or a Dask cluster (needs --cache).",
+)
 @pass_ctx
 @handle_errors
 def build(
@@ -192,6 +198,7 @@ def build(
     cache_ref: str | None,
     cache_mode: str,
     insecure: bool,
+    executor: str | None,
 ) -> None:
     """Build images from the lockfiles into the store (default: every env)."""
     from envgraph._ui import make_reporter
@@ -208,7 +215,9 @@ def build(
         from envgraph.registry._cache import RegistryCache
 
         cache = RegistryCache.from_reference(cache_ref, mode=cache_mode, insecure=insecure)
-    result = ws.build(envs, pipelines, jobs=jobs, reporter=make_reporter(quiet), cache=cache)
+    result = ws.build(
+        envs, pipelines, jobs=jobs, reporter=make_reporter(quiet), cache=cache, executor=executor
+    )
     if cache is not None:
         click.echo(f"cache: {cache.stats.hits} layers pulled, {cache.stats.published} published", err=True)
     report = build_report(result, ws.open_store())

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from envgraph.builder._layers import bytecode_interpreter
-from envgraph.builder._scheduler import BuildResult, RemoteCache, Reporter, Scheduler
+from envgraph.builder._scheduler import BuildResult, LayerRunner, RemoteCache, Reporter, Scheduler
 from envgraph.errors import BuildError, EnvgraphError, StaleLockError
 from envgraph.graph import EnvGraph, build_graph
 from envgraph.identity import DEFAULT_COMPRESSION, image_tag
@@ -108,11 +108,22 @@ class Workspace:
         jobs: int | None = None,
         reporter: Reporter | None = None,
         cache: RemoteCache | None = None,
+        executor: str | None = None,
     ) -> BuildResult:
-        """Build the selected envs (default: all) into the store; returns what was built, reused and failed."""
+        """Build the selected envs (default: all) into the store; returns what was built, reused and failed.
+
+        ``executor`` (default ``[project] executor``, else local): ``dask://HOST:PORT`` builds the layers on a
+        Dask cluster, which needs ``cache`` (a :class:`RegistryCache` the workers publish to); the store then
+        gets the images' configs and manifests, not their layers."""
+        from envgraph._dask import parse_executor
+
+        address = parse_executor(executor or self.spec.project.executor)
         plan = self.plan(envs, pipelines)
         store = self.open_store()
         platform = self.spec.project.platform
+        runner = None
+        if address is not None:
+            runner = self._dask_runner(address, cache, store)
 
         def image_bases(pin: ImagePin) -> Descriptor:
             from envgraph._image_bases import ensure_image_base
@@ -127,10 +138,23 @@ class Workspace:
             reporter=reporter,
             cache=cache,
             image_bases=image_bases,
+            runner=runner,
         )
         result = scheduler.run(plan)
         self._record_roots(store, plan, complete=set(self.graph.envs()) == {i.env for i in plan.images})
         return result
+
+    def _dask_runner(self, address: str, cache: RemoteCache | None, store: Store) -> LayerRunner:
+        from envgraph._dask import DaskRunner, WorkerJob
+        from envgraph.registry._cache import RegistryCache
+
+        if not isinstance(cache, RegistryCache):
+            raise BuildError(
+                "a Dask build needs a registry cache (--cache HOST[:PORT]/REPO or [project] cache): "
+                "its workers publish the layers they build there"
+            )
+        job = WorkerJob(str(self.root), self.spec.project.platform, cache.reference, cache.client.insecure)
+        return DaskRunner(address, cache, store, job)
 
     def _record_roots(self, store: Store, plan: Plan, *, complete: bool) -> None:
         """Tell a shared store what this project's current lockfiles need, so another project's gc keeps it."""
