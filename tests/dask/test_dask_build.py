@@ -17,8 +17,10 @@ import pytest
 from click.testing import CliRunner
 
 import envgraph
+from envgraph.builder import BuildResult
 from envgraph.cli import main
 from envgraph.errors import BuildError
+from envgraph.oci._store import Store
 from envgraph.registry._cache import RegistryCache
 from envgraph.registry._client import RegistryClient
 from envgraph.workspace import Workspace
@@ -51,7 +53,13 @@ entrypoint = ["python", "-m", "app"]
 [env.solo]
 base = "none"
 requirements = ["beta<2", "bulk"]
+
+[env.broken]
+base = "none"
+requirements = ["epsilon"]
 """
+# What the tests build; "broken" is for the user-error test alone (so no worker has its layer before that test).
+GOOD = ["core", "train", "serve", "solo"]
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +74,9 @@ def locked_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("project")
     wheelhouse = standard_wheels(root / "wheels")
     # A package big enough that building its layer takes a moment (random bytes do not compress).
-    make_wheel(wheelhouse, "bulk", "1.0", files={"bulk/data.bin": os.urandom(32 << 20)})
+    make_wheel(wheelhouse, "bulk", "1.0", files={"bulk/data.bin": os.urandom(16 << 20)})
+    # New content at every run: a layer key no worker store has.
+    make_wheel(wheelhouse, "epsilon", "1.0", files={"epsilon/__init__.py": f"seed = {uuid.uuid4().hex!r}\n"})
     (root / "app").mkdir()
     (root / "app" / "__main__.py").write_text("print('serving')\n")
     path = root / "envgraph.toml"
@@ -103,23 +113,67 @@ def blob_files(store: Path) -> dict[str, int]:
     }
 
 
+def test_a_worker_killed_mid_build_still_ends_in_a_complete_build(
+    project: Path, cluster: Cluster, registry: RunningRegistry, tmp_path: Path
+) -> None:
+    local = envgraph.load(project, store=tmp_path / "local")
+    assert local.build(GOOD, jobs=2).ok
+    bulk_key = next(t.key for t in local.plan().layers.values() if "bulk" in t.label)
+    # First in this module, so no worker has the big layer yet and its task really runs (and can be killed).
+    assert all(
+        not (w.store / "keys").exists() or Store.open(w.store).get_key(bulk_key) is None
+        for w in cluster.workers
+    )
+
+    from distributed import Client
+
+    remote = envgraph.load(project, store=tmp_path / "client")
+    out: dict[str, BuildResult] = {}
+    cache = RegistryCache.from_reference(cache_ref(registry), insecure=True)
+    build = threading.Thread(
+        target=lambda: out.update(result=remote.build(GOOD, cache=cache, executor=cluster.executor))
+    )
+    with Client(cluster.address, set_as_default=False) as watcher:
+        build.start()
+        # Kill the worker the moment it runs the big layer's task.
+        victim = None
+        deadline = time.monotonic() + 60
+        while victim is None and time.monotonic() < deadline and build.is_alive():
+            for address, keys in watcher.processing().items():
+                if any(bulk_key.removeprefix("sha256:")[:16] in str(k) for k in keys):
+                    victim = cluster.worker(address)
+                    break
+            time.sleep(0.01)
+        assert victim is not None, "the big layer's task was never seen running"
+        victim.kill()
+        build.join(90)
+    assert not build.is_alive()
+    cluster.add_worker()  # for the tests after this one
+
+    result = out["result"]
+    assert result.ok, result.failures
+    assert image_digests(remote) == image_digests(local)
+    bulk = result.layers[bulk_key]
+    assert bulk.status == "built" and bulk.worker is not None and bulk.worker != victim.address
+
+
 def test_cluster_build_matches_local_and_moves_no_layer_bytes_through_the_client(
     project: Path, cluster: Cluster, registry: RunningRegistry, tmp_path: Path
 ) -> None:
     local = envgraph.load(project, store=tmp_path / "local")
-    assert local.build(jobs=2).ok
+    assert local.build(GOOD, jobs=2).ok
 
     ref = cache_ref(registry)
     remote = envgraph.load(project, store=tmp_path / "client")
     report = tmp_path / "report.json"
     result = CliRunner().invoke(
         main,
-        ["-f", str(project), "--store", str(tmp_path / "client"), "build", "-q", "--executor", cluster.executor,
+        ["-f", str(project), "--store", str(tmp_path / "client"), "build", *GOOD, "-q", "--executor", cluster.executor,
          "--cache", ref, "--insecure", "--report", str(report)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert image_digests(remote) == image_digests(local)
-    assert set(image_digests(remote)) == {"core", "train", "serve", "solo"}
+    assert set(image_digests(remote)) == set(GOOD)
 
     # No layer blob reached the client's store: only configs, manifests and path lists (a few KiB).
     client_blobs = blob_files(tmp_path / "client")
@@ -128,19 +182,22 @@ def test_cluster_build_matches_local_and_moves_no_layer_bytes_through_the_client
 
     # The report names the worker that built each layer; both workers are in the cluster.
     rows = [layer for env in json.loads(report.read_text())["envs"] for layer in env["layers"]]
-    assert {r["status"] for r in rows} == {"built"}
+    # (built, or reused from a worker's own store: the workers outlive a build)
+    assert {r["status"] for r in rows} <= {"built", "reused"}
     assert {r["worker"] for r in rows} <= {w.address for w in cluster.workers}
     assert all(r["worker"] for r in rows)
 
     # A second build finds everything in the cache: nothing is submitted, nothing changes.
-    again = remote.build(cache=RegistryCache.from_reference(ref, insecure=True), executor=cluster.executor)
+    again = remote.build(
+        GOOD, cache=RegistryCache.from_reference(ref, insecure=True), executor=cluster.executor
+    )
     assert again.ok, again.failures
     assert {r.status for r in again.layers.values()} == {"reused"}
     assert image_digests(remote) == image_digests(local)
 
     # Push mounts the layers from the cache repository: no layer byte goes up from the client.
-    pushed = remote.push([], [], f"{registry.host}/apps/dask-{uuid.uuid4().hex[:8]}", insecure=True)
-    assert {p.env for p in pushed} == {"core", "train", "serve", "solo"}
+    pushed = remote.push(GOOD, [], f"{registry.host}/apps/dask-{uuid.uuid4().hex[:8]}", insecure=True)
+    assert {p.env for p in pushed} == set(GOOD)
     assert sum(p.bytes_uploaded for p in pushed) < 64 << 10
     assert sum(p.blobs_mounted for p in pushed) == len({d for d in layer_digests(local)})
     client = RegistryClient(registry.host, insecure=True)
@@ -153,20 +210,23 @@ def test_cluster_build_matches_local_and_moves_no_layer_bytes_through_the_client
 def test_a_user_error_fails_that_env_only_with_the_local_message(
     project: Path, cluster: Cluster, registry: RunningRegistry, tmp_path: Path
 ) -> None:
-    wheelhouse = project.parent / "wheels"
-    # delta's wheel changes after locking: its hash no longer matches the lockfile.
-    delta = next(wheelhouse.glob("delta-*.whl"))
-    make_wheel(wheelhouse, "delta", "0.5", files={"delta/__init__.py": "changed = True\n"})
-    assert next(wheelhouse.glob("delta-*.whl")) == delta
+    # epsilon's wheel (only env broken has it) changes after locking: its hash no longer matches the lockfile.
+    make_wheel(project.parent / "wheels", "epsilon", "1.0", files={"epsilon/__init__.py": "changed = True\n"})
 
     local = envgraph.load(project, store=tmp_path / "local").build(jobs=2)
     remote = envgraph.load(project, store=tmp_path / "client").build(
         cache=RegistryCache.from_reference(cache_ref(registry), insecure=True), executor=cluster.executor
     )
     statuses = {i.env: i.status for i in remote.images}
-    assert statuses == {"core": "built", "train": "built", "serve": "failed", "solo": "built"}
+    assert statuses == {
+        "core": "built",
+        "train": "built",
+        "serve": "built",
+        "solo": "built",
+        "broken": "failed",
+    }
     assert remote.failures == local.failures
-    assert len(remote.failures) == 1 and "delta" in remote.failures[0] and "\n" not in remote.failures[0]
+    assert len(remote.failures) == 1 and "epsilon" in remote.failures[0] and "\n" not in remote.failures[0]
     failed = [r for r in remote.layers.values() if r.status == "failed"]
     assert len(failed) == 1 and failed[0].worker is not None  # failed once, on a worker: not retried
 
@@ -177,45 +237,3 @@ def test_the_executor_needs_a_cache(project: Path, cluster: Cluster) -> None:
         ws.build(executor=cluster.executor)
     with pytest.raises(BuildError, match="expected local or dask://HOST:PORT"):
         ws.build(executor="dask:/nowhere")
-
-
-def test_a_worker_killed_mid_build_still_ends_in_a_complete_build(
-    project: Path, registry: RunningRegistry, tmp_path: Path
-) -> None:
-    local = envgraph.load(project, store=tmp_path / "local")
-    assert local.build(jobs=2).ok
-    bulk_key = next(t.key for t in local.plan().layers.values() if "bulk" in t.label)
-
-    from distributed import Client
-
-    with start_cluster(tmp_path / "dask", 2) as c, Client(c.address, set_as_default=False) as watcher:
-        remote = envgraph.load(project, store=tmp_path / "client")
-        out: dict[str, object] = {}
-        build = threading.Thread(
-            target=lambda: out.update(
-                result=remote.build(
-                    cache=RegistryCache.from_reference(cache_ref(registry), insecure=True),
-                    executor=c.executor,
-                )
-            )
-        )
-        build.start()
-        # Kill the worker the moment it runs the big layer's task.
-        victim = None
-        deadline = time.monotonic() + 60
-        while victim is None and time.monotonic() < deadline and build.is_alive():
-            for address, keys in watcher.processing().items():
-                if any(bulk_key.removeprefix("sha256:")[:16] in str(k) for k in keys):
-                    victim = c.worker(address)
-                    break
-            time.sleep(0.01)
-        assert victim is not None, "the big layer's task was never seen running"
-        victim.kill()
-        build.join(90)
-        assert not build.is_alive()
-
-    result = out["result"]
-    assert result.ok, result.failures  # type: ignore[attr-defined]
-    assert image_digests(remote) == image_digests(local)
-    bulk = result.layers[bulk_key]  # type: ignore[attr-defined]
-    assert bulk.status == "built" and bulk.worker != victim.address

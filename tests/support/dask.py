@@ -40,7 +40,17 @@ class DaskWorker:
 class Cluster:
     address: str  # tcp://127.0.0.1:PORT
     scheduler: subprocess.Popen[bytes]
+    workdir: Path
+    env: dict[str, str]
+    stack: ExitStack
     workers: list[DaskWorker] = field(default_factory=list)
+
+    def add_worker(self) -> DaskWorker:
+        """One more worker with a store and wheel cache of its own (e.g. to replace a killed one)."""
+        worker = start_worker(self, self.workdir / f"worker-{len(self.workers)}", self.env, self.stack)
+        self.workers.append(worker)
+        _wait_workers(self, sum(1 for w in self.workers if w.process.poll() is None))
+        return worker
 
     @property
     def executor(self) -> str:
@@ -103,7 +113,7 @@ def start_cluster(workdir: Path, n_workers: int = 2) -> Iterator[Cluster]:
             )
         stack.callback(_stop, scheduler)
         _wait_port(port, scheduler, log)
-        cluster = Cluster(f"tcp://127.0.0.1:{port}", scheduler)
+        cluster = Cluster(f"tcp://127.0.0.1:{port}", scheduler, workdir, env, stack)
         for i in range(n_workers):
             cluster.workers.append(start_worker(cluster, workdir / f"worker-{i}", env, stack))
         _wait_workers(cluster, n_workers)
