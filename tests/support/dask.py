@@ -43,6 +43,7 @@ class Cluster:
     workdir: Path
     env: dict[str, str]
     stack: ExitStack
+    nthreads: int = 1
     workers: list[DaskWorker] = field(default_factory=list)
 
     def add_worker(self) -> DaskWorker:
@@ -96,8 +97,8 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @contextmanager
-def start_cluster(workdir: Path, n_workers: int = 2) -> Iterator[Cluster]:
-    """A scheduler and ``n_workers`` single-threaded workers (no nanny: killing one kills the worker itself)."""
+def start_cluster(workdir: Path, n_workers: int = 2, nthreads: int = 1) -> Iterator[Cluster]:
+    """A scheduler and ``n_workers`` workers of ``nthreads`` threads (no nanny: killing one kills the worker itself)."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DASK_", "ENVGRAPH_"))}
     env["DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL"] = "30s"
@@ -113,7 +114,7 @@ def start_cluster(workdir: Path, n_workers: int = 2) -> Iterator[Cluster]:
             )
         stack.callback(_stop, scheduler)
         _wait_port(port, scheduler, log)
-        cluster = Cluster(f"tcp://127.0.0.1:{port}", scheduler, workdir, env, stack)
+        cluster = Cluster(f"tcp://127.0.0.1:{port}", scheduler, workdir, env, stack, nthreads)
         for i in range(n_workers):
             cluster.workers.append(start_worker(cluster, workdir / f"worker-{i}", env, stack))
         _wait_workers(cluster, n_workers)
@@ -128,7 +129,7 @@ def start_worker(cluster: Cluster, wdir: Path, env: dict[str, str], stack: ExitS
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [*_dask(), "worker", cluster.address, "--host", "127.0.0.1", "--worker-port", str(wport),
-             "--nthreads", "1", "--no-nanny", "--no-dashboard", "--local-directory", str(wdir / "dask")],
+             "--nthreads", str(cluster.nthreads), "--no-nanny", "--no-dashboard", "--local-directory", str(wdir / "dask")],
             stdout=out, stderr=subprocess.STDOUT, env=wenv,
         )  # fmt: skip
     stack.callback(_stop, proc)
