@@ -218,7 +218,14 @@ def build(
     result = ws.build(
         envs, pipelines, jobs=jobs, reporter=make_reporter(quiet), cache=cache, executor=executor
     )
-    if cache is not None:
+    if cache is not None and any(r.worker for r in result.layers.values()):
+        workers = {r.worker for r in result.layers.values() if r.worker}
+        built = sum(1 for r in result.layers.values() if r.worker and r.status != "failed")
+        click.echo(
+            f"dask: {built} layers built on {len(workers)} workers, {cache.stats.hits} found in the cache {cache.reference}",
+            err=True,
+        )
+    elif cache is not None:
         click.echo(f"cache: {cache.stats.hits} layers pulled, {cache.stats.published} published", err=True)
     report = build_report(result, ws.open_store())
     if report_path:
