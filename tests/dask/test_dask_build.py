@@ -180,6 +180,8 @@ def test_cluster_build_matches_local_and_moves_no_layer_bytes_through_the_client
     client_blobs = blob_files(tmp_path / "client")
     assert not set(client_blobs) & layer_digests(local)
     assert sum(client_blobs.values()) < 64 << 10
+    # Its images check out: their layers are kept by the cache repository (verify knows it).
+    assert remote.verify().ok, remote.verify().problems
 
     # The report names the worker that built each layer; both workers are in the cluster.
     rows = [layer for env in json.loads(report.read_text())["envs"] for layer in env["layers"]]
