@@ -70,8 +70,13 @@ def run(workload_name: str, jobs: int) -> dict[str, object]:
                     proj, work / f"cache-{name}", "--store", str(store), "build", "-q", "-j", str(jobs),
                     "--report", str(report), *extra,
                 )  # fmt: skip
+                rows = {r["key"]: r for e in json.loads(report.read_text())["envs"] for r in e["layers"]}
                 runs[name] = {
                     "seconds": round(seconds, 2),
+                    # summed over layers: where the time went (on workers, for Dask: fetch, build, publish)
+                    "layer_seconds": round(sum(r["seconds"] for r in rows.values()), 2),
+                    "layers": len(rows),
+                    "workers": sorted({r["worker"] for r in rows.values() if r["worker"]}),
                     "client_store_bytes": disk_usage(store),
                     "registry_bytes_received": reg.stored_bytes() - before,
                     "digests": _digests(report),
