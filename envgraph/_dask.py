@@ -153,6 +153,7 @@ class DaskRunner:
         self._plan: tuple[Plan, Plan] | None = None
         self._futures: dict[str, Future] = {}
         self._run = uuid.uuid4().hex[:8]
+        self._closed = False
 
     def submit(self, task: LayerTask, plan: Plan, finish: Callable[[LayerResult], None]) -> None:
         self._lookups.submit(self._lookup_or_submit, task, plan, finish)
@@ -228,6 +229,11 @@ class DaskRunner:
         self.cache.saw(record.digest, self.store)
 
     def close(self, *, cancel: bool) -> None:
+        """Idempotent: the scheduler closes it, and the workspace again when the build stopped before that."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         self._lookups.shutdown(wait=True, cancel_futures=cancel)
         with self._lock:
             futures = list(self._futures.values())

@@ -140,7 +140,11 @@ class Workspace:
             image_bases=image_bases,
             runner=runner,
         )
-        result = scheduler.run(plan)
+        try:
+            result = scheduler.run(plan)
+        finally:
+            if runner is not None:
+                runner.close(cancel=True)  # a no-op after a run that got to the end
         self._record_roots(store, plan, complete=set(self.graph.envs()) == {i.env for i in plan.images})
         return result
 
