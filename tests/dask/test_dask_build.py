@@ -29,7 +29,7 @@ from tests.support.dask import Cluster, start_cluster
 from tests.support.registry import RunningRegistry
 from tests.support.wheels import make_wheel, standard_wheels
 
-# The module took 73-110 s on the shared 2-core machine (load average ~20); most of it is locking and start-up.
+# The module takes 43 s on the 2-core machine when it is quiet (up to 110 s under load): mostly locking and start-up.
 pytestmark = [pytest.mark.dask, pytest.mark.registry, pytest.mark.timeout(300)]
 
 # The offline test project of tests/test_identity_snapshot.py (core, train and serve on core, a files layer),
