@@ -188,6 +188,12 @@ def graph(c: Context, fmt: str, pipeline: str | None) -> None:
 )
 @click.option("--cache-mode", type=click.Choice(["read", "readwrite"]), default="readwrite")
 @click.option("--insecure", is_flag=True, help="Plain HTTP to the cache registry.")
+@click.option(
+    "--executor",
+    default=None,
+    metavar="local|dask://HOST:PORT",
+    help="Where layers are built: this machine (default) or a Dask cluster (needs --cache).",
+)
 @pass_ctx
 @handle_errors
 def build(
@@ -201,6 +207,7 @@ def build(
     cache_ref: str | None,
     cache_mode: str,
     insecure: bool,
+    executor: str | None,
 ) -> None:
     """Build images from the lockfiles into the store (default: every env)."""
     from envgraph._ui import make_reporter
@@ -217,8 +224,17 @@ def build(
         from envgraph.registry._cache import RegistryCache
 
         cache = RegistryCache.from_reference(cache_ref, mode=cache_mode, insecure=insecure)
-    result = ws.build(envs, pipelines, jobs=jobs, reporter=make_reporter(quiet), cache=cache)
-    if cache is not None:
+    result = ws.build(
+        envs, pipelines, jobs=jobs, reporter=make_reporter(quiet), cache=cache, executor=executor
+    )
+    if cache is not None and any(r.worker for r in result.layers.values()):
+        workers = {r.worker for r in result.layers.values() if r.worker}
+        built = sum(1 for r in result.layers.values() if r.worker and r.status != "failed")
+        click.echo(
+            f"dask: {built} layers built on {len(workers)} workers, {cache.stats.hits} found in the cache {cache.reference}",
+            err=True,
+        )
+    elif cache is not None:
         click.echo(f"cache: {cache.stats.hits} layers pulled, {cache.stats.published} published", err=True)
     report = build_report(result, ws.open_store())
     if report_path:

@@ -68,6 +68,8 @@ class Project:
     max_layers: int = field(default=100, metadata=_key("max-layers"))
     resolve_timeout: float = field(default=120.0, metadata=_key("resolve-timeout"))
     cache: str | None = None
+    # Where layer tasks run: "local" (this machine's pool) or "dask://HOST:PORT" (a Dask cluster; needs `cache`).
+    executor: str | None = None
     # Ship hash-checked .pyc files, compiled by a local interpreter of the target version when there is one.
     # Off by default, as in uv: compiling doubles the cold build time; turn it on for faster container start-up.
     bytecode: bool = False

@@ -13,7 +13,7 @@ from attrs import frozen
 from packaging.utils import canonicalize_name
 
 from envgraph.builder._layers import bytecode_interpreter
-from envgraph.builder._scheduler import BuildResult, RemoteCache, Reporter, Scheduler
+from envgraph.builder._scheduler import BuildResult, LayerRunner, RemoteCache, Reporter, Scheduler
 from envgraph.errors import BuildError, EnvgraphError, StaleLockError
 from envgraph.graph import EnvGraph, build_graph
 from envgraph.identity import DEFAULT_COMPRESSION, LABEL_ENV, image_tag
@@ -229,14 +229,21 @@ class Workspace:
         jobs: int | None = None,
         reporter: Reporter | None = None,
         cache: RemoteCache | None = None,
+        executor: str | None = None,
     ) -> BuildResult:
         """Build the selected envs (default: all) into the store; returns what was built, reused and failed.
+
+        ``executor`` (default ``[project] executor``, else local): ``dask://HOST:PORT`` builds the layers on a
+        Dask cluster, which needs ``cache`` (a :class:`RegistryCache` the workers publish to); the store then
+        gets the images' configs and manifests, not their layers.
 
         The build is recorded in the history (its report, lockfile digests and package sets) afterwards."""
         envs, pipelines = list(envs), list(pipelines)
         started = _now()
         try:
-            result = self._build(envs, pipelines, jobs=jobs, reporter=reporter, cache=cache)
+            result = self._build(
+                envs, pipelines, jobs=jobs, reporter=reporter, cache=cache, executor=executor
+            )
         except EnvgraphError as err:
             self._record("build", started, [*envs, *pipelines], ok=False, error=str(err))
             raise
@@ -265,10 +272,17 @@ class Workspace:
         jobs: int | None,
         reporter: Reporter | None,
         cache: RemoteCache | None,
+        executor: str | None,
     ) -> BuildResult:
+        from envgraph._dask import parse_executor
+
+        address = parse_executor(executor or self.spec.project.executor)
         plan = self.plan(envs, pipelines)
         store = self.open_store()
         platform = self.spec.project.platform
+        runner = None
+        if address is not None:
+            runner = self._dask_runner(address, cache, store)
 
         def image_bases(pin: ImagePin) -> Descriptor:
             from envgraph._image_bases import ensure_image_base
@@ -283,10 +297,27 @@ class Workspace:
             reporter=reporter,
             cache=cache,
             image_bases=image_bases,
+            runner=runner,
         )
-        result = scheduler.run(plan)
+        try:
+            result = scheduler.run(plan)
+        finally:
+            if runner is not None:
+                runner.close(cancel=True)  # a no-op after a run that got to the end
         self._record_roots(store, plan, complete=set(self.graph.envs()) == {i.env for i in plan.images})
         return result
+
+    def _dask_runner(self, address: str, cache: RemoteCache | None, store: Store) -> LayerRunner:
+        from envgraph._dask import DaskRunner, WorkerJob
+        from envgraph.registry._cache import RegistryCache
+
+        if not isinstance(cache, RegistryCache):
+            raise BuildError(
+                "a Dask build needs a registry cache (--cache HOST[:PORT]/REPO or [project] cache): "
+                "its workers publish the layers they build there"
+            )
+        job = WorkerJob(str(self.root), self.spec.project.platform, cache.reference, cache.client.insecure)
+        return DaskRunner(address, cache, store, job)
 
     def _record_roots(self, store: Store, plan: Plan, *, complete: bool) -> None:
         """Tell a shared store what this project's current lockfiles need, so another project's gc keeps it."""

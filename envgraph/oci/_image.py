@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 import attrs
 
@@ -51,9 +51,10 @@ def read_manifest(store: Store, digest: str) -> Manifest:
     return m
 
 
-def read_image(store: Store, desc: Descriptor) -> Manifest:
+def read_image(store: Store, desc: Descriptor, *, elsewhere: Callable[[str], bool] | None = None) -> Manifest:
     """The manifest a tag points at, checked against the tag's descriptor (digest, size and media type) and
-    with every blob it names present and known good: what export, load and push may use."""
+    with every blob it names present and known good: what export, load and push may use. A layer for which
+    ``elsewhere(digest)`` holds may be absent (a push mounts it from the registry repository that has it)."""
     data = store.read_blob(desc.digest)
     m = from_json(data, Manifest)
     if m.media_type not in MANIFEST_MEDIA_TYPES or (m.media_type, len(data)) != (desc.media_type, desc.size):
@@ -62,6 +63,13 @@ def read_image(store: Store, desc: Descriptor) -> Manifest:
             f"manifest is {m.media_type} of {len(data)} bytes: run `envgraph verify --repair`"
         )
     for blob in (m.config, *m.layers):
+        if (
+            blob is not m.config
+            and elsewhere is not None
+            and elsewhere(blob.digest)
+            and not store.has_blob(blob.digest)
+        ):
+            continue
         if not store.verified(blob.digest, size=blob.size):
             raise StoreError(
                 f"blob {blob.digest} of image {desc.digest} is missing or damaged: run `envgraph build` to rebuild it"
@@ -146,16 +154,20 @@ def write_image(
     *,
     base: ImageConfig | None = None,
     annotations: Mapping[str, str] | None = None,
+    elsewhere: Collection[str] = (),
 ) -> Descriptor:
     """Write the config and manifest blobs of an image; returns the manifest descriptor (with platform).
 
     ``layers`` are in image order (base layers first) and must already be in ``store``. With ``base`` (the
     base image's config), its diff_ids must be the first of ``layers``; its config (user, ports, env...)
-    is inherited, ``config`` overriding it, and its history kept.
+    is inherited, ``config`` overriding it, and its history kept. Layers whose digest is in ``elsewhere``
+    are kept by a registry (built on a remote executor and published there): only their descriptors are used.
     """
     diff_ids = tuple(layer.diff_id for layer in layers)
     for layer in layers:
         compression_of_media_type(layer.descriptor.media_type)  # raises on a non-layer descriptor
+        if layer.descriptor.digest in elsewhere:
+            continue
         if not store.verified(layer.descriptor.digest, size=layer.descriptor.size):
             raise BuildError(f"layer {layer.descriptor.digest} ({layer.history_comment}) is not in the store")
 
