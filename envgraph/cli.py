@@ -458,5 +458,55 @@ def push(
         )
 
 
+@main.command(name="export-settings")
+@click.option(
+    "--registry",
+    "registry_ref",
+    required=True,
+    metavar="HOST[:PORT]/REPO",
+    help="Where the images were pushed.",
+)
+@click.option("--format", "fmt", type=click.Choice(["json", "zenml"]), default="json", show_default=True)
+@click.option("--pipeline", "pipelines", multiple=True, metavar="P", help="Only pipeline P (repeatable).")
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    type=click.Path(),
+    help="File to write (zenml with several pipelines: a directory, one P.yaml each). Default: stdout.",
+)
+@pass_ctx
+@handle_errors
+def export_settings(
+    c: Context, registry_ref: str, fmt: str, pipelines: tuple[str, ...], output: str | None
+) -> None:
+    """Per pipeline and step, the pushed image by digest (from the push records), as JSON or ZenML settings."""
+    from envgraph._fs import atomic_write
+
+    doc = c.ws.export_settings(registry_ref, fmt, pipelines)  # type: ignore[arg-type]  # click.Choice checked it
+
+    def dump(value: Any) -> str:
+        return json.dumps(value, indent=2, sort_keys=True) + "\n"
+
+    if fmt == "json" or len(doc) == 1:
+        text = dump(doc if fmt == "json" else next(iter(doc.values())))
+        if output is None:
+            click.echo(text, nl=False)
+        else:
+            atomic_write(Path(output), text)
+            click.echo(f"wrote {output}", err=True)
+        return
+    if output is None:
+        raise EnvgraphError(
+            f"--format zenml writes one configuration per pipeline ({', '.join(doc)}): "
+            "choose one with --pipeline P or give -o DIR"
+        )
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, config in doc.items():
+        atomic_write(out / f"{name}.yaml", dump(config))
+        click.echo(f"wrote {out / f'{name}.yaml'}", err=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from envgraph.builder._layers import bytecode_interpreter
 from envgraph.builder._scheduler import BuildResult, RemoteCache, Reporter, Scheduler
-from envgraph.errors import BuildError, EnvgraphError, StaleLockError
+from envgraph.errors import BuildError, EnvgraphError, SpecError, StaleLockError
 from envgraph.graph import EnvGraph, build_graph
 from envgraph.identity import DEFAULT_COMPRESSION, image_tag
 from envgraph.images import (
@@ -29,7 +29,9 @@ from envgraph.oci._store import Store
 from envgraph.oci._verify import VerifyReport, verify_store
 from envgraph.plan import Plan, PlanTarget, make_plan
 from envgraph.registry._client import RegistryClient
-from envgraph.registry._push import BlobEvent, PushedImage, push_images
+from envgraph.registry._push import BlobEvent, PushedImage, parse_repository, push_images
+from envgraph.registry._records import PushRecord, push_records, record_pushes
+from envgraph.registry._settings import SettingsFormat, settings_json, step_images, zenml_config
 from envgraph.spec import Spec, find_declaration, read_spec
 
 if TYPE_CHECKING:
@@ -199,8 +201,9 @@ class Workspace:
         for p in pipelines:
             wanted.update(self.spec.pipeline[p].steps.values())
         images = [(img.env, img.drv) for img in plan.images if not wanted or img.env in wanted]
-        return push_images(
-            self.open_store(),
+        store = self.open_store()
+        pushed = push_images(
+            store,
             images,
             registry_ref,
             insecure=insecure,
@@ -209,6 +212,56 @@ class Workspace:
             client=client,
             mount_from=mount_from,
         )
+        steps: dict[str, list[tuple[str, str]]] = {}
+        for pname, pipeline in self.spec.pipeline.items():
+            for step, env in pipeline.steps.items():
+                steps.setdefault(env, []).append((pname, step))
+        record_pushes(
+            store.root,
+            store.tmp_dir,
+            [
+                PushRecord(
+                    registry=p.registry,
+                    repository=p.repository,
+                    env=p.env,
+                    drv=p.drv,
+                    tag=p.tag,
+                    digest=p.digest,
+                    project=self.spec.project.name,
+                    declaration=str(self.path.absolute()),
+                    steps=tuple(sorted(steps.get(p.env, []))),
+                )
+                for p in pushed
+            ],
+        )
+        return pushed
+
+    def push_records(self) -> list[PushRecord]:
+        """What pushes from any project using this store recorded (nothing when there is no store)."""
+        return push_records(self.store_path) if self.has_store() else []
+
+    def export_settings(
+        self, registry_ref: str, fmt: SettingsFormat = "json", pipelines: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        """Per pipeline and step, the image of the step env's current lockfile as pushed to ``registry_ref``.
+
+        ``json``: one document for all selected pipelines; ``zenml``: pipeline -> its ZenML run configuration."""
+        target = parse_repository(registry_ref)
+        names = list(pipelines) or list(self.spec.pipeline)
+        for n in names:
+            if n not in self.spec.pipeline:
+                raise SpecError(f"unknown pipeline {n!r}")
+        chosen = {n: dict(self.spec.pipeline[n].steps) for n in names}
+        drvs: dict[str, str] = {}
+        for env in {e for steps in chosen.values() for e in steps.values()}:
+            lock = read_lock(self.lockdir, env)
+            if lock is None:
+                raise StaleLockError(f"env {env} has no lockfile: run `envgraph lock`")
+            drvs[env] = lock.drv
+        images = step_images(target, chosen, drvs, self.push_records())
+        if fmt == "zenml":
+            return {p: zenml_config(steps) for p, steps in images.items()}
+        return settings_json(target, images)
 
     def gc(self, *, keep_last: int = 1, dry_run: bool = False) -> GcResult:
         """Drop old image tags beyond ``keep_last`` per env, then blobs nothing kept refers to.

@@ -42,6 +42,10 @@ class PushedImage:
     blobs_uploaded: int
     blobs_skipped: int
     blobs_mounted: int
+    registry: str = ""  # HOST[:PORT]
+    repository: str = ""
+    tag: str = ""  # <env>-<drv12>
+    drv: str = ""
 
 
 @attrs.frozen
@@ -88,6 +92,7 @@ def push_images(
     repo = target.repository
     tags = store.tags()
     todo: list[tuple[str, str, Descriptor, list[Descriptor]]] = []
+    drvs = dict(images)
     for env, drv in images:
         desc = tags.get(image_tag(env, drv))
         if desc is None:
@@ -152,6 +157,10 @@ def push_images(
                     blobs_uploaded=counts["uploaded"],
                     blobs_skipped=counts["skipped"],
                     blobs_mounted=counts["mounted"],
+                    registry=target.host,
+                    repository=repo,
+                    tag=pushed_tag,
+                    drv=drvs[env],
                 )
             )
         return results
