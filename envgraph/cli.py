@@ -332,18 +332,50 @@ def serve(c: Context, host: str, port: int) -> None:
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("env")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("-e", "--env", "environment", multiple=True, metavar="KEY[=VALUE]", help="Set a variable.")
+@click.option(
+    "-v", "--volume", "volumes", multiple=True, metavar="SRC:DEST[:ro]", help="Bind a path or volume."
+)
+@click.option("-p", "--publish", "ports", multiple=True, metavar="[IP:][HOST:]PORT", help="Publish a port.")
+@click.option(
+    "-i", "--interactive", is_flag=True, help="Forward stdin (automatic when stdin is a pipe or file)."
+)
+@click.option("-t", "--tty", is_flag=True, help="Allocate a terminal.")
+@click.option("-u", "--user", default=None, metavar="USER[:GROUP]", help="Run as this user.")
+@click.option("--gpus", default=None, metavar="all|N|device=ID,..", help="GPUs for the container.")
 @click.option(
     "--network", default=None, metavar="NAME", help="Docker network for the container (none: no network)."
 )
 @_via_option
 @pass_ctx
 @handle_errors
-def run(c: Context, env: str, command: tuple[str, ...], network: str | None, via: str) -> None:
-    """Run a command in an env's image (loaded into Docker first): envgraph run ENV -- CMD ..."""
+def run(
+    c: Context,
+    env: str,
+    command: tuple[str, ...],
+    environment: tuple[str, ...],
+    volumes: tuple[str, ...],
+    ports: tuple[str, ...],
+    interactive: bool,
+    tty: bool,
+    user: str | None,
+    gpus: str | None,
+    network: str | None,
+    via: str,
+) -> None:
+    """Run a command in an env's image (loaded into Docker first), like docker run: envgraph run [OPTIONS] ENV -- CMD ...
+
+    Options come before ENV. Ctrl-C and SIGTERM stop and remove the container; the exit code is the command's."""
+    from envgraph._docker import RunOptions, forwardable_stdin
+
     args = list(command)
     if args[:1] == ["--"]:
         args = args[1:]
-    sys.exit(c.ws.run(env, args, network=network, via=via))  # type: ignore[arg-type]  # click.Choice checked it
+    stdin = sys.stdin.buffer if interactive else forwardable_stdin()
+    options = RunOptions(
+        environment=environment, volumes=volumes, ports=ports, user=user, gpus=gpus, tty=tty, network=network
+    )
+    sys.exit(c.ws.run(env, args, via=via, options=options, stdin=stdin))  # type: ignore[arg-type]  # click.Choice checked it
 
 
 @main.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from envgraph.builder._layers import bytecode_interpreter
 from envgraph.builder._scheduler import BuildResult, RemoteCache, Reporter, Scheduler
@@ -35,6 +35,7 @@ from envgraph.registry._settings import SettingsFormat, settings_json, step_imag
 from envgraph.spec import Spec, find_declaration, read_spec
 
 if TYPE_CHECKING:
+    from envgraph._docker import RunOptions
     from envgraph.server import BackgroundServer
 
 __all__ = ["Workspace", "load", "serve_store"]
@@ -177,10 +178,20 @@ class Workspace:
         tag, desc = self.image(env)
         return load_image(self.open_store(), env, tag, desc, via=via)
 
-    def run(self, env: str, command: list[str], *, network: str | None = None, via: LoadVia = "auto") -> int:
-        """Load the env's image (an image the daemon has is only tagged), then run ``command`` in it."""
+    def run(
+        self,
+        env: str,
+        command: list[str],
+        *,
+        network: str | None = None,
+        via: LoadVia = "auto",
+        options: RunOptions | None = None,
+        stdin: BinaryIO | None = None,
+    ) -> int:
+        """Load the env's image (an image the daemon has is only tagged), then run ``command`` in it
+        (``options``: docker run's ``-e -v -p --user --gpus -t``; ``stdin`` copied to the container's)."""
         result = self.load_into_docker(env, via=via)
-        return run_image(result.tags[0], command, network=network)
+        return run_image(result.tags[0], command, network=network, options=options, stdin=stdin)
 
     def push(
         self,
