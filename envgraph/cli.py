@@ -16,6 +16,8 @@ from envgraph.errors import EnvgraphError
 from envgraph.workspace import Workspace, load
 
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     from envgraph.oci._store import Store
     from envgraph.server import BackgroundServer
 
@@ -96,13 +98,41 @@ def main(ctx: click.Context, file: str | None, store: str | None, debug: bool) -
 pass_ctx = click.make_pass_decorator(Context)
 
 
+def _complete_names(ctx: click.Context, kind: str, incomplete: str) -> list[CompletionItem]:
+    """Names from the declaration (``-f`` if given, else found upward); nothing when it cannot be read."""
+    from click.shell_completion import CompletionItem
+
+    root = ctx.find_root()
+    try:
+        spec = load(root.params.get("file")).spec
+    except Exception:  # completion must never fail loudly  # noqa: BLE001
+        return []
+    names = spec.env if kind == "env" else spec.pipeline
+    return [CompletionItem(n, help=kind) for n in sorted(names) if n.startswith(incomplete)]
+
+
+def _complete_envs(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    return _complete_names(ctx, "env", incomplete)
+
+
+def _complete_pipelines(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    return _complete_names(ctx, "pipeline", incomplete)
+
+
 def _say(quiet: bool) -> Callable[[str], None]:
     return (lambda _m: None) if quiet else (lambda m: click.echo(m, err=True))
 
 
 @main.command()
-@click.argument("envs", nargs=-1)
-@click.option("--pipeline", "pipelines", multiple=True, metavar="P", help="Lock what pipeline P needs.")
+@click.argument("envs", nargs=-1, shell_complete=_complete_envs)
+@click.option(
+    "--pipeline",
+    "pipelines",
+    multiple=True,
+    metavar="P",
+    help="Lock what pipeline P needs.",
+    shell_complete=_complete_pipelines,
+)
 @click.option("--upgrade", "-U", is_flag=True, help="Resolve afresh, ignoring current pins.")
 @click.option(
     "--upgrade-package", "-P", "upgrade_packages", multiple=True, metavar="NAME", help="Upgrade one package."
@@ -148,18 +178,54 @@ def lock(
 
 
 @main.command()
-@click.option("--format", "fmt", type=click.Choice(["tree", "dot", "mermaid", "json"]), default="tree")
-@click.option("--pipeline", default=None, metavar="P", help="Only what pipeline P needs.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["tree", "dot", "mermaid", "json", "png", "svg"]), default="tree"
+)
+@click.option(
+    "--pipeline",
+    default=None,
+    metavar="P",
+    help="Only what pipeline P needs.",
+    shell_complete=_complete_pipelines,
+)
+@click.option(
+    "-o", "--output", default=None, type=click.Path(dir_okay=False), help="Write to FILE (png: required)."
+)
 @pass_ctx
 @handle_errors
-def graph(c: Context, fmt: str, pipeline: str | None) -> None:
-    """Print the graph of bases, envs and pipelines."""
-    click.echo(c.ws.graph.render(fmt, pipeline))
+def graph(c: Context, fmt: str, pipeline: str | None, output: str | None) -> None:
+    """Print the graph of bases, envs and pipelines (png and svg are drawn by Graphviz's dot)."""
+    from envgraph._fs import atomic_write
+
+    if fmt in ("png", "svg"):
+        from envgraph._graphviz import render_dot
+
+        data = render_dot(c.ws.graph.render("dot", pipeline), fmt)
+        if output is None:
+            if fmt == "png":
+                raise EnvgraphError("graph --format png writes binary data: give -o FILE")
+            click.echo(data.decode("utf-8"), nl=False)
+            return
+        atomic_write(Path(output), data)
+        click.echo(f"wrote {output}", err=True)
+        return
+    text = c.ws.graph.render(fmt, pipeline)
+    if output is None:
+        click.echo(text)
+    else:
+        atomic_write(Path(output), text + "\n")
 
 
 @main.command()
-@click.argument("envs", nargs=-1)
-@click.option("--pipeline", "pipelines", multiple=True, metavar="P", help="Build what pipeline P needs.")
+@click.argument("envs", nargs=-1, shell_complete=_complete_envs)
+@click.option(
+    "--pipeline",
+    "pipelines",
+    multiple=True,
+    metavar="P",
+    help="Build what pipeline P needs.",
+    shell_complete=_complete_pipelines,
+)
 @click.option("-j", "--jobs", type=int, default=None, help="Parallel layer builds (default: number of CPUs).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
 @click.option("--dry-run", is_flag=True, help="Print the plan: what would be built, what is reused, and why.")
@@ -243,10 +309,14 @@ def _summary(report: dict[str, Any]) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document, for other tools.")
 @pass_ctx
 @handle_errors
-def images(c: Context) -> None:
+def images(c: Context, as_json: bool) -> None:
     """What the store holds: env, drv, digest, size, layer count."""
+    if as_json:
+        click.echo(json.dumps(c.ws.images_json(), indent=2, sort_keys=True))
+        return
     rows = c.ws.images()
     if not rows:
         click.echo("no images in the store: run `envgraph build`")
@@ -259,13 +329,21 @@ def images(c: Context) -> None:
 
 
 @main.command()
-@click.argument("env")
+@click.argument("env", shell_complete=_complete_envs)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Archive to write.")
-@click.option("--format", "fmt", type=click.Choice(["oci-archive", "docker-archive"]), default="oci-archive")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["docker-archive", "oci-archive"]),
+    default="docker-archive",
+    show_default=True,
+    help="docker-archive: `docker load` of every Docker version; oci-archive: skopeo, podman, crane, "
+    "and `docker load` of Docker 25 and later.",
+)
 @pass_ctx
 @handle_errors
 def export(c: Context, env: str, output: str, fmt: str) -> None:
-    """Write an env's image as an OCI or docker archive."""
+    """Write an env's image as a docker or OCI archive."""
     ref = c.ws.export(env, Path(output), fmt)  # type: ignore[arg-type]  # click.Choice checked it
     click.echo(f"wrote {output} ({fmt}, {ref})")
 
@@ -282,7 +360,7 @@ _via_option = click.option(
 
 
 @main.command(name="load")
-@click.argument("envs", nargs=-1, required=True)
+@click.argument("envs", nargs=-1, required=True, shell_complete=_complete_envs)
 @_via_option
 @pass_ctx
 @handle_errors
@@ -330,7 +408,7 @@ def serve(c: Context, host: str, port: int) -> None:
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.argument("env")
+@click.argument("env", shell_complete=_complete_envs)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.option("-e", "--env", "environment", multiple=True, metavar="KEY[=VALUE]", help="Set a variable.")
 @click.option(
@@ -450,8 +528,15 @@ def schema() -> None:
 
 
 @main.command()
-@click.argument("envs", nargs=-1)
-@click.option("--pipeline", "pipelines", multiple=True, metavar="P", help="Push the envs of a pipeline.")
+@click.argument("envs", nargs=-1, shell_complete=_complete_envs)
+@click.option(
+    "--pipeline",
+    "pipelines",
+    multiple=True,
+    metavar="P",
+    help="Push the envs of a pipeline.",
+    shell_complete=_complete_pipelines,
+)
 @click.option("--registry", "registry_ref", required=True, metavar="HOST[:PORT]/REPO", help="Where to push.")
 @click.option("--insecure", is_flag=True, help="Plain HTTP to the registry (localhost registries).")
 @click.option(
@@ -499,7 +584,14 @@ def push(
     help="Where the images were pushed.",
 )
 @click.option("--format", "fmt", type=click.Choice(["json", "zenml"]), default="json", show_default=True)
-@click.option("--pipeline", "pipelines", multiple=True, metavar="P", help="Only pipeline P (repeatable).")
+@click.option(
+    "--pipeline",
+    "pipelines",
+    multiple=True,
+    metavar="P",
+    help="Only pipeline P (repeatable).",
+    shell_complete=_complete_pipelines,
+)
 @click.option(
     "-o",
     "--output",
@@ -538,6 +630,19 @@ def export_settings(
     for name, config in doc.items():
         atomic_write(out / f"{name}.yaml", dump(config))
         click.echo(f"wrote {out / f'{name}.yaml'}", err=True)
+
+
+@main.command()
+@click.option("--name", default=None, help="Project name (default: the directory's name).")
+@click.option("--force", is_flag=True, help="Overwrite an existing envgraph.toml.")
+@click.argument("directory", default=".", type=click.Path(file_okay=False))
+@handle_errors
+def init(name: str | None, force: bool, directory: str) -> None:
+    """Write a starter envgraph.toml and keep the store out of git (.gitignore)."""
+    from envgraph._init import init_project
+
+    for line in init_project(Path(directory), name=name, force=force):
+        click.echo(line)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,7 @@ from envgraph.images import (
     ImageRow,
     LoadResult,
     LoadVia,
+    docker_names,
     export_image,
     list_images,
     load_image,
@@ -172,6 +173,41 @@ class Workspace:
     def images(self) -> list[ImageRow]:
         """What the store holds (nothing when there is no store yet); works on a read-only store."""
         return list_images(self.open_store(readonly=True)) if self.has_store() else []
+
+    def images_json(self) -> dict[str, Any]:
+        """What ``envgraph images --json`` prints: every image of the store with the pipeline steps its env runs,
+        whether it is the env's current image, its Docker names and where it was pushed (by digest)."""
+        current = {}
+        for env in self.spec.env:
+            lock = read_lock(self.lockdir, env)
+            if lock is not None:
+                current[env] = lock.drv
+        steps: dict[str, list[dict[str, str]]] = {}
+        for pname, pipeline in sorted(self.spec.pipeline.items()):
+            for step, env in sorted(pipeline.steps.items()):
+                steps.setdefault(env, []).append({"pipeline": pname, "step": step})
+        pushed: dict[str, list[str]] = {}
+        for rec in self.push_records():
+            pushed.setdefault(rec.digest, []).append(rec.pinned)
+        rows = []
+        for r in self.images():
+            rows.append(
+                {
+                    "env": r.env,
+                    "drv": r.drv,
+                    "digest": r.digest,
+                    "size": r.size,
+                    "layers": r.layers,
+                    "tags": list(r.tags),
+                    "current": current.get(r.env) == r.drv,
+                    "steps": steps.get(r.env, []),
+                    "docker": docker_names(r.env, image_tag(r.env, r.drv))
+                    if r.drv.startswith("sha256:")
+                    else [],
+                    "pushed": sorted(set(pushed.get(r.digest, []))),
+                }
+            )
+        return {"project": self.spec.project.name, "store": str(self.store_path), "images": rows}
 
     def load_into_docker(self, env: str, *, via: LoadVia = "auto") -> LoadResult:
         """Load the env's image into the Docker daemon (see :func:`envgraph.images.load_image` for ``via``)."""
