@@ -26,6 +26,7 @@ import docker.errors
 import docker.types
 import docker.utils.socket
 import requests
+import urllib3.exceptions
 
 from envgraph.errors import DockerError
 
@@ -109,7 +110,11 @@ def load_archive(client: docker.DockerClient, path: Path) -> list[str]:
             lines = _check_stream(client.api.load_image(archive), what)
     except OSError as err:
         raise DockerError(f"{what}: {err.strerror or err}") from err
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
+    except (
+        docker.errors.DockerException,
+        requests.exceptions.RequestException,
+        urllib3.exceptions.HTTPError,
+    ) as err:
         raise DockerError(f"{what}: {_explain(err)}") from err
     loaded = [m.group(1).strip() for line in lines if (m := _LOADED_RE.match(line.strip()))]
     if not loaded:
@@ -134,7 +139,12 @@ def pull(client: docker.DockerClient, repository: str, tag: str) -> str:
     try:
         _check_stream(client.api.pull(repository, tag=tag, stream=True, decode=True), what)
         return str(client.images.get(f"{repository}:{tag}").id)
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
+    # A daemon that goes away mid-stream surfaces as urllib3's error, not requests'.
+    except (
+        docker.errors.DockerException,
+        requests.exceptions.RequestException,
+        urllib3.exceptions.HTTPError,
+    ) as err:
         raise DockerError(f"{what}: {_explain(err)}") from err
 
 

@@ -24,6 +24,7 @@ import attrs
 
 from envgraph._fs import atomic_write
 from envgraph.errors import StoreError
+from envgraph.oci._store import Store
 
 __all__ = ["PUSH_RECORDS_FILE", "PUSH_RECORDS_VERSION", "PushRecord", "push_records", "record_pushes"]
 
@@ -133,9 +134,11 @@ def _read(path: Path) -> list[PushRecord]:
     return [_record(e, f"{path}: records[{i}]") for i, e in enumerate(data["records"])]
 
 
-def push_records(store_root: Path) -> list[PushRecord]:
-    """Every push recorded in the store at ``store_root``, sorted by registry, repository, env, push time."""
-    records = _read(Path(store_root) / PUSH_RECORDS_FILE)
+def push_records(store: Store | Path) -> list[PushRecord]:
+    """Every push recorded in ``store`` (a :class:`Store` or its directory), sorted by registry, repository,
+    env and push time; nothing when no push was recorded. Needs no write access."""
+    root = store.root if isinstance(store, Store) else Path(store)
+    records = _read(root / PUSH_RECORDS_FILE)
     return sorted(records, key=lambda r: (r.registry, r.repository, r.env, r.pushed_at, r.digest))
 
 

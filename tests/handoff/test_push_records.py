@@ -115,7 +115,7 @@ def test_push_records_then_export_settings(
         built.export_settings(target)
     pushed = {p.env: p for p in built.push([], [], target, insecure=True)}
 
-    records = {r.env: r for r in envgraph.registry.push_records(built.store_path)}
+    records = {r.env: r for r in envgraph.registry.push_records(built.open_store(readonly=True))}
     assert set(records) == {"core", "app"}
     assert records["app"].steps == (("serving", "api"), ("training", "fit"))
     assert records["core"].digest == pushed["core"].digest
