@@ -17,6 +17,8 @@ from envgraph.identity import MEDIA_TYPE_CYCLONEDX
 from envgraph.workspace import Workspace, load
 
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     from envgraph.oci._store import Store
     from envgraph.server import BackgroundServer
 
@@ -105,13 +107,41 @@ def main(ctx: click.Context, file: str | None, store: str | None, db: str | None
 pass_ctx = click.make_pass_decorator(Context)
 
 
+def _complete_names(ctx: click.Context, kind: str, incomplete: str) -> list[CompletionItem]:
+    """Names from the declaration (``-f`` if given, else found upward); nothing when it cannot be read."""
+    from click.shell_completion import CompletionItem
+
+    root = ctx.find_root()
+    try:
+        spec = load(root.params.get("file")).spec
+    except Exception:  # completion must never fail loudly  # noqa: BLE001
+        return []
+    names = spec.env if kind == "env" else spec.pipeline
+    return [CompletionItem(n, help=kind) for n in sorted(names) if n.startswith(incomplete)]
+
+
+def _complete_envs(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    return _complete_names(ctx, "env", incomplete)
+
+
+def _complete_pipelines(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    return _complete_names(ctx, "pipeline", incomplete)
+
+
 def _say(quiet: bool) -> Callable[[str], None]:
     return (lambda _m: None) if quiet else (lambda m: click.echo(m, err=True))
 
 
 @main.command()
-@click.argument("envs", nargs=-1)
-@click.option("--pipeline", "pipelines", multiple=True, metavar="P", help="Lock what pipeline P needs.")
+@click.argument("envs", nargs=-1, shell_complete=_complete_envs)
+@click.option(
+    "--pipeline",
+    "pipelines",
+    multiple=True,
+    metavar="P",
+    help="Lock what pipeline P needs.",
+    shell_complete=_complete_pipelines,
+)
 @click.option("--upgrade", "-U", is_flag=True, help="Resolve afresh, ignoring current pins.")
 @click.option(
     "--upgrade-package", "-P", "upgrade_packages", multiple=True, metavar="NAME", help="Upgrade one package."
@@ -157,18 +187,54 @@ def lock(
 
 
 @main.command()
-@click.option("--format", "fmt", type=click.Choice(["tree", "dot", "mermaid", "json"]), default="tree")
-@click.option("--pipeline", default=None, metavar="P", help="Only what pipeline P needs.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["tree", "dot", "mermaid", "json", "png", "svg"]), default="tree"
+)
+@click.option(
+    "--pipeline",
+    default=None,
+    metavar="P",
+    help="Only what pipeline P needs.",
+    shell_complete=_complete_pipelines,
+)
+@click.option(
+    "-o", "--output", default=None, type=click.Path(dir_okay=False), help="Write to FILE (png: required)."
+)
 @pass_ctx
 @handle_errors
-def graph(c: Context, fmt: str, pipeline: str | None) -> None:
-    """Print the graph of bases, envs and pipelines."""
-    click.echo(c.ws.graph.render(fmt, pipeline))
+def graph(c: Context, fmt: str, pipeline: str | None, output: str | None) -> None:
+    """Print the graph of bases, envs and pipelines (png and svg are drawn by Graphviz's dot)."""
+    from envgraph._fs import atomic_write
+
+    if fmt in ("png", "svg"):
+        from envgraph._graphviz import render_dot
+
+        data = render_dot(c.ws.graph.render("dot", pipeline), fmt)
+        if output is None:
+            if fmt == "png":
+                raise EnvgraphError("graph --format png writes binary data: give -o FILE")
+            click.echo(data.decode("utf-8"), nl=False)
+            return
+        atomic_write(Path(output), data)
+        click.echo(f"wrote {output}", err=True)
+        return
+    text = c.ws.graph.render(fmt, pipeline)
+    if output is None:
+        click.echo(text)
+    else:
+        atomic_write(Path(output), text + "\n")
 
 
 @main.command()
-@click.argument("envs", nargs=-1)
-@click.option("--pipeline", "pipelines", multiple=True, metavar="P", help="Build what pipeline P needs.")
+@click.argument("envs", nargs=-1, shell_complete=_complete_envs)
+@click.option(
+    "--pipeline",
+    "pipelines",
+    multiple=True,
+    metavar="P",
+    help="Build what pipeline P needs.",
+    shell_complete=_complete_pipelines,
+)
 @click.option("-j", "--jobs", type=int, default=None, help="Parallel layer builds (default: number of CPUs).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
 @click.option("--dry-run", is_flag=True, help="Print the plan: what would be built, what is reused, and why.")
@@ -268,10 +334,14 @@ def _summary(report: dict[str, Any]) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document, for other tools.")
 @pass_ctx
 @handle_errors
-def images(c: Context) -> None:
+def images(c: Context, as_json: bool) -> None:
     """What the store holds: env, drv, digest, size, layer count."""
+    if as_json:
+        click.echo(json.dumps(c.ws.images_json(), indent=2, sort_keys=True))
+        return
     rows = c.ws.images()
     if not rows:
         click.echo("no images in the store: run `envgraph build`")
@@ -284,14 +354,22 @@ def images(c: Context) -> None:
 
 
 @main.command()
-@click.argument("env")
+@click.argument("env", shell_complete=_complete_envs)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Archive to write.")
-@click.option("--format", "fmt", type=click.Choice(["oci-archive", "docker-archive"]), default="oci-archive")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["docker-archive", "oci-archive"]),
+    default="docker-archive",
+    show_default=True,
+    help="docker-archive: `docker load` of every Docker version; oci-archive: skopeo, podman, crane, "
+    "and `docker load` of Docker 25 and later.",
+)
 @click.option("--sbom", is_flag=True, help="Include the image's SBOM as an OCI referrer (oci-archive only).")
 @pass_ctx
 @handle_errors
 def export(c: Context, env: str, output: str, fmt: str, sbom: bool) -> None:
-    """Write an env's image as an OCI or docker archive."""
+    """Write an env's image as a docker or OCI archive."""
     ref = c.ws.export(env, Path(output), fmt, sbom=sbom)  # type: ignore[arg-type]  # click.Choice checked it
     click.echo(f"wrote {output} ({fmt}, {ref})")
 
@@ -423,7 +501,7 @@ _via_option = click.option(
 
 
 @main.command(name="load")
-@click.argument("envs", nargs=-1, required=True)
+@click.argument("envs", nargs=-1, required=True, shell_complete=_complete_envs)
 @_via_option
 @pass_ctx
 @handle_errors
@@ -480,20 +558,52 @@ def serve(c: Context, host: str, port: int) -> None:
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.argument("env")
+@click.argument("env", shell_complete=_complete_envs)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("-e", "--env", "environment", multiple=True, metavar="KEY[=VALUE]", help="Set a variable.")
+@click.option(
+    "-v", "--volume", "volumes", multiple=True, metavar="SRC:DEST[:ro]", help="Bind a path or volume."
+)
+@click.option("-p", "--publish", "ports", multiple=True, metavar="[IP:][HOST:]PORT", help="Publish a port.")
+@click.option(
+    "-i", "--interactive", is_flag=True, help="Forward stdin (automatic when stdin is a pipe or file)."
+)
+@click.option("-t", "--tty", is_flag=True, help="Allocate a terminal.")
+@click.option("-u", "--user", default=None, metavar="USER[:GROUP]", help="Run as this user.")
+@click.option("--gpus", default=None, metavar="all|N|device=ID,..", help="GPUs for the container.")
 @click.option(
     "--network", default=None, metavar="NAME", help="Docker network for the container (none: no network)."
 )
 @_via_option
 @pass_ctx
 @handle_errors
-def run(c: Context, env: str, command: tuple[str, ...], network: str | None, via: str) -> None:
-    """Run a command in an env's image (loaded into Docker first): envgraph run ENV -- CMD ..."""
+def run(
+    c: Context,
+    env: str,
+    command: tuple[str, ...],
+    environment: tuple[str, ...],
+    volumes: tuple[str, ...],
+    ports: tuple[str, ...],
+    interactive: bool,
+    tty: bool,
+    user: str | None,
+    gpus: str | None,
+    network: str | None,
+    via: str,
+) -> None:
+    """Run a command in an env's image (loaded into Docker first), like docker run: envgraph run [OPTIONS] ENV -- CMD ...
+
+    Options come before ENV. Ctrl-C and SIGTERM stop and remove the container; the exit code is the command's."""
+    from envgraph._docker import RunOptions, forwardable_stdin
+
     args = list(command)
     if args[:1] == ["--"]:
         args = args[1:]
-    sys.exit(c.ws.run(env, args, network=network, via=via))  # type: ignore[arg-type]  # click.Choice checked it
+    stdin = sys.stdin.buffer if interactive else forwardable_stdin()
+    options = RunOptions(
+        environment=environment, volumes=volumes, ports=ports, user=user, gpus=gpus, tty=tty, network=network
+    )
+    sys.exit(c.ws.run(env, args, via=via, options=options, stdin=stdin))  # type: ignore[arg-type]  # click.Choice checked it
 
 
 @main.command()
@@ -609,8 +719,15 @@ def schema() -> None:
 
 
 @main.command()
-@click.argument("envs", nargs=-1)
-@click.option("--pipeline", "pipelines", multiple=True, metavar="P", help="Push the envs of a pipeline.")
+@click.argument("envs", nargs=-1, shell_complete=_complete_envs)
+@click.option(
+    "--pipeline",
+    "pipelines",
+    multiple=True,
+    metavar="P",
+    help="Push the envs of a pipeline.",
+    shell_complete=_complete_pipelines,
+)
 @click.option("--registry", "registry_ref", required=True, metavar="HOST[:PORT]/REPO", help="Where to push.")
 @click.option("--insecure", is_flag=True, help="Plain HTTP to the registry (localhost registries).")
 @click.option(
@@ -653,6 +770,76 @@ def push(
         click.echo(
             f"uploaded {human(total)} ({total} bytes) in {up} blobs; {mounted} mounted, {skipped} already there"
         )
+
+
+@main.command(name="export-settings")
+@click.option(
+    "--registry",
+    "registry_ref",
+    required=True,
+    metavar="HOST[:PORT]/REPO",
+    help="Where the images were pushed.",
+)
+@click.option("--format", "fmt", type=click.Choice(["json", "zenml"]), default="json", show_default=True)
+@click.option(
+    "--pipeline",
+    "pipelines",
+    multiple=True,
+    metavar="P",
+    help="Only pipeline P (repeatable).",
+    shell_complete=_complete_pipelines,
+)
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    type=click.Path(),
+    help="File to write (zenml with several pipelines: a directory, one P.yaml each). Default: stdout.",
+)
+@pass_ctx
+@handle_errors
+def export_settings(
+    c: Context, registry_ref: str, fmt: str, pipelines: tuple[str, ...], output: str | None
+) -> None:
+    """Per pipeline and step, the pushed image by digest (from the push records), as JSON or ZenML settings."""
+    from envgraph._fs import atomic_write
+
+    doc = c.ws.export_settings(registry_ref, fmt, pipelines)  # type: ignore[arg-type]  # click.Choice checked it
+
+    def dump(value: Any) -> str:
+        return json.dumps(value, indent=2, sort_keys=True) + "\n"
+
+    if fmt == "json" or len(doc) == 1:
+        text = dump(doc if fmt == "json" else next(iter(doc.values())))
+        if output is None:
+            click.echo(text, nl=False)
+        else:
+            atomic_write(Path(output), text)
+            click.echo(f"wrote {output}", err=True)
+        return
+    if output is None:
+        raise EnvgraphError(
+            f"--format zenml writes one configuration per pipeline ({', '.join(doc)}): "
+            "choose one with --pipeline P or give -o DIR"
+        )
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, config in doc.items():
+        atomic_write(out / f"{name}.yaml", dump(config))
+        click.echo(f"wrote {out / f'{name}.yaml'}", err=True)
+
+
+@main.command()
+@click.option("--name", default=None, help="Project name (default: the directory's name).")
+@click.option("--force", is_flag=True, help="Overwrite an existing envgraph.toml.")
+@click.argument("directory", default=".", type=click.Path(file_okay=False))
+@handle_errors
+def init(name: str | None, force: bool, directory: str) -> None:
+    """Write a starter envgraph.toml and keep the store out of git (.gitignore)."""
+    from envgraph._init import init_project
+
+    for line in init_project(Path(directory), name=name, force=force):
+        click.echo(line)
 
 
 if __name__ == "__main__":  # pragma: no cover

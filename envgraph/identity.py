@@ -425,13 +425,17 @@ def derivation(
     debian: Sequence[tuple[str, str, str, str, int, str]] = (),
     built: Sequence[Mapping[str, object]] = (),
     build_debian: Sequence[tuple[str, str, str, str, int, str]] = (),
+    user: str | None = None,
+    ports: Sequence[str] = (),
+    labels: Mapping[str, str] | None = None,
 ) -> str:
     """The drv: everything that determines an env's image, and everything its lockfile pins. ``source`` is the
     parent's drv or the base's identity; ``packages`` are (name, version, wheel file name, sha256, size, url);
     ``files`` (dest, content hash). ``debian`` are the Debian packages the env adds and ``build_debian`` those
     of its build environment, each (name, version, architecture, sha256, size, pool path); ``built`` the packages
-    built from source, each every field its lockfile pins. The last three are hashed only when present, so
-    envs without them keep their drvs."""
+    built from source, each every field its lockfile pins. ``user``, ``ports`` and ``labels`` (full label keys,
+    an explicit ``org.opencontainers.image.created`` included) are the env's own image settings. These six are
+    hashed only when present, so envs without them keep their drvs."""
     doc: dict[str, object] = {
         "kind": "envgraph-derivation",
         "layout": LAYOUT_VERSION,
@@ -454,6 +458,12 @@ def derivation(
         doc["built"] = sorted((dict(b) for b in built), key=lambda b: str(b.get("name")))
     if build_debian:
         doc["build-debian"] = [list(d) for d in sorted(build_debian)]
+    if user is not None:
+        doc["user"] = user
+    if ports:
+        doc["ports"] = sorted(ports)
+    if labels:
+        doc["labels"] = dict(labels)
     return digest_of(doc)
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
+import attrs
 from attrs import frozen
 
 from envgraph._fs import cache_dir, locked_temp_dir
@@ -19,6 +20,8 @@ from envgraph.oci._store import Store
 
 if TYPE_CHECKING:
     import docker
+
+    from envgraph._docker import RunOptions
 
 __all__ = [
     "ArchiveFormat",
@@ -220,14 +223,25 @@ def _load_via_serve(
     )
 
 
-def run_image(name: str, command: list[str], *, network: str | None = None) -> int:
+def run_image(
+    name: str,
+    command: list[str],
+    *,
+    network: str | None = None,
+    options: RunOptions | None = None,
+    stdin: BinaryIO | None = None,
+) -> int:
     """Run a command in a loaded image, streaming its output; returns its exit code.
 
     A given command replaces the image's entrypoint (like `docker run --entrypoint`); none runs the image's own.
     ``network`` is a Docker network name (``none`` for no network); default: the daemon's default network.
+    ``options``: docker run's ``-e -v -p --user --gpus -t``; ``stdin`` is copied into the container's stdin.
     """
-    from envgraph._docker import connect, run
+    from envgraph._docker import RunOptions, connect, run
 
+    opts = options or RunOptions()
+    if network is not None:
+        opts = attrs.evolve(opts, network=network)
     if command:
-        return run(connect(), name, command[1:], entrypoint=command[:1], network=network)
-    return run(connect(), name, [], network=network)
+        return run(connect(), name, command[1:], entrypoint=command[:1], options=opts, stdin=stdin)
+    return run(connect(), name, [], options=opts, stdin=stdin)

@@ -7,14 +7,14 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from attrs import frozen
 from packaging.utils import canonicalize_name
 
 from envgraph.builder._layers import bytecode_interpreter
 from envgraph.builder._scheduler import BuildResult, LayerRunner, RemoteCache, Reporter, Scheduler
-from envgraph.errors import BuildError, EnvgraphError, StaleLockError
+from envgraph.errors import BuildError, EnvgraphError, SpecError, StaleLockError
 from envgraph.graph import EnvGraph, build_graph
 from envgraph.identity import DEFAULT_COMPRESSION, LABEL_ENV, image_tag
 from envgraph.images import (
@@ -22,6 +22,7 @@ from envgraph.images import (
     ImageRow,
     LoadResult,
     LoadVia,
+    docker_names,
     export_image,
     list_images,
     load_image,
@@ -34,12 +35,16 @@ from envgraph.oci._store import Store
 from envgraph.oci._verify import VerifyReport, verify_store
 from envgraph.plan import Plan, PlanTarget, make_plan
 from envgraph.registry._client import RegistryClient
-from envgraph.registry._push import BlobEvent, PushedImage, push_images
+from envgraph.registry._push import BlobEvent, PushedImage, parse_repository, push_images
+from envgraph.registry._records import PushRecord, push_records, record_pushes
+from envgraph.registry._settings import SettingsFormat, settings_json, step_images, zenml_config
 from envgraph.spec import Spec, find_declaration, read_spec
 
 if TYPE_CHECKING:
+    from envgraph._docker import RunOptions
     from envgraph.history import RunRecord
-    from envgraph.history._records import EnvRecord, PushRecord, RunKind
+    from envgraph.history._records import EnvRecord, RunKind
+    from envgraph.history._records import PushRecord as PushEvent
     from envgraph.lock import PackageDiff
     from envgraph.lock._why import Why
     from envgraph.oci._artifact import Artifact
@@ -103,7 +108,7 @@ class Workspace:
         *,
         ok: bool,
         envs: Sequence[EnvRecord] = (),
-        pushes: Sequence[PushRecord] = (),
+        pushes: Sequence[PushEvent] = (),
         report: dict[str, Any] | None = None,
         error: str | None = None,
     ) -> int | None:
@@ -531,15 +536,60 @@ class Workspace:
         """What the store holds (nothing when there is no store yet); works on a read-only store."""
         return list_images(self.open_store(readonly=True)) if self.has_store() else []
 
+    def images_json(self) -> dict[str, Any]:
+        """What ``envgraph images --json`` prints: every image of the store with the pipeline steps its env runs,
+        whether it is the env's current image, its Docker names and where it was pushed (by digest)."""
+        current = {}
+        for env in self.spec.env:
+            lock = read_lock(self.lockdir, env)
+            if lock is not None:
+                current[env] = lock.drv
+        steps: dict[str, list[dict[str, str]]] = {}
+        for pname, pipeline in sorted(self.spec.pipeline.items()):
+            for step, env in sorted(pipeline.steps.items()):
+                steps.setdefault(env, []).append({"pipeline": pname, "step": step})
+        pushed: dict[str, list[str]] = {}
+        for rec in self.push_records():
+            pushed.setdefault(rec.digest, []).append(rec.pinned)
+        rows = []
+        for r in self.images():
+            rows.append(
+                {
+                    "env": r.env,
+                    "drv": r.drv,
+                    "digest": r.digest,
+                    "size": r.size,
+                    "layers": r.layers,
+                    "tags": list(r.tags),
+                    "current": current.get(r.env) == r.drv,
+                    "steps": steps.get(r.env, []),
+                    "docker": docker_names(r.env, image_tag(r.env, r.drv))
+                    if r.drv.startswith("sha256:")
+                    else [],
+                    "pushed": sorted(set(pushed.get(r.digest, []))),
+                }
+            )
+        return {"project": self.spec.project.name, "store": str(self.store_path), "images": rows}
+
     def load_into_docker(self, env: str, *, via: LoadVia = "auto") -> LoadResult:
         """Load the env's image into the Docker daemon (see :func:`envgraph.images.load_image` for ``via``)."""
         tag, desc = self.image(env)
         return load_image(self.open_store(), env, tag, desc, via=via)
 
-    def run(self, env: str, command: list[str], *, network: str | None = None, via: LoadVia = "auto") -> int:
-        """Load the env's image (an image the daemon has is only tagged), then run ``command`` in it."""
+    def run(
+        self,
+        env: str,
+        command: list[str],
+        *,
+        network: str | None = None,
+        via: LoadVia = "auto",
+        options: RunOptions | None = None,
+        stdin: BinaryIO | None = None,
+    ) -> int:
+        """Load the env's image (an image the daemon has is only tagged), then run ``command`` in it
+        (``options``: docker run's ``-e -v -p --user --gpus -t``; ``stdin`` copied to the container's)."""
         result = self.load_into_docker(env, via=via)
-        return run_image(result.tags[0], command, network=network)
+        return run_image(result.tags[0], command, network=network, options=options, stdin=stdin)
 
     def push(
         self,
@@ -579,10 +629,33 @@ class Workspace:
             raise
         if sbom:
             pushed = self._attach_sboms(pushed, registry_ref, insecure=insecure, client=client)
+        steps: dict[str, list[tuple[str, str]]] = {}
+        for pname, pipeline in self.spec.pipeline.items():
+            for step, env in pipeline.steps.items():
+                steps.setdefault(env, []).append((pname, step))
+        record_pushes(
+            self.open_store().root,
+            self.open_store().tmp_dir,
+            [
+                PushRecord(
+                    registry=p.registry,
+                    repository=p.repository,
+                    env=p.env,
+                    drv=p.drv,
+                    tag=p.tag,
+                    digest=p.digest,
+                    project=self.spec.project.name,
+                    declaration=str(self.path.absolute()),
+                    steps=tuple(sorted(steps.get(p.env, []))),
+                )
+                for p in pushed
+            ],
+        )
         if not self._recording():
             return pushed
         from envgraph.errors import redact
-        from envgraph.history._collect import build_envs, push_records, read_lock_facts
+        from envgraph.history._collect import build_envs, read_lock_facts
+        from envgraph.history._collect import push_records as push_events
 
         facts = read_lock_facts(self.graph, self.lockdir, [p.env for p in pushed])
         drvs = dict(images)
@@ -604,7 +677,7 @@ class Workspace:
             [*envs, *pipelines],
             ok=True,
             envs=build_envs(report, facts),
-            pushes=push_records((p.env, p.reference, p.digest, p.bytes_uploaded) for p in pushed),
+            pushes=push_events((p.env, p.reference, p.digest, p.bytes_uploaded) for p in pushed),
             report={k: v for k, v in report.items() if k != "envs"},
         )
         return pushed
@@ -630,6 +703,33 @@ class Workspace:
         finally:
             if client is None:
                 cl.close()
+
+    def push_records(self) -> list[PushRecord]:
+        """What pushes from any project using this store recorded (nothing when there is no store)."""
+        return push_records(self.store_path) if self.has_store() else []
+
+    def export_settings(
+        self, registry_ref: str, fmt: SettingsFormat = "json", pipelines: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        """Per pipeline and step, the image of the step env's current lockfile as pushed to ``registry_ref``.
+
+        ``json``: one document for all selected pipelines; ``zenml``: pipeline -> its ZenML run configuration."""
+        target = parse_repository(registry_ref)
+        names = list(pipelines) or list(self.spec.pipeline)
+        for n in names:
+            if n not in self.spec.pipeline:
+                raise SpecError(f"unknown pipeline {n!r}")
+        chosen = {n: dict(self.spec.pipeline[n].steps) for n in names}
+        drvs: dict[str, str] = {}
+        for env in {e for steps in chosen.values() for e in steps.values()}:
+            lock = read_lock(self.lockdir, env)
+            if lock is None:
+                raise StaleLockError(f"env {env} has no lockfile: run `envgraph lock`")
+            drvs[env] = lock.drv
+        images = step_images(target, chosen, drvs, self.push_records())
+        if fmt == "zenml":
+            return {p: zenml_config(steps) for p, steps in images.items()}
+        return settings_json(target, images)
 
     def gc(self, *, keep_last: int = 1, dry_run: bool = False) -> GcResult:
         """Drop old image tags beyond ``keep_last`` per env, then blobs nothing kept refers to.

@@ -30,7 +30,15 @@ LAYERS: list[tuple[str, ...]] = [
     ("envgraph.oci",),
     ("envgraph.builder",),
     ("envgraph.registry", "envgraph._docker", "envgraph.history", "envgraph.server"),
-    ("envgraph.images", "envgraph._image_bases", "envgraph._bases", "envgraph._ui", "envgraph._dask"),
+    (
+        "envgraph.images",
+        "envgraph._image_bases",
+        "envgraph._bases",
+        "envgraph._ui",
+        "envgraph._dask",
+        "envgraph._init",
+        "envgraph._graphviz",
+    ),
     ("envgraph.workspace",),
     ("envgraph.cli", "envgraph.__main__", "envgraph"),
 ]

@@ -43,6 +43,7 @@ from envgraph.plan import (
     VenvLayer,
     WheelBuild,
 )
+from envgraph.spec import OCI_LABEL_PREFIX
 
 LayerStatus = Literal["built", "reused", "pulled", "failed"]
 ImageStatus = Literal["built", "reused", "failed"]
@@ -160,6 +161,9 @@ class SilentReporter:
 
     def close(self) -> None:
         pass
+
+
+OCI_CREATED = OCI_LABEL_PREFIX + "created"
 
 
 class Scheduler:
@@ -579,7 +583,11 @@ class Scheduler:
                 working_dir=img.workdir,
                 entrypoint=img.entrypoint,
                 cmd=img.cmd,
-                labels={LABEL_ENV: img.env, LABEL_DRV: img.drv},
+                labels={**img.image_labels, LABEL_ENV: img.env, LABEL_DRV: img.drv},
+                user=img.user,
+                exposed_ports=img.ports,
+                # No creation time unless declared (then it is a label, and in the drv): digests stay reproducible.
+                created=img.image_labels.get(OCI_CREATED),
             )
             # An image tagged with exactly these layers passed this check when it was written.
             if existing is None or self._layer_digests(existing) != [

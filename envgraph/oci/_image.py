@@ -108,6 +108,10 @@ def _sorted_dict(m: Mapping[str, str]) -> dict[str, str]:
     return dict(sorted(m.items()))
 
 
+def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
 @attrs.frozen
 class ImageConfigSpec:
     """What an envgraph image sets in its config; ``env`` takes a mapping or ``NAME=value`` strings."""
@@ -118,7 +122,7 @@ class ImageConfigSpec:
     cmd: tuple[str, ...] | None = attrs.field(default=None, converter=_opt_tuple)
     labels: Mapping[str, str] = attrs.field(factory=dict, converter=_sorted_dict)
     user: str | None = None
-    exposed_ports: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    exposed_ports: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
     created: str | None = None
     created_by: str = "envgraph"
 

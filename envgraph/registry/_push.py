@@ -43,6 +43,10 @@ class PushedImage:
     blobs_uploaded: int
     blobs_skipped: int
     blobs_mounted: int
+    registry: str = ""  # HOST[:PORT]
+    repository: str = ""
+    tag: str = ""  # <env>-<drv12>
+    drv: str = ""
     sbom: str | None = None  # the digest of the SBOM artifact attached to it (an OCI referrer)
 
 
@@ -92,6 +96,7 @@ def push_images(
     tags = store.tags()
     known = store.known_blobs()
     todo: list[tuple[str, str, Descriptor, list[Descriptor]]] = []
+    drvs = dict(images)
     for env, drv in images:
         desc = tags.get(image_tag(env, drv))
         if desc is None:
@@ -155,6 +160,10 @@ def push_images(
                     blobs_uploaded=counts["uploaded"],
                     blobs_skipped=counts["skipped"],
                     blobs_mounted=counts["mounted"],
+                    registry=target.host,
+                    repository=repo,
+                    tag=pushed_tag,
+                    drv=drvs[env],
                 )
             )
         return results
