@@ -232,9 +232,8 @@ def _summary(report: dict[str, Any]) -> None:
         digest = e["digest"] or "FAILED"
         extra = f", {pulled} pulled" if pulled else ""
         extra += f", {failed} failed" if failed else ""
-        click.echo(
-            f"{e['env']:<16} {digest}  layers: {built} built, {reused} reused{extra}  {e['seconds']:.2f}s"
-        )
+        name = f"{e['env']} {e['platform']}" if "platform" in e else e["env"]
+        click.echo(f"{name:<16} {digest}  layers: {built} built, {reused} reused{extra}  {e['seconds']:.2f}s")
     t = report["totals"]
     click.echo(
         f"total: {t['layers_built']} layers built, {t['layers_reused']} reused, {t['layers_pulled']} pulled; "

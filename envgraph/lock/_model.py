@@ -8,8 +8,9 @@ from __future__ import annotations
 import re
 from pathlib import PurePosixPath
 
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 
+from envgraph import identity
 from envgraph.debian._resolve import DebPin
 from envgraph.debian._rootfs import MERGED_USR
 
@@ -24,11 +25,14 @@ __all__ = [
     "FilePin",
     "ParentRef",
     "BaseRef",
+    "PlatformPin",
     "DebianPin",
     "ImagePin",
     "BaseLock",
     "Resolver",
     "Lockfile",
+    "for_platform",
+    "image_drv",
 ]
 
 
@@ -127,10 +131,16 @@ class LockedPackage:
     wheel: Wheel | None = field(default=None, metadata=_OMIT)
     source: Source | None = field(default=None, metadata=_OMIT)
     build: BuildPin | None = field(default=None, metadata=_OMIT)
+    # Multi-platform projects: the wheel of each further platform whose wheel differs from `wheel` (a binary
+    # package); a pure-Python wheel fits every platform and is the one `wheel` entry, shared.
+    platforms: dict[str, Wheel] = field(factory=dict, metadata=_OMIT)
 
     @property
     def built(self) -> bool:
         return self.wheel is None
+
+    def wheel_for(self, platform: str) -> Wheel | None:
+        return self.platforms.get(platform, self.wheel)
 
 
 @frozen
@@ -161,6 +171,16 @@ class BaseRef:
     name: str
     # The base lock's identity when this lock was made (a re-pinned base makes the env lock stale).
     identity: str
+
+
+@frozen
+class PlatformPin:
+    """What differs for a further platform of a multi-platform env lock, besides the wheels: its own drv and
+    what it derives from (the platform's base lock, or the parent's image for that platform)."""
+
+    drv: str
+    base: BaseRef | None = field(default=None, metadata=_OMIT)
+    parent: ParentRef | None = field(default=None, metadata=_OMIT)
 
 
 @frozen
@@ -238,3 +258,41 @@ class Lockfile:
     # The Debian packages of the environment this env's packages without a wheel are built in, on top of the
     # base (the whole set, not only what the parent's build environment lacks).
     build_apt: AptLock | None = field(default=None, metadata={"key": "build-apt", "omit_if_default": True})
+    # Multi-platform projects (lockfile format 4): each further platform's own drv and sources; the plain fields
+    # above are those of the primary platform (`platform`).
+    platforms: dict[str, PlatformPin] = field(factory=dict, metadata=_OMIT)
+
+
+def for_platform(lock: Lockfile, platform: str) -> Lockfile:
+    """The lock as a one-platform lock of ``platform``: that platform's wheels, drv, base and parent. The
+    planner and the builder see only such locks."""
+    if platform == lock.platform:
+        return lock if not lock.platforms else evolve(lock, platforms={}, packages=_strip(lock.packages))
+    pin = lock.platforms.get(platform)
+    if pin is None:
+        raise KeyError(platform)
+    packages = tuple(
+        evolve(q, wheel=q.wheel_for(platform), platforms={}) if q.platforms else q for q in lock.packages
+    )
+    return evolve(
+        lock,
+        platform=platform,
+        base=pin.base,
+        parent=pin.parent,
+        packages=packages,
+        drv=pin.drv,
+        platforms={},
+    )
+
+
+def _strip(packages: tuple[LockedPackage, ...]) -> tuple[LockedPackage, ...]:
+    return tuple(evolve(q, platforms={}) if q.platforms else q for q in packages)
+
+
+def image_drv(lock: Lockfile) -> str:
+    """What names the env's image in the store and in registries: its drv, or for a multi-platform lock the drv
+    of the image index over every platform's image."""
+    if not lock.platforms:
+        return lock.drv
+    drvs = {lock.platform: lock.drv, **{p: pin.drv for p, pin in lock.platforms.items()}}
+    return identity.index_derivation(drvs)

@@ -1,0 +1,183 @@
+"""amd64 and arm64 from one declaration (issue 14): offline, with wheels the tests make (pure-Python ones and a
+binary one with both a manylinux x86_64 and an aarch64 build), a scratch base, the real store, and for the push
+the real loopback docker-registry read back with skopeo."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import envgraph
+from envgraph.errors import EnvgraphError, SpecError
+from envgraph.identity import MEDIA_TYPE_INDEX
+from envgraph.lock._model import image_drv
+from envgraph.oci._image import platform_manifests, read_config, read_manifest
+from envgraph.oci._store import Store
+from envgraph.platforms import parse_platform
+from tests.conftest import SCRATCH_PYTHON
+from tests.support.wheels import make_wheel, standard_wheels
+
+skopeo = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed (CI installs it)")
+
+PLATFORMS = ("linux/amd64", "linux/arm64")
+BINARY = "fastmath"
+HEADER = f"""
+[project]
+name = "multi"
+python = "3.11"
+platforms = ["linux/amd64", "linux/arm64"]
+index-url = ""
+find-links = ["wheels"]
+
+[bases.none]
+image = "scratch"
+python = "{SCRATCH_PYTHON}"
+"""
+BODY = """
+[env.core]
+base = "none"
+requirements = ["alpha<2", "fastmath"]
+
+[env.app]
+parent = "core"
+requirements = ["gamma"]
+"""
+
+
+def _binary_wheels(wh: Path, arches: tuple[str, ...] = ("x86_64", "aarch64")) -> None:
+    for arch in arches:
+        make_wheel(
+            wh,
+            BINARY,
+            "1.0",
+            files={f"{BINARY}/__init__.py": "", f"{BINARY}/_core.so": f"ELF for {arch}".encode()},
+            tag=f"cp311-cp311-manylinux_2_17_{arch}",
+        )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    standard_wheels(tmp_path / "wheels")
+    _binary_wheels(tmp_path / "wheels")
+    (tmp_path / "envgraph.toml").write_text(textwrap.dedent(HEADER) + textwrap.dedent(BODY), encoding="utf-8")
+    return tmp_path
+
+
+def _lockdoc(project: Path, env: str) -> dict[str, object]:
+    doc: dict[str, object] = json.loads((project / "lockfiles" / f"{env}.lock.json").read_text())
+    return doc
+
+
+def test_platform_model() -> None:
+    arm = parse_platform("linux/arm64")
+    assert (arm.machine, arm.debian_arch, arm.slug, arm.oci()) == (
+        "aarch64", "arm64", "linux-arm64", {"os": "linux", "architecture": "arm64"},
+    )  # fmt: skip
+    assert parse_platform("linux/amd64").wheel_platforms("glibc-2.17")[:2] == [
+        "manylinux_2_17_x86_64", "manylinux2014_x86_64",
+    ]  # fmt: skip
+    assert arm.wheel_platforms("musl-1.1") == ["musllinux_1_1_aarch64", "musllinux_1_0_aarch64"]
+    with pytest.raises(ValueError, match="unknown platform 'linux/s390x'"):
+        parse_platform("linux/s390x")
+
+
+@pytest.mark.parametrize(
+    ("project_lines", "message"),
+    [
+        ('platform = "linux/amd64"\nplatforms = ["linux/arm64"]', "not both"),
+        ('platforms = ["linux/amd64", "linux/amd64"]', "twice"),
+        ('platforms = ["linux/riscv64"]', "unknown platform"),
+        ("platforms = []", "at least one"),
+    ],
+)
+def test_spec_platforms_errors(tmp_path: Path, project_lines: str, message: str) -> None:
+    (tmp_path / "envgraph.toml").write_text(f'[project]\nname = "x"\npython = "3.11"\n{project_lines}\n')
+    with pytest.raises(SpecError, match=message):
+        envgraph.load(tmp_path / "envgraph.toml")
+
+
+def test_lock_pins_each_platforms_wheel_and_shares_pure_ones(project: Path) -> None:
+    ws = envgraph.load(project / "envgraph.toml")
+    assert ws.spec.project.platform == "linux/amd64" and ws.platforms == PLATFORMS
+    ws.lock()
+    core = _lockdoc(project, "core")
+    assert core["version"] == 4 and core["platform"] == "linux/amd64"
+    packages = {p["name"]: p for p in core["packages"]}  # type: ignore[attr-defined]
+    assert packages[BINARY]["wheel"]["filename"].endswith("manylinux_2_17_x86_64.whl")
+    assert packages[BINARY]["platforms"]["linux/arm64"]["filename"].endswith("manylinux_2_17_aarch64.whl")
+    assert "platforms" not in packages["alpha"]  # one pure-Python wheel for both
+    arm = core["platforms"]["linux/arm64"]  # type: ignore[index]
+    assert arm["drv"] != core["drv"] and arm["base"]["name"] == "none"
+    app = _lockdoc(project, "app")
+    assert app["platforms"]["linux/arm64"]["parent"] == {"env": "core", "drv": arm["drv"]}  # type: ignore[index]
+    assert (project / "lockfiles" / "bases" / "none@linux-arm64.lock.json").is_file()
+    # The requirements file carries both wheels' hashes, so pip installs it on either platform.
+    reqs = (project / "lockfiles" / "core.requirements.txt").read_text()
+    assert reqs.count("--hash=sha256:") == 3
+    assert all(o.status == "unchanged" for o in ws.lock(check=True).outcomes)
+
+
+def test_lock_says_which_package_lacks_which_platform(project: Path) -> None:
+    for f in (project / "wheels").glob(f"{BINARY}-*aarch64.whl"):
+        f.unlink()
+    with pytest.raises(EnvgraphError, match=r"fastmath 1\.0 has no wheel for linux/arm64 .*x86_64\.whl"):
+        envgraph.load(project / "envgraph.toml").lock()
+
+
+def test_edited_platform_pin_is_stale(project: Path) -> None:
+    ws = envgraph.load(project / "envgraph.toml")
+    ws.lock()
+    path = project / "lockfiles" / "core.lock.json"
+    doc = json.loads(path.read_text())
+    doc["platforms"]["linux/arm64"]["drv"] = "sha256:" + "0" * 64
+    path.write_text(json.dumps(doc))
+    stale = {o.name: o.reason for o in ws.lock(check=True).stale}
+    assert "edited" in stale["core"]
+
+
+def test_build_makes_an_index_over_both_platforms(project: Path) -> None:
+    ws = envgraph.load(project / "envgraph.toml")
+    ws.lock()
+    result = ws.build()
+    assert result.ok, result.failures
+    assert sorted((i.env, i.platform) for i in result.images) == sorted(
+        (e, p) for e in ("core", "app") for p in PLATFORMS
+    )
+    store = Store.open(project / ".envgraph")
+    lock = envgraph.lock.read_lock(project / "lockfiles", "app")
+    assert lock is not None
+    tag, desc = ws.image("app")
+    assert tag == f"app:{image_drv(lock).removeprefix('sha256:')[:12]}"
+    assert desc.media_type == MEDIA_TYPE_INDEX and store.tags()["app:latest"] == desc
+    manifests = platform_manifests(store, desc)
+    assert [(m.platform.os, m.platform.architecture) for m in manifests if m.platform] == [
+        ("linux", "amd64"), ("linux", "arm64"),
+    ]  # fmt: skip
+    layers = {}
+    for m in manifests:
+        manifest = read_manifest(store, m.digest)
+        config = read_config(store, manifest.config.digest)
+        assert config.architecture == m.platform.architecture and config.os == "linux"  # type: ignore[union-attr]
+        layers[config.architecture] = {
+            h.comment.removeprefix("envgraph: ").split(" ")[0]: d.digest
+            for h, d in zip(
+                [h for h in config.history or () if not h.empty_layer], manifest.layers, strict=True
+            )
+            if h.comment
+        }
+    amd, arm = layers["amd64"], layers["arm64"]
+    assert amd.keys() == arm.keys()
+    assert amd[BINARY] != arm[BINARY]  # the two builds' own bytes
+    shared = [name for name in amd if name != BINARY]
+    assert {"alpha", "gamma"} <= set(shared)
+    assert all(
+        amd[n] == arm[n] for n in shared
+    )  # pure-Python layers (and the venv): one blob, both manifests
+    # A second build reuses everything and gives the same index.
+    again = ws.build()
+    assert ws.image("app")[1] == desc
+    assert all(r.status == "reused" for r in again.layers.values())
