@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,8 @@ from envgraph.oci._image import platform_manifests, read_config, read_manifest
 from envgraph.oci._store import Store
 from envgraph.platforms import parse_platform
 from tests.conftest import SCRATCH_PYTHON
+from tests.e2e.test_build import cli
+from tests.support.registry import RunningRegistry
 from tests.support.wheels import make_wheel, standard_wheels
 
 skopeo = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed (CI installs it)")
@@ -181,3 +185,46 @@ def test_build_makes_an_index_over_both_platforms(project: Path) -> None:
     again = ws.build()
     assert ws.image("app")[1] == desc
     assert all(r.status == "reused" for r in again.layers.values())
+
+
+def _skopeo(*args: str) -> str:
+    return subprocess.run(["skopeo", *args], capture_output=True, text=True, check=True, timeout=120).stdout
+
+
+@skopeo
+@pytest.mark.registry
+def test_push_writes_an_index_skopeo_resolves_each_platform(project: Path, registry: RunningRegistry) -> None:
+    """The command line end to end, as the README shows it: lock, build, push, then skopeo reads the index."""
+    cli(project, "lock")
+    cli(project, "build", "-q")
+    repo = f"multi-{uuid.uuid4().hex[:8]}"
+    out = cli(project, "push", "app", "--registry", f"{registry.host}/{repo}", "--insecure").stdout
+    lock = envgraph.lock.read_lock(project / "lockfiles", "app")
+    assert lock is not None
+    drv12 = image_drv(lock).removeprefix("sha256:")[:12]
+    assert f"{registry.host}/{repo}:app-{drv12}" in out
+    ref = f"docker://{registry.host}/{repo}:app"
+    index = json.loads(_skopeo("inspect", "--tls-verify=false", "--raw", ref))
+    assert index["mediaType"] == MEDIA_TYPE_INDEX
+    assert [(m["platform"]["os"], m["platform"]["architecture"]) for m in index["manifests"]] == [
+        ("linux", "amd64"), ("linux", "arm64"),
+    ]  # fmt: skip
+    by_arch = {m["platform"]["architecture"]: m["digest"] for m in index["manifests"]}
+    layers: dict[str, list[str]] = {}
+    for arch in ("amd64", "arm64"):
+        seen = json.loads(_skopeo("inspect", "--tls-verify=false", "--override-arch", arch, ref))
+        assert seen["Architecture"] == arch and seen["Os"] == "linux"
+        # skopeo's "Digest" is the index's; the layers it shows are those of this platform's manifest.
+        child = json.loads(
+            _skopeo("inspect", "--tls-verify=false", "--raw", f"{ref.rpartition(':')[0]}@{by_arch[arch]}")
+        )
+        assert seen["Layers"] == [layer["digest"] for layer in child["layers"]]
+        layers[arch] = seen["Layers"]
+    # Only the binary package's layer differs; every other layer is one blob in the registry, in both images.
+    assert len(layers["amd64"]) == len(layers["arm64"])
+    differing = [i for i, (a, b) in enumerate(zip(layers["amd64"], layers["arm64"], strict=True)) if a != b]
+    assert len(differing) == 1
+    # The same for the tag with the drv, and a second push uploads nothing.
+    assert json.loads(_skopeo("inspect", "--tls-verify=false", "--raw", f"{ref}-{drv12}")) == index
+    again = cli(project, "push", "app", "--registry", f"{registry.host}/{repo}", "--insecure").stdout
+    assert "in 0 blobs" in again, again
