@@ -200,7 +200,11 @@ def build(
 
     ws = c.ws
     if dry_run:
-        click.echo(describe_plan(ws.open_store(), ws.plan(envs, pipelines)))
+        plans = ws.plans(envs, pipelines)
+        for plat, plan in zip(ws.platforms, plans, strict=True):
+            if len(plans) > 1:
+                click.echo(f"platform {plat}:")
+            click.echo(describe_plan(ws.open_store(), plan))
         return
     cache = None
     cache_ref = cache_ref or ws.spec.project.cache
@@ -250,10 +254,11 @@ def images(c: Context) -> None:
     if not rows:
         click.echo("no images in the store: run `envgraph build`")
         return
-    click.echo(f"{'ENV':<16} {'DRV':<14} {'DIGEST':<20} {'SIZE':>10} {'LAYERS':>6}  TAGS")
+    click.echo(f"{'ENV':<16} {'PLATFORM':<12} {'DRV':<14} {'DIGEST':<20} {'SIZE':>10} {'LAYERS':>6}  TAGS")
     for r in rows:
         click.echo(
-            f"{r.env:<16} {r.drv[7:19]:<14} {r.digest[:19]:<20} {r.size / 1e6:>8.1f}MB {r.layers:>6}  {', '.join(r.tags)}"
+            f"{r.env:<16} {r.platform:<12} {r.drv[7:19]:<14} {r.digest[:19]:<20} {r.size / 1e6:>8.1f}MB "
+            f"{r.layers:>6}  {', '.join(r.tags)}"
         )
 
 

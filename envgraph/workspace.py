@@ -27,6 +27,7 @@ from envgraph.images import (
     LoadResult,
     LoadVia,
     export_image,
+    host_image,
     list_images,
     load_image,
     run_image,
@@ -253,7 +254,9 @@ class Workspace:
     def load_into_docker(self, env: str, *, via: LoadVia = "auto") -> LoadResult:
         """Load the env's image into the Docker daemon (see :func:`envgraph.images.load_image` for ``via``)."""
         tag, desc = self.image(env)
-        return load_image(self.open_store(), env, tag, desc, via=via)
+        store = self.open_store()
+        # A multi-platform env runs here as the host's platform (as `docker pull` picks from an index).
+        return load_image(store, env, tag, host_image(store, desc), via=via)
 
     def run(self, env: str, command: list[str], *, network: str | None = None, via: LoadVia = "auto") -> int:
         """Load the env's image (an image the daemon has is only tagged), then run ``command`` in it."""

@@ -5,6 +5,7 @@ the real loopback docker-registry read back with skopeo."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import textwrap
@@ -16,9 +17,12 @@ import pytest
 import envgraph
 from envgraph.errors import EnvgraphError, SpecError
 from envgraph.identity import MEDIA_TYPE_INDEX
+from envgraph.images import host_image
 from envgraph.lock._model import image_drv
 from envgraph.oci._image import platform_manifests, read_config, read_manifest
+from envgraph.oci._model import Platform
 from envgraph.oci._store import Store
+from envgraph.oci._verify import verify_store
 from envgraph.platforms import parse_platform
 from tests.conftest import SCRATCH_PYTHON
 from tests.e2e.test_build import cli
@@ -228,3 +232,51 @@ def test_push_writes_an_index_skopeo_resolves_each_platform(project: Path, regis
     assert json.loads(_skopeo("inspect", "--tls-verify=false", "--raw", f"{ref}-{drv12}")) == index
     again = cli(project, "push", "app", "--registry", f"{registry.host}/{repo}", "--insecure").stdout
     assert "in 0 blobs" in again, again
+
+
+def test_images_export_verify_and_gc_see_every_platform(project: Path, tmp_path: Path) -> None:
+    ws = envgraph.load(project / "envgraph.toml")
+    ws.lock()
+    assert ws.build().ok
+    rows = [(r.env, r.platform) for r in ws.images()]
+    assert sorted(set(rows)) == sorted((e, p) for e in ("app", "core") for p in PLATFORMS)
+    listing = cli(project, "images").stdout
+    assert "linux/arm64" in listing and "linux/amd64" in listing
+    dry = cli(project, "build", "--dry-run").stdout
+    assert "platform linux/arm64:" in dry
+    _, desc = ws.image("core")
+    # The OCI archive holds the index with both platforms; a docker-archive holds the host's image.
+    oci = tmp_path / "core.oci.tar"
+    ws.export("core", oci, "oci-archive")
+    imported = Store.open(tmp_path / "imported")
+    from envgraph.oci._archive import import_oci_archive
+
+    arm = import_oci_archive(oci, imported, None, Platform("arm64", "linux"))
+    assert arm.digest == platform_manifests(ws.open_store(), desc)[1].digest
+    docker = tmp_path / "core.docker.tar"
+    ws.export("core", docker, "docker-archive")
+    host = host_image(ws.open_store(), desc)
+    assert (
+        host.platform is not None
+        and host.platform.architecture
+        == parse_platform(f"linux/{'arm64' if os.uname().machine == 'aarch64' else 'amd64'}").architecture
+    )
+    assert verify_store(ws.open_store()).ok
+    before = ws.open_store().tags()
+    ws.gc(keep_last=0)
+    after = ws.open_store().tags()
+    assert after == before  # every platform's image and the index are current: gc keeps them
+    assert verify_store(ws.open_store()).ok
+
+
+@skopeo
+def test_skopeo_reads_the_exported_index(project: Path, tmp_path: Path) -> None:
+    ws = envgraph.load(project / "envgraph.toml")
+    ws.lock()
+    assert ws.build().ok
+    out = tmp_path / "app.tar"
+    cli(project, "export", "app", "-o", str(out))
+    raw = json.loads(_skopeo("inspect", "--raw", f"oci-archive:{out}"))
+    assert raw["mediaType"] == MEDIA_TYPE_INDEX and len(raw["manifests"]) == 2
+    seen = json.loads(_skopeo("inspect", "--override-arch", "arm64", f"oci-archive:{out}"))
+    assert seen["Architecture"] == "arm64"
