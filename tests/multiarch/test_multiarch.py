@@ -19,7 +19,15 @@ from envgraph.errors import EnvgraphError, SpecError
 from envgraph.identity import MEDIA_TYPE_INDEX
 from envgraph.images import host_image
 from envgraph.lock._model import image_drv
-from envgraph.oci._image import platform_manifests, read_config, read_manifest
+from envgraph.oci._image import (
+    ImageConfigSpec,
+    ImageLayer,
+    platform_manifests,
+    read_config,
+    read_manifest,
+    write_image,
+    write_index,
+)
 from envgraph.oci._model import Platform
 from envgraph.oci._store import Store
 from envgraph.oci._verify import verify_store
@@ -280,3 +288,61 @@ def test_skopeo_reads_the_exported_index(project: Path, tmp_path: Path) -> None:
     assert raw["mediaType"] == MEDIA_TYPE_INDEX and len(raw["manifests"]) == 2
     seen = json.loads(_skopeo("inspect", "--override-arch", "arm64", f"oci-archive:{out}"))
     assert seen["Architecture"] == "arm64"
+
+
+def _two_platform_base(root: Path) -> dict[str, str]:
+    """An OCI layout tagged ``base``: an image index over a linux/amd64 and a linux/arm64 image whose
+    /usr/bin/python3.11 has that architecture's ELF header; returns architecture -> manifest digest."""
+    from tests.support.images import AMD64, ARM64, fake_python_base
+
+    store = Store.open(root)
+    manifests = []
+    for arch, machine in (("amd64", AMD64), ("arm64", ARM64)):
+        one = fake_python_base(root / f"only-{arch}", machine)
+        src = Store.open(root / f"only-{arch}")
+        manifest = read_manifest(src, one.digest)
+        config = read_config(src, manifest.config.digest)
+        for d in (manifest.config, *manifest.layers):
+            with src.open_blob(d.digest) as f:
+                store.add_stream(f, d.digest)
+        layers = [ImageLayer(config.rootfs.diff_ids[0], manifest.layers[0], "python")]
+        manifests.append(write_image(store, layers, ImageConfigSpec(), Platform(arch, "linux")))
+    store.tag("base", write_index(store, manifests))
+    return {m.platform.architecture: m.digest for m in manifests if m.platform}
+
+
+def test_an_image_base_resolves_each_platform_from_its_index(tmp_path: Path) -> None:
+    standard_wheels(tmp_path / "wheels")
+    _binary_wheels(tmp_path / "wheels")
+    digests = _two_platform_base(tmp_path / "base-layout")
+    header = HEADER.replace('image = "scratch"', 'image = "oci:base-layout:base"').replace(
+        f'python = "{SCRATCH_PYTHON}"', 'python = "/usr/bin/python3.11"'
+    )
+    (tmp_path / "envgraph.toml").write_text(textwrap.dedent(header) + textwrap.dedent(BODY), encoding="utf-8")
+    ws = envgraph.load(tmp_path / "envgraph.toml")
+    ws.lock()
+    bases = tmp_path / "lockfiles" / "bases"
+    amd = json.loads((bases / "none.lock.json").read_text())
+    arm = json.loads((bases / "none@linux-arm64.lock.json").read_text())
+    assert (amd["image"]["digest"], amd["architecture"]) == (digests["amd64"], "amd64")
+    assert (arm["image"]["digest"], arm["architecture"]) == (digests["arm64"], "arm64")
+    assert ws.build().ok
+    store = ws.open_store()
+    for m in platform_manifests(store, ws.image("core")[1]):
+        assert m.platform is not None
+        base = read_manifest(Store.open(tmp_path / "base-layout"), digests[m.platform.architecture])
+        assert read_manifest(store, m.digest).layers[0] == base.layers[0]
+
+
+def test_a_one_platform_image_base_is_refused_for_the_other_platform(tmp_path: Path) -> None:
+    from tests.support.images import fake_python_base
+
+    standard_wheels(tmp_path / "wheels")
+    _binary_wheels(tmp_path / "wheels")
+    fake_python_base(tmp_path / "base-layout")  # amd64 only
+    header = HEADER.replace('image = "scratch"', 'image = "oci:base-layout:base"').replace(
+        f'python = "{SCRATCH_PYTHON}"', 'python = "/usr/bin/python3.11"'
+    )
+    (tmp_path / "envgraph.toml").write_text(textwrap.dedent(header) + textwrap.dedent(BODY), encoding="utf-8")
+    with pytest.raises(EnvgraphError, match="no image for linux/arm64"):
+        envgraph.load(tmp_path / "envgraph.toml").lock()
