@@ -152,6 +152,10 @@ def _debian_identity(d: DebianPin) -> dict[str, object]:
     }
     if d.merged_usr != MERGED_USR:  # recorded (and hashed) only when unusual: existing identities stay
         out["merged-usr"] = sorted(d.merged_usr)
+    if d.architecture is not None:  # likewise: amd64 bases keep their identities
+        out["architecture"] = d.architecture
+    if d.variant is not None:
+        out["variant"] = d.variant
     return out
 
 

@@ -197,6 +197,16 @@ class DebianPin:
     merged_usr: tuple[str, ...] = field(
         default=MERGED_USR, metadata={"key": "merged-usr", "omit_if_default": True}
     )
+    # Debian's architecture name, written only when not amd64 (so existing base locks keep their identity).
+    architecture: str | None = field(default=None, metadata=_OMIT)
+    # "extract" for a foreign architecture's root filesystem: its packages unpacked, no maintainer script run.
+    variant: str | None = field(default=None, metadata=_OMIT)
+
+    def __attrs_post_init__(self) -> None:
+        if self.variant not in (None, "extract"):
+            raise ValueError(f"unknown root filesystem variant {self.variant!r}")
+        if self.architecture is not None and not re.match(r"^[a-z0-9][a-z0-9-]*$", self.architecture):
+            raise ValueError(f"invalid Debian architecture {self.architecture!r}")
 
 
 @frozen

@@ -346,3 +346,50 @@ def test_a_one_platform_image_base_is_refused_for_the_other_platform(tmp_path: P
     (tmp_path / "envgraph.toml").write_text(textwrap.dedent(header) + textwrap.dedent(BODY), encoding="utf-8")
     with pytest.raises(EnvgraphError, match="no image for linux/arm64"):
         envgraph.load(tmp_path / "envgraph.toml").lock()
+
+
+@pytest.mark.network
+@pytest.mark.debian
+@pytest.mark.timeout(900)
+@pytest.mark.skipif(shutil.which("mmdebstrap") is None, reason="mmdebstrap is not installed (CI installs it)")
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the foreign architecture here is arm64")
+def test_a_debian_base_per_architecture(tmp_path: Path) -> None:
+    """amd64 as usual (maintainer scripts run); arm64 extract-only, pinned from the .debs apt fetched, rebuilt
+    bit for bit in another store."""
+    standard_wheels(tmp_path / "wheels")
+    _binary_wheels(tmp_path / "wheels")
+    header = HEADER.replace(
+        'image = "scratch"',
+        'debian = { suite = "bookworm", packages = ["python3-minimal", "libpython3.11-stdlib"] }',
+    ).replace(SCRATCH_PYTHON, "/usr/bin/python3.11")
+    (tmp_path / "envgraph.toml").write_text(textwrap.dedent(header) + textwrap.dedent(BODY), encoding="utf-8")
+    ws = envgraph.load(tmp_path / "envgraph.toml")
+    ws.lock()
+    bases = tmp_path / "lockfiles" / "bases"
+    amd = json.loads((bases / "none.lock.json").read_text())
+    arm = json.loads((bases / "none@linux-arm64.lock.json").read_text())
+    assert "architecture" not in amd["debian"] and amd["architecture"] == "amd64"
+    assert (arm["debian"]["architecture"], arm["debian"]["variant"], arm["architecture"]) == (
+        "arm64", "extract", "arm64",
+    )  # fmt: skip
+    assert arm["python-version"] == "3.11" and "python3.11-minimal" in arm["debian"]["versions"]
+    assert arm["debian"]["diff-id"] != amd["debian"]["diff-id"]
+    assert ws.build().ok
+    store = ws.open_store()
+    firsts = {
+        m.platform.architecture: read_manifest(store, m.digest).layers[0].digest
+        for m in platform_manifests(store, ws.image("core")[1])
+        if m.platform
+    }
+    assert firsts["amd64"] != firsts["arm64"]
+    # Another store rebuilds the arm64 root filesystem from its pins: the same content as locked.
+    from envgraph.builder._debian_base import ensure_debian_layer
+    from envgraph.identity import DEFAULT_COMPRESSION, debian_key
+    from envgraph.lock import read_base_lock
+
+    lock = read_base_lock(tmp_path / "lockfiles", "none", "linux-arm64")
+    assert lock is not None and lock.debian is not None
+    d = lock.debian
+    key = debian_key(d.suite, d.versions, d.diff_id, DEFAULT_COMPRESSION)
+    record = ensure_debian_layer(Store.open(tmp_path / "other"), key, lock, DEFAULT_COMPRESSION)
+    assert record.diff_id == d.diff_id
