@@ -393,3 +393,26 @@ def test_a_debian_base_per_architecture(tmp_path: Path) -> None:
     key = debian_key(d.suite, d.versions, d.diff_id, DEFAULT_COMPRESSION)
     record = ensure_debian_layer(Store.open(tmp_path / "other"), key, lock, DEFAULT_COMPRESSION)
     assert record.diff_id == d.diff_id
+
+
+def test_one_platform_locks_stay_format_3_and_adding_a_platform_relocks(project: Path) -> None:
+    toml = project / "envgraph.toml"
+    toml.write_text(
+        toml.read_text().replace('platforms = ["linux/amd64", "linux/arm64"]', 'platform = "linux/amd64"')
+    )
+    ws = envgraph.load(toml)
+    ws.lock()
+    one = _lockdoc(project, "core")
+    assert one["version"] == 3 and "platforms" not in one
+    assert all("platforms" not in p for p in one["packages"])  # type: ignore[attr-defined]
+    assert not (project / "lockfiles" / "bases" / "none@linux-arm64.lock.json").exists()
+    toml.write_text(
+        toml.read_text().replace('platform = "linux/amd64"', 'platforms = ["linux/amd64", "linux/arm64"]')
+    )
+    ws = envgraph.load(toml)
+    stale = {o.name for o in ws.lock(check=True).stale}
+    assert {"core", "app"} <= stale
+    ws.lock()
+    multi = _lockdoc(project, "core")
+    # The primary platform's image is the same image: its drv does not move.
+    assert multi["version"] == 4 and multi["drv"] == one["drv"]
