@@ -68,7 +68,7 @@ def list_images(store: Store) -> list[ImageRow]:
         size = descs[digest].size + manifest.config.size + sum(layer.size for layer in manifest.layers)
         rows.append(ImageRow(labels.get(LABEL_ENV, "?"), labels.get(LABEL_DRV, "?"), digest, size,
                              len(manifest.layers), tuple(sorted(refs)), f"{cfg.os}/{cfg.architecture}"))  # fmt: skip
-    return sorted(rows, key=lambda r: (r.env, r.tags, r.platform))
+    return sorted(rows, key=lambda r: (r.env, r.platform, r.tags))
 
 
 def docker_names(env: str, tag: str) -> list[str]:
