@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import envgraph
+from envgraph.debian._rootfs import DebianRootfs
 from envgraph.errors import EnvgraphError, SpecError
 from envgraph.identity import MEDIA_TYPE_INDEX
 from envgraph.images import host_image
@@ -31,7 +32,7 @@ from envgraph.oci._image import (
 from envgraph.oci._model import Platform
 from envgraph.oci._store import Store
 from envgraph.oci._verify import verify_store
-from envgraph.platforms import parse_platform
+from envgraph.platforms import host_platform, parse_platform
 from tests.conftest import SCRATCH_PYTHON
 from tests.e2e.test_build import cli
 from tests.support.registry import RunningRegistry
@@ -416,3 +417,49 @@ def test_one_platform_locks_stay_format_3_and_adding_a_platform_relocks(project:
     multi = _lockdoc(project, "core")
     # The primary platform's image is the same image: its drv does not move.
     assert multi["version"] == 4 and multi["drv"] == one["drv"]
+
+
+@pytest.mark.docker
+@pytest.mark.debian
+def test_run_takes_the_hosts_image_of_the_index(
+    tmp_path: Path, debian_rootfs: DebianRootfs, docker_client: object
+) -> None:
+    """A base index of a real bookworm amd64 image and a look-alike arm64 one: `envgraph run` loads the host's
+    (amd64) image of the env's index, and the interpreter reports this machine's architecture."""
+    if host_platform() != parse_platform("linux/amd64"):
+        pytest.skip("the real base image here is amd64")
+    from envgraph.oci._layer import layer_from_tarstream
+    from tests.support.images import ARM64, fake_python_base
+
+    layout = tmp_path / "base-layout"
+    store = Store.open(layout)
+    with open(debian_rootfs.tar_path, "rb") as f:
+        blob = layer_from_tarstream(store, f)
+    amd = write_image(store, [ImageLayer(blob.diff_id, blob.descriptor(), "debian")], ImageConfigSpec())
+    fake_python_base(tmp_path / "arm", ARM64)
+    src = Store.open(tmp_path / "arm")
+    (arm_desc,) = [d for d in src.tags().values()]
+    manifest = read_manifest(src, arm_desc.digest)
+    for d in (manifest.config, *manifest.layers):
+        with src.open_blob(d.digest) as f:
+            store.add_stream(f, d.digest)
+    diff_id = read_config(src, manifest.config.digest).rootfs.diff_ids[0]
+    arm = write_image(
+        store,
+        [ImageLayer(diff_id, manifest.layers[0], "python")],
+        ImageConfigSpec(),
+        Platform("arm64", "linux"),
+    )
+    store.tag("base", write_index(store, [amd, arm]))
+
+    standard_wheels(tmp_path / "wheels")
+    _binary_wheels(tmp_path / "wheels")
+    header = HEADER.replace('image = "scratch"', 'image = "oci:base-layout:base"').replace(
+        SCRATCH_PYTHON, "/usr/bin/python3.11"
+    )
+    (tmp_path / "envgraph.toml").write_text(textwrap.dedent(header) + textwrap.dedent(BODY), encoding="utf-8")
+    cli(tmp_path, "lock")
+    cli(tmp_path, "build", "-q")
+    code = "import platform, alpha, fastmath, gamma; print(platform.machine(), alpha.__version__)"
+    out = cli(tmp_path, "run", "app", "--", "python", "-c", code).stdout
+    assert out.strip().splitlines()[-1] == "x86_64 1.0"
