@@ -150,13 +150,6 @@ def _resolve(store: Store, desc: Descriptor, platform: Platform, source: str) ->
     if desc.platform is None:
         cfg = read_config(store, read_manifest(store, desc.digest).config.digest)
         desc = desc.evolve(platform=Platform(cfg.architecture, cfg.os, cfg.variant))
-    assert desc.platform is not None
-    if (desc.platform.os, desc.platform.architecture) != (platform.os, platform.architecture):
-        # One image, not an index: it serves only its own platform (an amd64 base is no arm64 base).
-        raise StoreError(
-            f"{source} has no image for {platform.os}/{platform.architecture} "
-            f"(it is one image, for {desc.platform.os}/{desc.platform.architecture})"
-        )
     return desc.evolve(annotations=None)
 
 
