@@ -22,7 +22,7 @@ from envgraph.images import (
     load_image,
     run_image,
 )
-from envgraph.lock import LOCKDIR, BaseLock, ImagePin, Locker, Lockfile, LockResult, read_base_lock, read_lock
+from envgraph.lock import LOCKDIR, ImagePin, Locker, LockResult, read_lock
 from envgraph.oci._gc import GcResult, collect_garbage, read_roots, record_roots
 from envgraph.oci._model import Descriptor
 from envgraph.oci._store import Store
@@ -48,6 +48,7 @@ class Workspace:
         self.graph: EnvGraph = build_graph(spec)
         self.lockdir = self.root / LOCKDIR
         self.store_path = Path(store or os.environ.get("ENVGRAPH_STORE") or self.root / ".envgraph").resolve()
+        self._stores: dict[bool, Store] = {}
 
     def locker(self, *, jobs: int | None = None, log: Callable[[str], None] = lambda _m: None) -> Locker:
         from envgraph._bases import BasePinner
@@ -72,27 +73,29 @@ class Workspace:
         )
 
     def open_store(self, *, readonly: bool = False) -> Store:
-        return Store.open(self.store_path, readonly=readonly)
+        """The store, opened once per workspace and mode (so its index is read once per command)."""
+        if readonly in self._stores:
+            return self._stores[readonly]
+        store = Store.open(self.store_path, readonly=readonly)
+        self._stores[readonly] = store
+        return store
 
     def plan(self, envs: Iterable[str] = (), pipelines: Iterable[str] = ()) -> Plan:
         """Every layer and image the request needs, from the lockfiles (which must be fresh)."""
         selected = self.graph.select(envs, pipelines)
-        locks: dict[str, Lockfile] = {}
-        for e in selected:
-            lock = read_lock(self.lockdir, e)
-            if lock is None:
-                raise StaleLockError(f"env {e} has no lockfile: run `envgraph lock`")
-            locks[e] = lock
-        # Build only from lockfiles that match the declarations (what `envgraph lock --check` checks).
-        stale = self.lock(selected, check=True).stale
+        # Build only from lockfiles that match the declarations (what `envgraph lock --check` checks); the
+        # check reads every lockfile once, and the plan uses what it read.
+        checked = self.lock(selected, check=True)
+        stale = checked.stale
+        missing = [o.name for o in stale if o.kind == "env" and o.reason == "no lockfile"]
+        missing += [e for e in selected if e not in checked.locks and not stale]
+        if missing:
+            raise StaleLockError(f"env {missing[0]} has no lockfile: run `envgraph lock`")
         if stale:
             names = ", ".join(f"{o.kind} {o.name} ({o.reason})" for o in stale)
             raise StaleLockError(f"stale lockfiles: {names}: run `envgraph lock`")
-        bases: dict[str, BaseLock] = {}
-        for name in {self.graph.root_base(e) for e in selected}:
-            blk = read_base_lock(self.lockdir, name)
-            if blk is not None:
-                bases[name] = blk
+        locks = dict(checked.locks)
+        bases = dict(checked.bases)
         p = self.spec.project
         # The layer key says whether .pyc files are in the layer: only when they can really be compiled here.
         bytecode = p.bytecode and bytecode_interpreter(p.python) is not None

@@ -15,7 +15,7 @@ from typing import Literal
 
 import attrs
 import networkx as nx
-from attrs import evolve, frozen
+from attrs import evolve, field, frozen
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -87,6 +87,9 @@ class LockOutcome:
 @frozen
 class LockResult:
     outcomes: tuple[LockOutcome, ...]
+    # The selected envs' lockfiles and their bases as checked or written: the plan reuses them (read once).
+    locks: Mapping[str, Lockfile] = field(factory=dict, eq=False, repr=False)
+    bases: Mapping[str, BaseLock] = field(factory=dict, eq=False, repr=False)
 
     @property
     def stale(self) -> list[LockOutcome]:
@@ -282,7 +285,7 @@ class Locker:
             if outcome.status == "unchanged" and wrote:
                 outcome = LockOutcome(e, "env", "updated", self._what_changed(previous, final))
             outcomes.append(outcome)
-        return LockResult(tuple(outcomes))
+        return LockResult(tuple(outcomes), {e: locks[e] for e in selected if e in locks}, bases)
 
     # -- bases --------------------------------------------------------------------
     def _lock_base(self, name: str, check: bool) -> tuple[BaseLock | None, LockOutcome]:

@@ -31,6 +31,9 @@ from envgraph.oci._store import Store
 
 __all__ = [
     "ImageConfigSpec",
+    "ImageDocuments",
+    "image_documents",
+    "store_image",
     "ImageLayer",
     "chain_ids",
     "read_config",
@@ -138,6 +141,19 @@ def chain_ids(diff_ids: Sequence[str]) -> list[str]:
     return out
 
 
+@attrs.frozen
+class ImageDocuments:
+    """An image's config and manifest as bytes, and the manifest's descriptor: computed, not yet stored."""
+
+    config: bytes
+    manifest: bytes
+    descriptor: Descriptor
+
+    @property
+    def config_digest(self) -> str:
+        return sha256_digest(self.config)
+
+
 def write_image(
     store: Store,
     layers: Sequence[ImageLayer],
@@ -153,11 +169,32 @@ def write_image(
     base image's config), its diff_ids must be the first of ``layers``; its config (user, ports, env...)
     is inherited, ``config`` overriding it, and its history kept.
     """
+    for layer in layers:
+        if not store.verified(layer.descriptor.digest, size=layer.descriptor.size):
+            raise BuildError(f"layer {layer.descriptor.digest} ({layer.history_comment}) is not in the store")
+    docs = image_documents(layers, config, platform, base=base, annotations=annotations)
+    return store_image(store, docs)
+
+
+def store_image(store: Store, docs: ImageDocuments) -> Descriptor:
+    """Store an image's documents (nothing is written for a blob the store already has, known good)."""
+    store.add_bytes(docs.config)
+    store.add_bytes(docs.manifest)
+    return docs.descriptor
+
+
+def image_documents(
+    layers: Sequence[ImageLayer],
+    config: ImageConfigSpec,
+    platform: Platform = DEFAULT_PLATFORM,
+    *,
+    base: ImageConfig | None = None,
+    annotations: Mapping[str, str] | None = None,
+) -> ImageDocuments:
+    """The config and manifest of an image, in memory (pure: the caller checks the layers are stored)."""
     diff_ids = tuple(layer.diff_id for layer in layers)
     for layer in layers:
         compression_of_media_type(layer.descriptor.media_type)  # raises on a non-layer descriptor
-        if not store.verified(layer.descriptor.digest, size=layer.descriptor.size):
-            raise BuildError(f"layer {layer.descriptor.digest} ({layer.history_comment}) is not in the store")
 
     base_cfg = ContainerConfig()
     history: list[History] = []
@@ -206,11 +243,11 @@ def write_image(
         created=config.created,
     )
     cfg_bytes = to_json(image_config)
-    cfg_digest, cfg_size = store.add_bytes(cfg_bytes)
     manifest = Manifest(
-        config=Descriptor(MEDIA_TYPE_CONFIG, cfg_digest, cfg_size),
+        config=Descriptor(MEDIA_TYPE_CONFIG, sha256_digest(cfg_bytes), len(cfg_bytes)),
         layers=tuple(layer.descriptor for layer in layers),
         annotations=dict(sorted(annotations.items())) if annotations else None,
     )
-    m_digest, m_size = store.add_bytes(to_json(manifest))
-    return Descriptor(MEDIA_TYPE_MANIFEST, m_digest, m_size, platform=platform)
+    m_bytes = to_json(manifest)
+    desc = Descriptor(MEDIA_TYPE_MANIFEST, sha256_digest(m_bytes), len(m_bytes), platform=platform)
+    return ImageDocuments(cfg_bytes, m_bytes, desc)
