@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 import click
 
 from envgraph.builder._scheduler import ImageResult, LayerResult, SilentReporter
-from envgraph.plan import LayerTask
-from envgraph.registry._push import BlobEvent
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import TaskID
+
+    from envgraph.plan import LayerTask
+    from envgraph.registry._push import BlobEvent
 
 __all__ = [
     "PlainReporter",

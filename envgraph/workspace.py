@@ -7,32 +7,25 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from envgraph.builder._layers import bytecode_interpreter
-from envgraph.builder._scheduler import BuildResult, RemoteCache, Reporter, Scheduler
 from envgraph.errors import BuildError, EnvgraphError, StaleLockError
 from envgraph.graph import EnvGraph, build_graph
-from envgraph.identity import DEFAULT_COMPRESSION, image_tag
-from envgraph.images import (
-    ArchiveFormat,
-    ImageRow,
-    LoadResult,
-    LoadVia,
-    export_image,
-    list_images,
-    load_image,
-    run_image,
-)
-from envgraph.lock import LOCKDIR, ImagePin, Locker, LockResult, read_lock
-from envgraph.oci._gc import GcResult, collect_garbage, read_roots, record_roots
-from envgraph.oci._model import Descriptor
+from envgraph.identity import image_tag
+from envgraph.lock import LOCKDIR, read_lock
 from envgraph.oci._store import Store
-from envgraph.oci._verify import VerifyReport, verify_store
-from envgraph.plan import Plan, PlanTarget, make_plan
-from envgraph.registry._client import RegistryClient
-from envgraph.registry._push import BlobEvent, PushedImage, push_images
 from envgraph.spec import Spec, find_declaration, read_spec
 
+# Only what every command needs is imported here: each operation imports its own machinery, so a no-op
+# build never loads the layer writers, compressors, HTTP clients or the Docker SDK.
 if TYPE_CHECKING:
+    from envgraph.builder._scheduler import BuildResult, RemoteCache, Reporter
+    from envgraph.images import ArchiveFormat, ImageRow, LoadResult, LoadVia
+    from envgraph.lock import ImagePin, Locker, LockResult
+    from envgraph.oci._gc import GcResult
+    from envgraph.oci._model import Descriptor
+    from envgraph.oci._verify import VerifyReport
+    from envgraph.plan import Plan
+    from envgraph.registry._client import RegistryClient
+    from envgraph.registry._push import BlobEvent, PushedImage
     from envgraph.server import BackgroundServer
 
 __all__ = ["Workspace", "load", "serve_store"]
@@ -52,6 +45,7 @@ class Workspace:
 
     def locker(self, *, jobs: int | None = None, log: Callable[[str], None] = lambda _m: None) -> Locker:
         from envgraph._bases import BasePinner
+        from envgraph.lock import Locker
 
         pinner = BasePinner(self.store_path, self.root, self.spec.project.platform)
         return Locker(self.spec, self.graph, self.lockdir, pin_base=pinner, jobs=jobs or 4, log=log)
@@ -82,6 +76,10 @@ class Workspace:
 
     def plan(self, envs: Iterable[str] = (), pipelines: Iterable[str] = ()) -> Plan:
         """Every layer and image the request needs, from the lockfiles (which must be fresh)."""
+        from envgraph.builder._layers import bytecode_interpreter
+        from envgraph.identity import DEFAULT_COMPRESSION
+        from envgraph.plan import PlanTarget, make_plan
+
         selected = self.graph.select(envs, pipelines)
         # Build only from lockfiles that match the declarations (what `envgraph lock --check` checks); the
         # check reads every lockfile once, and the plan uses what it read.
@@ -113,6 +111,8 @@ class Workspace:
         cache: RemoteCache | None = None,
     ) -> BuildResult:
         """Build the selected envs (default: all) into the store; returns what was built, reused and failed."""
+        from envgraph.builder._scheduler import Scheduler
+
         plan = self.plan(envs, pipelines)
         store = self.open_store()
         platform = self.spec.project.platform
@@ -137,6 +137,8 @@ class Workspace:
 
     def _record_roots(self, store: Store, plan: Plan, *, complete: bool) -> None:
         """Tell a shared store what this project's current lockfiles need, so another project's gc keeps it."""
+        from envgraph.oci._gc import read_roots, record_roots
+
         tags = {img.tag for img in plan.images}
         keys = set(plan.layers) | set(plan.builds)
         if not complete:
@@ -162,6 +164,8 @@ class Workspace:
         return tag, desc
 
     def export(self, env: str, output: Path, fmt: ArchiveFormat) -> str:
+        from envgraph.images import export_image
+
         tag, desc = self.image(env)
         export_image(self.open_store(readonly=True), env, tag, desc, output, fmt)
         return tag
@@ -171,15 +175,21 @@ class Workspace:
 
     def images(self) -> list[ImageRow]:
         """What the store holds (nothing when there is no store yet); works on a read-only store."""
+        from envgraph.images import list_images
+
         return list_images(self.open_store(readonly=True)) if self.has_store() else []
 
     def load_into_docker(self, env: str, *, via: LoadVia = "auto") -> LoadResult:
         """Load the env's image into the Docker daemon (see :func:`envgraph.images.load_image` for ``via``)."""
+        from envgraph.images import load_image
+
         tag, desc = self.image(env)
         return load_image(self.open_store(), env, tag, desc, via=via)
 
     def run(self, env: str, command: list[str], *, network: str | None = None, via: LoadVia = "auto") -> int:
         """Load the env's image (an image the daemon has is only tagged), then run ``command`` in it."""
+        from envgraph.images import run_image
+
         result = self.load_into_docker(env, via=via)
         return run_image(result.tags[0], command, network=network)
 
@@ -196,6 +206,8 @@ class Workspace:
         mount_from: Iterable[str] = (),
     ) -> list[PushedImage]:
         """Push the selected envs' built images (only those asked for, not their ancestors; all by default)."""
+        from envgraph.registry._push import push_images
+
         envs, pipelines = list(envs), list(pipelines)
         plan = self.plan(envs, pipelines)  # fails on unknown names, missing or stale lockfiles
         wanted = set(envs)
@@ -218,6 +230,8 @@ class Workspace:
 
         Kept: images of the current lockfiles (and ``latest``), the ``keep_last`` newest other images per env,
         the layers of the current lockfiles' keys, and the roots of every other project using this store."""
+        from envgraph.oci._gc import collect_garbage
+
         current = set()
         for env in self.spec.env:
             lock = read_lock(self.lockdir, env)
@@ -240,6 +254,8 @@ class Workspace:
     def verify(self, *, repair: bool = False) -> VerifyReport:
         """Rehash everything the store refers to; with ``repair``, move damaged parts aside and drop what
         depended on them (the next build restores them)."""
+        from envgraph.oci._verify import verify_store
+
         return verify_store(self.open_store(readonly=not repair), repair=repair)
 
 

@@ -20,9 +20,6 @@ from typing import Literal, Protocol
 
 from attrs import field, frozen
 
-from envgraph.builder._debian_base import ensure_debian_layer
-from envgraph.builder._layers import build_deb_layer, build_files_layer, build_package_layer, build_venv_layer
-from envgraph.debian import DebPin, fetch_deb
 from envgraph.errors import BuildError, EnvgraphError
 from envgraph.identity import LABEL_DRV, LABEL_ENV
 from envgraph.lock import ImagePin, Wheel
@@ -127,6 +124,8 @@ class ImageBases(Protocol):
 
 def _fetch_deb(deb: DebLayer) -> Path:
     """The verified .deb of a Debian package layer (cached by sha256; fetched from the base's mirror)."""
+    from envgraph.debian import DebPin, fetch_deb
+
     pin = DebPin(
         deb.pin.name, deb.pin.version, deb.pin.architecture, deb.pin.sha256, deb.pin.size, deb.pin.filename
     )
@@ -397,6 +396,15 @@ class Scheduler:
         return out
 
     def _make(self, task: LayerTask | BuildTask, plan: Plan, paths: list[Path]) -> LayerRecord:
+        # The layer writers (and their compressors) load only when something is built: not on a no-op.
+        from envgraph.builder._debian_base import ensure_debian_layer
+        from envgraph.builder._layers import (
+            build_deb_layer,
+            build_files_layer,
+            build_package_layer,
+            build_venv_layer,
+        )
+
         match task:
             case BaseLayer():
                 return ensure_debian_layer(self.store, task.key, plan.bases[task.base], task.compression)

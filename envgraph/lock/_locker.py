@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Literal
 
 import attrs
-import networkx as nx
 from attrs import evolve, field, frozen
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -241,9 +240,7 @@ class Locker:
         upgrade_names: set[str] = {str(canonicalize_name(n)) for n in upgrade_packages}
         resolved: dict[str, Lockfile] = {}
         env_outcomes: dict[str, LockOutcome] = {}
-        sub = self.graph.dag.subgraph([("env", e) for e in selected])
-        for generation in nx.topological_generations(sub):
-            names = sorted(n for _, n in generation)
+        for names in self.graph.generations(selected):
             if check:
                 results = [
                     self._resolve_env(e, locks, bases, check=True, upgrade=False, upgrade_names=set())

@@ -58,7 +58,6 @@ from envgraph.identity import (
     MANIFEST_MEDIA_TYPES,
     compression_of_media_type,
 )
-from envgraph.oci._compress import Decompressor
 from envgraph.oci._known_blobs import KnownBlobs
 from envgraph.oci._model import Descriptor, Index, Manifest, Platform, from_json, to_json
 
@@ -468,6 +467,8 @@ class Store:
         st = self.blob_path(digest).stat()
         if stamp is not None and stamp.matches(st) and stamp.diff_id is not None:
             return stamp.diff_id
+        from envgraph.oci._compress import Decompressor  # loads the compressors only when a layer is hashed
+
         try:
             decompressor = Decompressor(compression_of_media_type(media_type))
         except ValueError as err:
