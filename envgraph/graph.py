@@ -9,6 +9,7 @@ no-op build must not pay networkx's import (about a third of its wall time). Eac
 
 from __future__ import annotations
 
+import difflib
 import heapq
 import json
 from collections.abc import Iterable
@@ -16,7 +17,7 @@ from collections.abc import Iterable
 from envgraph.errors import GraphError
 from envgraph.spec import Spec
 
-__all__ = ["Dag", "Node", "EnvGraph", "build_graph"]
+__all__ = ["Dag", "Node", "EnvGraph", "build_graph", "unknown_name"]
 
 Node = tuple[str, str]
 
@@ -178,11 +179,10 @@ class EnvGraph:
         envs, pipelines = list(envs), list(pipelines)
         for e in envs:
             if e not in self.spec.env:
-                raise GraphError(f"unknown env {e!r} (known: {', '.join(sorted(self.spec.env)) or 'none'})")
+                raise GraphError(unknown_name("env", e, self.spec.env))
         for p in pipelines:
             if p not in self.spec.pipeline:
-                known = ", ".join(sorted(self.spec.pipeline)) or "none"
-                raise GraphError(f"unknown pipeline {p!r} (known: {known})")
+                raise GraphError(unknown_name("pipeline", p, self.spec.pipeline))
         if not envs and not pipelines:
             return self.envs()
         wanted: set[str] = set(envs)
@@ -283,11 +283,13 @@ def build_graph(spec: Spec) -> EnvGraph:
     for name, env in sorted(spec.env.items()):
         if env.base is not None:
             if env.base not in spec.bases:
-                raise GraphError(f"env.{name}: unknown base {env.base!r} (known: {_known(spec.bases)})")
+                raise GraphError(f"env.{name}: unknown base {env.base!r} ({_known(spec.bases, env.base)})")
             dag.add_edge(("base", env.base), ("env", name))
         if env.parent is not None:
             if env.parent not in spec.env:
-                raise GraphError(f"env.{name}: unknown parent env {env.parent!r} (known: {_known(spec.env)})")
+                raise GraphError(
+                    f"env.{name}: unknown parent env {env.parent!r} ({_known(spec.env, env.parent)})"
+                )
             dag.add_edge(("env", env.parent), ("env", name))
 
     for name, pipe in sorted(spec.pipeline.items()):
@@ -296,11 +298,23 @@ def build_graph(spec: Spec) -> EnvGraph:
         for step, env_name in sorted(pipe.steps.items()):
             if env_name not in spec.env:
                 raise GraphError(
-                    f"pipeline.{name}: step {step!r} uses unknown env {env_name!r} (known: {_known(spec.env)})"
+                    f"pipeline.{name}: step {step!r} uses unknown env {env_name!r} ({_known(spec.env, env_name)})"
                 )
             dag.add_edge(("env", env_name), ("pipeline", name), [step])
     return EnvGraph(spec, dag)  # its topological sort names a cycle when there is one
 
 
-def _known(names: Iterable[str]) -> str:
-    return ", ".join(sorted(names)) or "none"
+def _known(names: Iterable[str], wanted: str) -> str:
+    """What to say after an unknown name: the closest known names (difflib), and every known name while
+    there are few; at platform scale (hundreds of envs) only the suggestions and how many there are."""
+    names = sorted(names)
+    close = difflib.get_close_matches(wanted, names, n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    if len(names) <= 12:
+        return f"{hint}known: {', '.join(names) or 'none'}"
+    return f"{hint}{len(names)} known; `envgraph graph` lists them"
+
+
+def unknown_name(kind: str, wanted: str, names: Iterable[str]) -> str:
+    """``unknown env 'trian' (did you mean train? known: core, serve, train)``: one line for any command."""
+    return f"unknown {kind} {wanted!r} ({_known(names, wanted)})"

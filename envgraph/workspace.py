@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from envgraph.errors import BuildError, EnvgraphError, StaleLockError
-from envgraph.graph import EnvGraph, build_graph
+from envgraph.graph import EnvGraph, build_graph, unknown_name
 from envgraph.identity import image_tag
 from envgraph.lock import LOCKDIR, read_lock
 from envgraph.oci._store import Store
@@ -19,7 +19,7 @@ from envgraph.spec import Spec, find_declaration, read_spec
 if TYPE_CHECKING:
     from envgraph.builder._scheduler import BuildResult, RemoteCache, Reporter
     from envgraph.images import ArchiveFormat, ImageRow, LoadResult, LoadVia
-    from envgraph.lock import ImagePin, Locker, LockResult
+    from envgraph.lock import BaseLock, ImagePin, Locker, LockResult
     from envgraph.oci._gc import GcResult
     from envgraph.oci._model import Descriptor
     from envgraph.oci._verify import VerifyReport
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from envgraph.registry._client import RegistryClient
     from envgraph.registry._push import BlobEvent, PushedImage
     from envgraph.server import BackgroundServer
+    from envgraph.spec import Base
 
 __all__ = ["Workspace", "load", "serve_store"]
 
@@ -44,11 +45,14 @@ class Workspace:
         self._stores: dict[bool, Store] = {}
 
     def locker(self, *, jobs: int | None = None, log: Callable[[str], None] = lambda _m: None) -> Locker:
-        from envgraph._bases import BasePinner
         from envgraph.lock import Locker
 
-        pinner = BasePinner(self.store_path, self.root, self.spec.project.platform)
-        return Locker(self.spec, self.graph, self.lockdir, pin_base=pinner, jobs=jobs or 4, log=log)
+        def pin_base(name: str, base: Base, existing: BaseLock | None) -> BaseLock:
+            from envgraph._bases import BasePinner  # image and Debian machinery: only when a base is pinned
+
+            return BasePinner(self.store_path, self.root, self.spec.project.platform)(name, base, existing)
+
+        return Locker(self.spec, self.graph, self.lockdir, pin_base=pin_base, jobs=jobs or 4, log=log)
 
     def lock(
         self,
@@ -76,7 +80,7 @@ class Workspace:
 
     def plan(self, envs: Iterable[str] = (), pipelines: Iterable[str] = ()) -> Plan:
         """Every layer and image the request needs, from the lockfiles (which must be fresh)."""
-        from envgraph.builder._layers import bytecode_interpreter
+        from envgraph.builder._bytecode import bytecode_interpreter
         from envgraph.identity import DEFAULT_COMPRESSION
         from envgraph.plan import PlanTarget, make_plan
 
@@ -153,7 +157,7 @@ class Workspace:
     def image(self, env: str) -> tuple[str, Descriptor]:
         """The image of the env's current lockfile: its store tag and descriptor; an error when not built."""
         if env not in self.spec.env:
-            raise BuildError(f"unknown env {env!r}")
+            raise BuildError(unknown_name("env", env, self.spec.env))
         lock = read_lock(self.lockdir, env)
         if lock is None:
             raise BuildError(f"env {env} has no lockfile: run `envgraph lock` and `envgraph build`")

@@ -6,12 +6,13 @@ inputs changed (or ``--upgrade``); its drv is recomputed every time, which is ch
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 from attrs import evolve, field, frozen
@@ -24,10 +25,7 @@ from envgraph._hashing import tree_sha256
 from envgraph.errors import LockError, ResolutionError, StaleLockError
 from envgraph.graph import EnvGraph
 from envgraph.identity import LOCK_VERSION
-from envgraph.lock._apt import AptResolver
-from envgraph.lock._built import SourceLocker, wheel_for
-from envgraph.lock._diagnose import Blocker, direct_conflicts, find_blockers, is_far_older
-from envgraph.lock._index import PackageIndex, local_distributions
+from envgraph.lock._index import local_distributions
 from envgraph.lock._lockfile import (
     base_identity,
     lock_path,
@@ -60,6 +58,12 @@ from envgraph.lock._resolve import (
 )
 from envgraph.lock._wheels import Target
 from envgraph.spec import Base, Env, Spec, libc_of
+
+if TYPE_CHECKING:
+    from envgraph.lock._apt import AptResolver
+    from envgraph.lock._built import SourceLocker
+    from envgraph.lock._diagnose import Blocker
+    from envgraph.lock._index import PackageIndex
 
 __all__ = [
     "LockOutcome",
@@ -192,14 +196,34 @@ class Locker:
         p = spec.project
         self.find_links = [spec.root / fl for fl in p.find_links]
         # An empty index-url means no index at all: only find-links (offline, like pip's --no-index).
+        self._declared: dict[str, Declared] = {}
+
+    # The index client, the Debian resolver and the source locker are made (and their modules imported)
+    # only when something is resolved: `lock --check` and the plan's freshness check need none of them.
+    @functools.cached_property
+    def index(self) -> PackageIndex:
+        from envgraph.lock._index import PackageIndex
+
+        p = self.spec.project
+        # An empty index-url means no index at all: only find-links (offline, like pip's --no-index).
         indexes = [u for u in (p.index_url, *p.extra_index_urls) if u]
-        self.index = PackageIndex(indexes, self.find_links, root=spec.root)
-        self.apt = AptResolver(p.platform)
-        self.sources = SourceLocker(
-            self.index, spec.root, python=p.python, index_url=p.index_url,
+        return PackageIndex(indexes, self.find_links, root=self.spec.root)
+
+    @functools.cached_property
+    def apt(self) -> AptResolver:
+        from envgraph.lock._apt import AptResolver
+
+        return AptResolver(self.spec.project.platform)
+
+    @functools.cached_property
+    def sources(self) -> SourceLocker:
+        from envgraph.lock._built import SourceLocker
+
+        p = self.spec.project
+        return SourceLocker(
+            self.index, self.spec.root, python=p.python, index_url=p.index_url,
             extra_index_urls=p.extra_index_urls, find_links=self.find_links, timeout=p.resolve_timeout,
         )  # fmt: skip
-        self._declared: dict[str, Declared] = {}
 
     # -- public -------------------------------------------------------------------
     def lock(
@@ -552,6 +576,8 @@ class Locker:
         upgrade: bool,
         upgrade_names: set[str],
     ) -> list[LockedPackage]:
+        from envgraph.lock._diagnose import direct_conflicts, find_blockers, is_far_older
+
         p = self.spec.project
         declared = self.declared(env)
         reqs = list(declared.requirements)
@@ -698,6 +724,8 @@ class Locker:
     ) -> LockedPackage:
         """The wheel for the target, or (none fits, or the requirement names a directory or a git commit) how to
         build one."""
+        from envgraph.lock._built import wheel_for
+
         if q.url is not None:
             version, source = direct[q.name]
         else:
