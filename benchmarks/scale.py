@@ -77,7 +77,7 @@ def measure(
     params = ScaleParams(envs=n)
     graph = scale_graph(params)
     wheels = work / "wheels"
-    scale_wheels(graph, params, wheels)
+    scale_wheels(params, wheels)
     project = work / f"envs-{n}"
     project.mkdir(parents=True, exist_ok=True)
     toml = project / "envgraph.toml"

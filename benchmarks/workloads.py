@@ -375,11 +375,14 @@ def scale_graph(params: ScaleParams) -> Graph:
     return Graph(envs=tuple(envs), pipelines=tuple(pipelines))
 
 
-def scale_wheels(graph: Graph, params: ScaleParams, wheels: Path) -> None:
-    for e in graph.envs:
-        for r in e.requirements:
-            n, v = r.split("==")
-            make_wheel(wheels, n, v, payload_bytes=params.package_kib * 1024)
+def scale_wheels(params: ScaleParams, wheels: Path) -> None:
+    """Every wheel any size of the shape can use (core, 15 groups, the pool), whatever ``params.envs``: the
+    find-links listing is part of each env's inputs, so sizes sharing one wheel directory keep their locks."""
+    names = [f"syn-core-{i}" for i in range(params.core_packages)]
+    names += [f"syn-group{g}-{i}" for g in range(params.max_groups) for i in range(params.group_packages)]
+    names += [f"syn-pool-{k}" for k in range(params.pool)]
+    for n in names:
+        make_wheel(wheels, n, "1.0", payload_bytes=params.package_kib * 1024)
 
 
 def get(name: str, quick: bool) -> Workload:
