@@ -445,6 +445,7 @@ def test_terminal_progress_renders_and_prints_the_summary(pipelines: Path) -> No
     assert "\x1b[" in text  # rich drew (and cleared) its live display
     assert "total: 6 layers built, 0 reused" in text
     assert "[1/6] built layer" not in text  # not the plain mode
+    assert "layers (" in text and " built" in text  # the bar counts what was built and reused
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
     lines = [line.strip() for line in re.split(r"[\r\n]+", plain) if line.strip()]
     assert {line.split()[0] for line in lines if "layers:" in line and "sha256:" in line} == ALL
