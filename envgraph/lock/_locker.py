@@ -197,6 +197,7 @@ class Locker:
         self.find_links = [spec.root / fl for fl in p.find_links]
         # An empty index-url means no index at all: only find-links (offline, like pip's --no-index).
         self._declared: dict[str, Declared] = {}
+        self._inputs_of: dict[str, str] = {}
 
     # The index client, the Debian resolver and the source locker are made (and their modules imported)
     # only when something is resolved: `lock --check` and the plan's freshness check need none of them.
@@ -237,6 +238,9 @@ class Locker:
     ) -> LockResult:
         selected = self.graph.select(envs, pipelines)
         self._declared = {}
+        # An env's inputs, computed once per lock: the first pass resolves parents first, and the second pass
+        # (drvs) does not change any env's packages, so the parent pins they depend on stay the same.
+        self._inputs_of = {}
         outcomes: list[LockOutcome] = []
         bases: dict[str, BaseLock] = {}
         for b in sorted({self.graph.root_base(e) for e in selected}):
@@ -431,12 +435,17 @@ class Locker:
             requested.update(self.apt_requested(e))
         return sorted(requested)
 
+    @functools.cached_property
+    def _find_links_listing(self) -> dict[str, list[str]]:
+        """The find-links directories' distributions, listed once per command (not once per env)."""
+        return {
+            Path(rel).as_posix(): sorted(x.name for x in local_distributions(self.spec.root / rel))
+            for rel in self.spec.project.find_links
+        }
+
     def _inputs(self, env: str, locks: Mapping[str, Lockfile]) -> str:
         p = self.spec.project
-        fl = {
-            Path(rel).as_posix(): sorted(x.name for x in local_distributions(self.spec.root / rel))
-            for rel in p.find_links
-        }
+        fl = self._find_links_listing
         declared = self.declared(env)
         return identity.resolution_inputs(
             env=env,
@@ -466,7 +475,7 @@ class Locker:
         if env in self._unreadable and check:
             return None, LockOutcome(env, "env", "stale", self._unreadable[env])
         try:
-            inputs = self._inputs(env, locks)
+            inputs = self._inputs_of[env] = self._inputs(env, locks)
         except StaleLockError as e:
             if check:
                 return None, LockOutcome(env, "env", "stale", str(e))
@@ -771,7 +780,7 @@ class Locker:
             cmd=decl.cmd,
             merged=tuple(self._merged(env, locks, bases)),
             resolver=resolver_versions(),
-            inputs=self._inputs(env, locks),
+            inputs=self._inputs_of.get(env) or self._inputs(env, locks),
             drv="",
             constraints=self.declared(env).constraints,
             apt=self._final_apt(
