@@ -165,7 +165,7 @@ def measure(
         "wall_seconds": round(statistics.median(walls), 3), "min_seconds": round(min(walls), 3),
         "peak_rss_bytes": max(rsss), "runs": repeat,
     }  # fmt: skip
-    out["peak_rss_bytes"] = max(c["peak_rss_bytes"] for c in out["commands"].values())
+    out["peak_rss_bytes"] = max(c.get("peak_rss_bytes") or 0 for c in out["commands"].values())
     return out
 
 
