@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from envgraph.errors import EnvgraphError
+from envgraph.identity import MEDIA_TYPE_CYCLONEDX
 from envgraph.workspace import Workspace, load
 
 if TYPE_CHECKING:
@@ -267,12 +268,128 @@ def images(c: Context) -> None:
 @click.argument("env")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Archive to write.")
 @click.option("--format", "fmt", type=click.Choice(["oci-archive", "docker-archive"]), default="oci-archive")
+@click.option("--sbom", is_flag=True, help="Include the image's SBOM as an OCI referrer (oci-archive only).")
 @pass_ctx
 @handle_errors
-def export(c: Context, env: str, output: str, fmt: str) -> None:
+def export(c: Context, env: str, output: str, fmt: str, sbom: bool) -> None:
     """Write an env's image as an OCI or docker archive."""
-    ref = c.ws.export(env, Path(output), fmt)  # type: ignore[arg-type]  # click.Choice checked it
+    ref = c.ws.export(env, Path(output), fmt, sbom=sbom)  # type: ignore[arg-type]  # click.Choice checked it
     click.echo(f"wrote {output} ({fmt}, {ref})")
+
+
+@main.command()
+@click.argument("env")
+@click.option(
+    "--format", "fmt", type=click.Choice(["cyclonedx", "spdx"]), default="cyclonedx", show_default=True
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), default=None, help="File to write (default: stdout)."
+)
+@click.option("--validate", is_flag=True, help="Check the CycloneDX document against its JSON schema.")
+@pass_ctx
+@handle_errors
+def sbom(c: Context, env: str, fmt: str, output: str | None, validate: bool) -> None:
+    """The env's SBOM (CycloneDX 1.6 or SPDX 2.3 JSON): every Python and Debian package of its image."""
+    text = c.ws.sbom(env, fmt, validate=validate)  # type: ignore[arg-type]  # click.Choice checked it
+    _write_output(text, output)
+
+
+def _write_output(text: str, output: str | None) -> None:
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    from envgraph._fs import atomic_write
+
+    atomic_write(Path(output), text)
+    click.echo(f"wrote {output}", err=True)
+
+
+@main.command(name="export-lock")
+@click.argument("env")
+@click.option(
+    "-o",
+    "--output",
+    default="pylock.toml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="File to write.",
+)
+@pass_ctx
+@handle_errors
+def export_lock(c: Context, env: str, output: str) -> None:
+    """Write the env's full closure as a PEP 751 pylock.toml (uv pip install -r pylock.toml)."""
+    c.ws.export_lock(env, Path(output))
+    click.echo(f"wrote {output}", err=True)
+
+
+@main.command()
+@click.argument("package")
+@click.option("--env", default=None, metavar="ENV", help="Only this env (default: every env that has it).")
+@click.option("--all", "all_paths", is_flag=True, help="Every chain, not only the shortest per requirement.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+@handle_errors
+def why(c: Context, package: str, env: str | None, all_paths: bool, as_json: bool) -> None:
+    """Why PACKAGE is in an env: the chains of requirements that bring it in (like nix why-depends)."""
+    import attrs
+
+    results = c.ws.why(package, env, all_paths=all_paths)
+    if as_json:
+        click.echo(json.dumps([attrs.asdict(r) for r in results], indent=2, sort_keys=True))
+        return
+    for r in results:
+        versions = c.ws.versions(r.env)
+        pinned = "" if r.pinned_by == r.env else f" (pinned by parent env {r.pinned_by})"
+        click.echo(f"{r.package} {r.version} is in {r.env}{pinned}")
+        for ch in r.chains:
+            path = " -> ".join(f"{p} {versions.get(p, '?')}" for p in ch.packages)
+            click.echo(f"  {ch.declared_in} declares {ch.requirement}: {path}")
+        if not r.chains:
+            click.echo("  no declared requirement leads to it (required by a package built from source?)")
+
+
+@main.command()
+@click.argument("old")
+@click.argument("new")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+@handle_errors
+def diff(c: Context, old: str, new: str, as_json: bool) -> None:
+    """What changed from OLD to NEW, each ENV or ENV@GITREV (its lockfiles at that revision): Python and
+    Debian packages added, removed and changed; layers shared and different when both images are built."""
+    import attrs
+
+    from envgraph._ui import human
+
+    d = c.ws.diff(old, new)
+    if as_json:
+        click.echo(json.dumps(attrs.asdict(d), indent=2, sort_keys=True))
+        return
+    click.echo(f"{d.old.spec} ({d.old.drv[7:19]}) -> {d.new.spec} ({d.new.drv[7:19]})")
+    for title, pd in (("python", d.python), ("debian", d.debian)):
+        if pd.empty:
+            click.echo(f"{title}: no changes")
+            continue
+        click.echo(f"{title}:")
+        for name, version in pd.added:
+            click.echo(f"  + {name} {version}")
+        for name, version in pd.removed:
+            click.echo(f"  - {name} {version}")
+        for ch in pd.changed:
+            click.echo(f"  ~ {ch.name} {ch.old} -> {ch.new}")
+    im = d.images
+    if im is None:
+        missing = [s.spec for s in (d.old, d.new) if s.image is None]
+        click.echo(f"images: not compared ({', '.join(missing)} not built)")
+        return
+    click.echo(f"image {im.old[:19]} -> {im.new[:19]}")
+    click.echo(
+        f"  {len(im.shared)} layers shared ({human(im.size(im.shared))}); "
+        f"{len(im.removed)} removed ({human(im.size(im.removed))}); {len(im.added)} added ({human(im.size(im.added))})"
+    )
+    for sign, layers in (("-", im.removed), ("+", im.added)):
+        for layer in layers:
+            click.echo(f"  {sign} {layer.digest[:19]} {human(layer.size):>10}  {layer.what}")
 
 
 _via_option = click.option(
@@ -431,6 +548,7 @@ def schema() -> None:
     "-j", "--jobs", type=click.IntRange(1, 64), default=4, show_default=True, help="Parallel uploads."
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only the pushed references.")
+@click.option("--no-sbom", is_flag=True, help="Do not attach each image's SBOM (an OCI referrer).")
 @pass_ctx
 @handle_errors
 def push(
@@ -441,18 +559,23 @@ def push(
     insecure: bool,
     jobs: int,
     quiet: bool,
+    no_sbom: bool,
 ) -> None:
     """Push built images, tagged <env>-<drv12> and <env>, uploading only blobs the registry lacks."""
     from envgraph._ui import human, push_progress
 
     progress = None if quiet else push_progress(sys.stderr)
     try:
-        results = c.ws.push(envs, pipelines, registry_ref, insecure=insecure, jobs=jobs, progress=progress)
+        results = c.ws.push(
+            envs, pipelines, registry_ref, insecure=insecure, jobs=jobs, progress=progress, sbom=not no_sbom
+        )
     finally:
         if progress is not None:
             progress.close()
     for r in results:
         click.echo(f"pushed {r.reference} {r.digest}")
+        if r.sbom is not None and not quiet:
+            click.echo(f"  sbom {r.sbom} ({MEDIA_TYPE_CYCLONEDX}, referrer of {r.digest})")
     if not quiet:
         total = sum(r.bytes_uploaded for r in results)
         up = sum(r.blobs_uploaded for r in results)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from attrs import frozen
 
 from envgraph._fs import cache_dir, locked_temp_dir
-from envgraph.errors import DockerError, StoreError
+from envgraph.errors import DockerError, EnvgraphError, StoreError
 from envgraph.identity import LABEL_DRV, LABEL_ENV
 from envgraph.oci._archive import export_docker_archive, export_oci_archive
 from envgraph.oci._image import read_config, read_image, read_manifest
@@ -72,11 +73,20 @@ def docker_names(env: str, tag: str) -> list[str]:
 
 
 def export_image(
-    store: Store, env: str, tag: str, desc: Descriptor, output: Path, fmt: ArchiveFormat
+    store: Store,
+    env: str,
+    tag: str,
+    desc: Descriptor,
+    output: Path,
+    fmt: ArchiveFormat,
+    artifacts: Sequence[tuple[Descriptor, Mapping[str, bytes]]] = (),
 ) -> None:
+    """Write the image as an archive; ``artifacts`` (referrers such as its SBOM) only fit an OCI archive."""
     read_image(store, desc)  # never export what does not check out
+    if artifacts and fmt != "oci-archive":
+        raise EnvgraphError("a docker-archive has no place for an SBOM: use --format oci-archive")
     if fmt == "oci-archive":
-        export_oci_archive(store, {tag: desc}, output)
+        export_oci_archive(store, {tag: desc}, output, artifacts)
     else:
         export_docker_archive(store, desc, docker_names(env, tag), output)
 

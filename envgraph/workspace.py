@@ -7,10 +7,14 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from attrs import frozen
+from packaging.utils import canonicalize_name
+
 from envgraph.errors import BuildError, EnvgraphError, StaleLockError
 from envgraph.graph import EnvGraph, build_graph, unknown_name
-from envgraph.identity import image_tag
-from envgraph.lock import LOCKDIR, read_lock
+from envgraph.identity import LABEL_ENV, image_tag
+from envgraph.lock import LOCKDIR, read_base_lock, read_lock
+from envgraph.oci._model import Descriptor
 from envgraph.oci._store import Store
 from envgraph.spec import Spec, find_declaration, read_spec
 
@@ -19,17 +23,39 @@ from envgraph.spec import Spec, find_declaration, read_spec
 if TYPE_CHECKING:
     from envgraph.builder._scheduler import BuildResult, RemoteCache, Reporter
     from envgraph.images import ArchiveFormat, ImageRow, LoadResult, LoadVia
-    from envgraph.lock import BaseLock, ImagePin, Locker, LockResult
+    from envgraph.lock import BaseLock, ImagePin, Locker, Lockfile, LockResult, PackageDiff
+    from envgraph.lock._why import Why
+    from envgraph.oci._artifact import Artifact
+    from envgraph.oci._diff import ImageDiff
     from envgraph.oci._gc import GcResult
-    from envgraph.oci._model import Descriptor
     from envgraph.oci._verify import VerifyReport
     from envgraph.plan import Plan
     from envgraph.registry._client import RegistryClient
     from envgraph.registry._push import BlobEvent, PushedImage
+    from envgraph.sbom import SbomFormat, SbomInput
     from envgraph.server import BackgroundServer
     from envgraph.spec import Base
 
-__all__ = ["Workspace", "load", "serve_store"]
+__all__ = ["DiffSide", "EnvDiff", "Workspace", "load", "serve_store"]
+
+
+@frozen
+class DiffSide:
+    spec: str  # as given: ENV or ENV@REV
+    env: str
+    drv: str
+    python: dict[str, str]  # canonical name -> version, the whole closure
+    debian: dict[str, str]  # the base's and the envs' Debian packages
+    image: Descriptor | None  # the image of this drv, when the store has it
+
+
+@frozen
+class EnvDiff:
+    old: DiffSide
+    new: DiffSide
+    python: PackageDiff
+    debian: PackageDiff
+    images: ImageDiff | None
 
 
 class Workspace:
@@ -152,6 +178,161 @@ class Workspace:
                     keys.update(roots.keys)
         record_roots(store, self.path, tags, keys)
 
+    # -- what an env is made of ---------------------------------------------------------------------------
+
+    def chain_locks(self, env: str) -> dict[str, Lockfile]:
+        """The lockfiles of the env and its ancestors (as they are: describing them needs no fresh lock)."""
+        if env not in self.spec.env:
+            raise EnvgraphError(f"unknown env {env!r}")
+        locks: dict[str, Lockfile] = {}
+        for e in self.graph.chain(env):
+            lock = read_lock(self.lockdir, e)
+            if lock is None:
+                raise StaleLockError(f"env {e} has no lockfile: run `envgraph lock`")
+            locks[e] = lock
+        return locks
+
+    def built_digest(self, env: str, drv: str) -> str | None:
+        """The manifest digest of the env's image for ``drv`` when the store has it."""
+        if not self.has_store():
+            return None
+        desc = self.open_store(readonly=True).tags().get(image_tag(env, drv))
+        return None if desc is None else desc.digest
+
+    def sbom_input(self, env: str) -> SbomInput:
+        """What the env's SBOM lists: every package of its closure (wheels read from the verified wheel
+        cache, fetched by hash when missing), the base's and the envs' Debian packages, the built image."""
+        from envgraph.lock._wheelcache import WheelCache
+        from envgraph.sbom import collect, wheel_metadata
+
+        locks = self.chain_locks(env)
+        base = read_base_lock(self.lockdir, self.graph.root_base(env))
+        metadata = wheel_metadata(locks, self.graph, env, WheelCache(self.root).fetch)
+        return collect(
+            locks, self.graph, env, base, self.built_digest(env, locks[env].drv), metadata, self.markers(base)
+        )
+
+    def markers(self, base: BaseLock | None) -> dict[str, str]:
+        """PEP 508 marker values of the images' interpreter and platform."""
+        from envgraph.lock._requires import marker_environment
+
+        python = (base.python_version if base is not None else None) or self.spec.project.python
+        return marker_environment(python, self.spec.project.platform)
+
+    def sbom(self, env: str, fmt: SbomFormat = "cyclonedx", *, validate: bool = False) -> str:
+        """The env's SBOM as JSON text: CycloneDX 1.6 or SPDX 2.3. ``validate`` checks a CycloneDX document
+        against its JSON schema (the library's strict validator: seconds, so not by default)."""
+        from envgraph.sbom import to_cyclonedx, to_spdx, validate_cyclonedx
+
+        data = self.sbom_input(env)
+        if fmt == "spdx":
+            return to_spdx(data)
+        text = to_cyclonedx(data)
+        if validate:
+            validate_cyclonedx(text)
+        return text
+
+    def why(self, package: str, env: str | None = None, *, all_paths: bool = False) -> list[Why]:
+        """Why ``package`` is in ``env`` (default: every env that has it): chains of requirements from what the
+        env or an ancestor declares, from the pinned wheels' Requires-Dist for the target."""
+        from packaging.utils import canonicalize_name
+
+        from envgraph.lock._requires import parse_roots, requirement_graph
+        from envgraph.lock._wheelcache import WheelCache
+        from envgraph.lock._why import why
+        from envgraph.sbom import wheel_metadata
+
+        envs = [env] if env is not None else sorted(self.spec.env)
+        target = canonicalize_name(package)
+        out = []
+        for e in envs:
+            locks = self.chain_locks(e)
+            chain = self.graph.chain(e)
+            pinned: dict[str, dict[str, str]] = {
+                x: {canonicalize_name(p.name): p.version for p in locks[x].packages} for x in chain
+            }
+            if not any(target in pinned[x] for x in chain):
+                continue
+            base = read_base_lock(self.lockdir, self.graph.root_base(e))
+            markers = self.markers(base)
+            metadata = wheel_metadata(locks, self.graph, e, WheelCache(self.root).fetch)
+            closure = {p.name: metadata.get(p.name) for x in chain for p in locks[x].packages}
+            declared = {
+                x: [
+                    r
+                    for r in parse_roots(locks[x].requirements)
+                    if r.marker is None or r.marker.evaluate(markers)
+                ]
+                for x in chain
+            }
+            graph = requirement_graph(closure, [r for x in chain for r in declared[x]], markers)
+            found = why(e, chain, declared, pinned, graph, package, all_paths=all_paths)
+            if found is not None:
+                out.append(found)
+        if not out:
+            where = f"env {env}" if env is not None else "any env"
+            raise EnvgraphError(f"{package} is not in {where}")
+        return out
+
+    def versions(self, env: str) -> dict[str, str]:
+        """Canonical name -> version of every Python package of the env's closure."""
+        from packaging.utils import canonicalize_name
+
+        locks = self.chain_locks(env)
+        return {
+            canonicalize_name(p.name): p.version for e in self.graph.chain(env) for p in locks[e].packages
+        }
+
+    def side(self, spec: str) -> DiffSide:
+        """``ENV`` (its current lockfiles) or ``ENV@REV`` (its lockfiles at git revision REV)."""
+        from envgraph.lock._history import locks_at_revision, view_of
+
+        env, sep, rev = spec.partition("@")
+        if sep:
+            views, debian = locks_at_revision(self.root, env, rev)
+        else:
+            locks = self.chain_locks(env)
+            views = [view_of(locks[e]) for e in self.graph.chain(env)]
+            base = read_base_lock(self.lockdir, self.graph.root_base(env))
+            debian = dict(base.debian.versions) if base is not None and base.debian is not None else {}
+        python: dict[str, str] = {canonicalize_name(n): v for view in views for n, v in view.packages.items()}
+        for view in views:
+            debian.update(view.debian)
+        drv = views[-1].drv
+        image = None
+        if self.has_store():
+            image = self.open_store(readonly=True).tags().get(image_tag(env, drv))
+        return DiffSide(spec, env, drv, python, debian, image)
+
+    def diff(self, old: str, new: str) -> EnvDiff:
+        """Packages (Python and Debian) added, removed and changed from ``old`` to ``new`` (each ``ENV`` or
+        ``ENV@REV``), and when both images are in the store, their layers shared and different."""
+        from envgraph.lock import diff_packages
+        from envgraph.oci._diff import diff_images
+
+        a, b = self.side(old), self.side(new)
+        images = None
+        if a.image is not None and b.image is not None:
+            images = diff_images(self.open_store(readonly=True), a.image, b.image)
+        return EnvDiff(a, b, diff_packages(a.python, b.python), diff_packages(a.debian, b.debian), images)
+
+    def export_lock(self, env: str, output: Path) -> None:
+        """Write the env's closure as a PEP 751 ``pylock.toml`` at ``output``."""
+        from envgraph._fs import atomic_write
+        from envgraph.lock._pylock import pylock_toml
+
+        locks = self.chain_locks(env)
+        closure = [p for e in self.graph.chain(env) for p in locks[e].packages]
+        base = read_base_lock(self.lockdir, self.graph.root_base(env))
+        text = pylock_toml(
+            closure,
+            marker_env=self.markers(base),
+            project_root=self.root,
+            output_dir=output.absolute().parent,
+            tool={"env": env, "drv": locks[env].drv},
+        )
+        atomic_write(output, text)
+
     # -- using images ----------------------------------------------------------------------------------
 
     def image(self, env: str) -> tuple[str, Descriptor]:
@@ -167,12 +348,31 @@ class Workspace:
             raise BuildError(f"env {env} is not built (no {tag} in the store): run `envgraph build {env}`")
         return tag, desc
 
-    def export(self, env: str, output: Path, fmt: ArchiveFormat) -> str:
+    def export(self, env: str, output: Path, fmt: ArchiveFormat, *, sbom: bool = False) -> str:
+        """Write the env's image as an archive; with ``sbom``, its CycloneDX SBOM as a referrer beside it
+        (listed in the OCI layout's index.json)."""
         from envgraph.images import export_image
 
         tag, desc = self.image(env)
-        export_image(self.open_store(readonly=True), env, tag, desc, output, fmt)
+        artifacts = []
+        if sbom:
+            art = self.sbom_artifact(env, desc)
+            artifacts.append((art.descriptor, art.all_blobs()))
+        export_image(self.open_store(readonly=True), env, tag, desc, output, fmt, artifacts)
         return tag
+
+    def sbom_artifact(self, env: str, subject: Descriptor) -> Artifact:
+        """The env's CycloneDX SBOM as an OCI artifact referring to its image."""
+        from envgraph.identity import MEDIA_TYPE_CYCLONEDX
+        from envgraph.oci._artifact import make_artifact
+
+        return make_artifact(
+            self.sbom(env).encode(),
+            MEDIA_TYPE_CYCLONEDX,
+            subject,
+            title=f"{env}.cdx.json",
+            annotations={LABEL_ENV: env},
+        )
 
     def has_store(self) -> bool:
         return (self.store_path / "oci-layout").is_file()
@@ -208,8 +408,10 @@ class Workspace:
         progress: Callable[[BlobEvent], None] | None = None,
         client: RegistryClient | None = None,
         mount_from: Iterable[str] = (),
+        sbom: bool = True,
     ) -> list[PushedImage]:
-        """Push the selected envs' built images (only those asked for, not their ancestors; all by default)."""
+        """Push the selected envs' built images (only those asked for, not their ancestors; all by default),
+        each with its SBOM attached as an OCI referrer unless ``sbom`` is false."""
         from envgraph.registry._push import push_images
 
         envs, pipelines = list(envs), list(pipelines)
@@ -218,7 +420,7 @@ class Workspace:
         for p in pipelines:
             wanted.update(self.spec.pipeline[p].steps.values())
         images = [(img.env, img.drv) for img in plan.images if not wanted or img.env in wanted]
-        return push_images(
+        pushed = push_images(
             self.open_store(),
             images,
             registry_ref,
@@ -228,6 +430,31 @@ class Workspace:
             client=client,
             mount_from=mount_from,
         )
+        if not sbom:
+            return pushed
+        return self._attach_sboms(pushed, registry_ref, insecure=insecure, client=client)
+
+    def _attach_sboms(
+        self, pushed: list[PushedImage], registry_ref: str, *, insecure: bool, client: RegistryClient | None
+    ) -> list[PushedImage]:
+        """Attach each pushed image's CycloneDX SBOM to it as an OCI referrer."""
+        import attrs
+
+        from envgraph.registry._push import parse_repository
+        from envgraph.registry._referrers import attach
+        from envgraph.registry._transfer import open_client
+
+        target = parse_repository(registry_ref)
+        cl = client or open_client(target.host, insecure=insecure)
+        try:
+            out = []
+            for p in pushed:
+                attached = attach(cl, target.repository, self.sbom_artifact(p.env, self.image(p.env)[1]))
+                out.append(attrs.evolve(p, sbom=attached.digest))
+            return out
+        finally:
+            if client is None:
+                cl.close()
 
     def gc(self, *, keep_last: int = 1, dry_run: bool = False) -> GcResult:
         """Drop old image tags beyond ``keep_last`` per env, then blobs nothing kept refers to.

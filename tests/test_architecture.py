@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("envgraph.graph",),
     ("envgraph.debian",),
     ("envgraph.lock",),
-    ("envgraph.plan",),
+    ("envgraph.plan", "envgraph.sbom"),
     ("envgraph.oci",),
     ("envgraph.builder",),
     ("envgraph.registry", "envgraph._docker", "envgraph.server"),

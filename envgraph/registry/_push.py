@@ -42,6 +42,7 @@ class PushedImage:
     blobs_uploaded: int
     blobs_skipped: int
     blobs_mounted: int
+    sbom: str | None = None  # the digest of the SBOM artifact attached to it (an OCI referrer)
 
 
 @attrs.frozen
