@@ -329,6 +329,62 @@ def synthetic(params: SyntheticParams, name: str = "synthetic") -> Workload:
     )
 
 
+@attrs.frozen
+class ScaleParams:
+    """The platform shape (issue 12): one core, ``groups`` group envs under it, leaves under the groups
+    adding ``leaf_packages`` wheels each from a shared pool; ``envs // 4`` pipelines of 4 leaves each."""
+
+    envs: int = 1000
+    max_groups: int = 15
+    core_packages: int = 20
+    group_packages: int = 3
+    leaf_packages: int = 3
+    pool: int = 200
+    package_kib: int = 8
+    seed: int = 0
+
+    @property
+    def groups(self) -> int:
+        return max(1, min(self.max_groups, (self.envs - 1) // 4))
+
+    @property
+    def leaves(self) -> int:
+        return max(self.envs - 1 - self.groups, 1)
+
+    @property
+    def pipelines(self) -> int:
+        return max(self.envs // 4, 1)
+
+
+def scale_graph(params: ScaleParams) -> Graph:
+    """Three levels, generated names, exact pins: a graph of ``params.envs`` envs, no network needed."""
+    rng = random.Random(params.seed)
+    envs = [Env("core", None, tuple(f"syn-core-{i}==1.0" for i in range(params.core_packages)))]
+    groups = [f"group{g}" for g in range(params.groups)]
+    for g in groups:
+        envs.append(Env(g, "core", tuple(f"syn-{g}-{i}==1.0" for i in range(params.group_packages))))
+    leaves = []
+    for i in range(params.leaves):
+        picks = sorted(rng.sample(range(params.pool), params.leaf_packages))
+        leaves.append(Env(f"leaf{i}", groups[i % len(groups)], tuple(f"syn-pool-{k}==1.0" for k in picks)))
+    envs += leaves
+    pipelines = []
+    for p in range(params.pipelines):
+        steps = tuple((f"s{j}", leaves[(4 * p + j) % len(leaves)].name) for j in range(4))
+        pipelines.append((f"pipe{p}", steps))
+    return Graph(envs=tuple(envs), pipelines=tuple(pipelines))
+
+
+def scale_wheels(params: ScaleParams, wheels: Path) -> None:
+    """Every wheel any size of the shape can use (core, 15 groups, the pool), whatever ``params.envs``: the
+    find-links listing is part of each env's inputs, so sizes sharing one wheel directory keep their locks."""
+    names = [f"syn-core-{i}" for i in range(params.core_packages)]
+    names += [f"syn-group{g}-{i}" for g in range(params.max_groups) for i in range(params.group_packages)]
+    names += [f"syn-pool-{k}" for k in range(params.pool)]
+    for n in names:
+        make_wheel(wheels, n, "1.0", payload_bytes=params.package_kib * 1024)
+
+
 def get(name: str, quick: bool) -> Workload:
     if name == "realistic":
         return realistic(quick)

@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 import click
 
 from envgraph.builder._scheduler import ImageResult, LayerResult, SilentReporter
-from envgraph.plan import LayerTask
-from envgraph.registry._push import BlobEvent
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import TaskID
+
+    from envgraph.plan import LayerTask
+    from envgraph.registry._push import BlobEvent
 
 __all__ = [
     "PlainReporter",
@@ -69,7 +70,8 @@ class PlainReporter(QuietReporter):
 
 
 class RichReporter(QuietReporter):
-    """One overall bar (layers done/total, bytes) and a line per running task."""
+    """One overall bar with counts (layers done/total, how many built, reused, failed), a bytes bar and a line
+    per running task: a few lines however many envs and layers (failures are printed above the bars)."""
 
     def __init__(self, console: Console) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -85,7 +87,14 @@ class RichReporter(QuietReporter):
         self.overall: TaskID | None = None
         self.bytes: TaskID | None = None
         self.running: dict[str, TaskID] = {}
+        self.counts = dict.fromkeys(("built", "reused", "pulled", "failed"), 0)
         self.lock = threading.Lock()
+
+    def _description(self) -> str:
+        c = self.counts
+        parts = [f"{c['built']} built", f"{c['reused']} reused"]
+        parts += [f"{c[k]} {k}" for k in ("pulled", "failed") if c[k]]
+        return f"layers ({', '.join(parts)})"
 
     def plan(self, total_layers: int, to_build: int, total_bytes: int) -> None:
         self.progress.start()
@@ -101,8 +110,9 @@ class RichReporter(QuietReporter):
             tid = self.running.pop(task.key, None)
             if tid is not None:
                 self.progress.remove_task(tid)
+            self.counts[result.status] += 1
             if self.overall is not None:
-                self.progress.advance(self.overall)
+                self.progress.update(self.overall, advance=1, description=self._description())
             if self.bytes is not None and result.status in ("built", "pulled"):
                 self.progress.advance(self.bytes, task.size_hint)
             if result.status == "failed":

@@ -236,7 +236,7 @@ def graph(c: Context, fmt: str, pipeline: str | None, output: str | None) -> Non
     shell_complete=_complete_pipelines,
 )
 @click.option("-j", "--jobs", type=int, default=None, help="Parallel layer builds (default: number of CPUs).")
-@click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the total line.")
 @click.option("--dry-run", is_flag=True, help="Print the plan: what would be built, what is reused, and why.")
 @click.option(
     "--report",
@@ -309,7 +309,7 @@ def build(
     report = build_report(result, ws.open_store())
     if report_path:
         Path(report_path).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    _summary(report)
+    _summary(report, quiet=quiet)
     for w in result.warnings:
         click.echo(f"envgraph: warning: {w}", err=True)
     if not result.ok:
@@ -318,21 +318,28 @@ def build(
         sys.exit(1)
 
 
-def _summary(report: dict[str, Any]) -> None:
-    for e in report["envs"]:
-        built = sum(1 for layer in e["layers"] if layer["status"] == "built")
-        pulled = sum(1 for layer in e["layers"] if layer["status"] == "pulled")
-        failed = sum(1 for layer in e["layers"] if layer["status"] == "failed")
-        reused = len(e["layers"]) - built - pulled - failed
-        digest = e["digest"] or "FAILED"
-        extra = f", {pulled} pulled" if pulled else ""
-        extra += f", {failed} failed" if failed else ""
-        name = f"{e['env']} {e['platform']}" if "platform" in e else e["env"]
-        click.echo(f"{name:<16} {digest}  layers: {built} built, {reused} reused{extra}  {e['seconds']:.2f}s")
+def _summary(report: dict[str, Any], *, quiet: bool = False) -> None:
+    """One line per env (unless ``quiet``) and the total line."""
+    if not quiet:
+        names = [f"{e['env']} {e['platform']}" if "platform" in e else e["env"] for e in report["envs"]]
+        width = max([16, *(len(n) for n in names)])
+        for name, e in zip(names, report["envs"], strict=True):
+            digest = e["digest"] or "FAILED"
+            extra = f", {e['layers_pulled']} pulled" if e["layers_pulled"] else ""
+            extra += f", {e['layers_failed']} failed" if e["layers_failed"] else ""
+            click.echo(
+                f"{name:<{width}} {digest}  layers: {e['layers_built']} built, {e['layers_reused']} reused, "
+                f"{e['layers_shared']} shared{extra}  {e['seconds']:.2f}s"
+            )
     t = report["totals"]
+    envs = report["envs"]
+    built_envs = sum(1 for e in envs if e["status"] == "built")
+    failed_envs = sum(1 for e in envs if e["status"] == "failed")
+    failed = f", {failed_envs} failed" if failed_envs else ""
     click.echo(
         f"total: {t['layers_built']} layers built, {t['layers_reused']} reused, {t['layers_pulled']} pulled; "
-        f"{t['bytes_written'] / 1e6:.1f} MB written; dedup {t['dedup_ratio']:.2f}x; {t['seconds']:.2f}s"
+        f"{t['bytes_written'] / 1e6:.1f} MB written; dedup {t['dedup_ratio']:.2f}x; "
+        f"{len(envs)} envs, {built_envs} new images{failed}; {t['seconds']:.2f}s"
     )
 
 

@@ -23,7 +23,7 @@ from envgraph.builder._scheduler import (
     Scheduler,
 )
 from envgraph.errors import BuildError, EnvgraphError, SpecError, StaleLockError
-from envgraph.graph import EnvGraph, build_graph
+from envgraph.graph import EnvGraph, build_graph, unknown_name
 from envgraph.identity import ANNOTATION_REF_NAME, DEFAULT_COMPRESSION, LABEL_ENV, image_tag
 from envgraph.images import (
     ArchiveFormat,
@@ -52,6 +52,8 @@ from envgraph.registry._records import PushRecord, push_records, record_pushes
 from envgraph.registry._settings import SettingsFormat, settings_json, step_images, zenml_config
 from envgraph.spec import Spec, find_declaration, read_spec
 
+# Only what every command needs is imported here: each operation imports its own machinery, so a no-op
+# build never loads the layer writers, compressors, HTTP clients or the Docker SDK.
 if TYPE_CHECKING:
     from envgraph._docker import RunOptions
     from envgraph.history import RunRecord
@@ -61,8 +63,14 @@ if TYPE_CHECKING:
     from envgraph.lock._why import Why
     from envgraph.oci._artifact import Artifact
     from envgraph.oci._diff import ImageDiff
+    from envgraph.oci._gc import GcResult
+    from envgraph.oci._verify import VerifyReport
+    from envgraph.plan import Plan
+    from envgraph.registry._client import RegistryClient
+    from envgraph.registry._push import BlobEvent, PushedImage
     from envgraph.sbom import SbomFormat, SbomInput
     from envgraph.server import BackgroundServer
+    from envgraph.spec import Base
 
 __all__ = ["DiffSide", "EnvDiff", "Workspace", "load", "serve_store"]
 
@@ -96,6 +104,7 @@ class Workspace:
         self.graph: EnvGraph = build_graph(spec)
         self.lockdir = self.root / LOCKDIR
         self.store_path = Path(store or os.environ.get("ENVGRAPH_STORE") or self.root / ".envgraph").resolve()
+        self._stores: dict[bool, Store] = {}
         self.db = db or os.environ.get("ENVGRAPH_DB") or None
         # False: commands run without writing history (like --db off), e.g. for a library caller's own loops.
         self.record_history = True
@@ -161,15 +170,24 @@ class Workspace:
         return record_run(url, run, store=self.store_path)
 
     def locker(self, *, jobs: int | None = None, log: Callable[[str], None] = lambda _m: None) -> Locker:
-        from envgraph._bases import BasePinner
+        from envgraph.lock import Locker
 
-        pinner = BasePinner(self.store_path, self.root, self.spec.project.platform)
+        def pin_base(name: str, base: Base, existing: BaseLock | None) -> BaseLock:
+            from envgraph._bases import BasePinner  # image and Debian machinery: only when a base is pinned
+
+            return BasePinner(self.store_path, self.root, self.spec.project.platform)(name, base, existing)
+
+        def pin_base_for(platform: str) -> Callable[[str, Base, BaseLock | None], BaseLock]:
+            from envgraph._bases import BasePinner
+
+            return BasePinner(self.store_path, self.root, platform)
+
         return Locker(
             self.spec,
             self.graph,
             self.lockdir,
-            pin_base=pinner,
-            pin_base_for=lambda platform: BasePinner(self.store_path, self.root, platform),
+            pin_base=pin_base,
+            pin_base_for=pin_base_for,
             jobs=jobs or 4,
             log=log,
         )
@@ -218,7 +236,12 @@ class Workspace:
         return result
 
     def open_store(self, *, readonly: bool = False) -> Store:
-        return Store.open(self.store_path, readonly=readonly)
+        """The store, opened once per workspace and mode (so its index is read once per command)."""
+        if readonly in self._stores:
+            return self._stores[readonly]
+        store = Store.open(self.store_path, readonly=readonly)
+        self._stores[readonly] = store
+        return store
 
     @property
     def platforms(self) -> tuple[str, ...]:
@@ -241,17 +264,19 @@ class Workspace:
             if plat not in self.platforms:
                 raise BuildError(f"platform {plat} is not one of the project's ({', '.join(self.platforms)})")
         selected = self.graph.select(envs, pipelines)
-        locks: dict[str, Lockfile] = {}
-        for e in selected:
-            lock = read_lock(self.lockdir, e)
-            if lock is None:
-                raise StaleLockError(f"env {e} has no lockfile: run `envgraph lock`")
-            locks[e] = lock
-        # Build only from lockfiles that match the declarations (what `envgraph lock --check` checks).
-        stale = self.locker().lock(selected, (), check=True).stale
+        # Build only from lockfiles that match the declarations (what `envgraph lock --check` checks); the
+        # check reads every lockfile once, and the plan uses what it read.
+        checked = self.lock(selected, check=True)
+        stale = checked.stale
+        missing = [o.name for o in stale if o.kind == "env" and o.reason == "no lockfile"]
+        missing += [e for e in selected if e not in checked.locks and not stale]
+        if missing:
+            raise StaleLockError(f"env {missing[0]} has no lockfile: run `envgraph lock`")
         if stale:
             names = ", ".join(f"{o.kind} {o.name} ({o.reason})" for o in stale)
             raise StaleLockError(f"stale lockfiles: {names}: run `envgraph lock`")
+        locks = dict(checked.locks)
+        checked_bases = dict(checked.bases)
         p = self.spec.project
         # The layer key says whether .pyc files are in the layer: only when they can really be compiled here.
         bytecode = p.bytecode and bytecode_interpreter(p.python) is not None
@@ -260,7 +285,8 @@ class Workspace:
             slug = None if plat == p.platform else parse_platform(plat).slug
             bases: dict[str, BaseLock] = {}
             for name in {self.graph.root_base(e) for e in selected}:
-                blk = read_base_lock(self.lockdir, name, slug)
+                # The primary platform's base locks are those the freshness check read.
+                blk = checked_bases.get(name) if slug is None else read_base_lock(self.lockdir, name, slug)
                 if blk is not None:
                     bases[name] = blk
             views = {e: for_platform(lock, plat) for e, lock in locks.items()}
@@ -575,7 +601,7 @@ class Workspace:
     def image(self, env: str) -> tuple[str, Descriptor]:
         """The image of the env's current lockfile: its store tag and descriptor; an error when not built."""
         if env not in self.spec.env:
-            raise BuildError(f"unknown env {env!r}")
+            raise BuildError(unknown_name("env", env, self.spec.env))
         lock = read_lock(self.lockdir, env)
         if lock is None:
             raise BuildError(f"env {env} has no lockfile: run `envgraph lock` and `envgraph build`")
@@ -588,6 +614,7 @@ class Workspace:
     def export(self, env: str, output: Path, fmt: ArchiveFormat, *, sbom: bool = False) -> str:
         """Write the env's image as an archive; with ``sbom``, its CycloneDX SBOM as a referrer beside it
         (listed in the OCI layout's index.json)."""
+
         tag, desc = self.image(env)
         artifacts = []
         if sbom:
@@ -614,6 +641,7 @@ class Workspace:
 
     def images(self) -> list[ImageRow]:
         """What the store holds (nothing when there is no store yet); works on a read-only store."""
+
         return list_images(self.open_store(readonly=True)) if self.has_store() else []
 
     def images_json(self) -> dict[str, Any]:
@@ -653,6 +681,7 @@ class Workspace:
 
     def load_into_docker(self, env: str, *, via: LoadVia = "auto") -> LoadResult:
         """Load the env's image into the Docker daemon (see :func:`envgraph.images.load_image` for ``via``)."""
+
         tag, desc = self.image(env)
         store = self.open_store()
         # A multi-platform env runs here as the host's platform (as `docker pull` picks from an index).
@@ -688,6 +717,7 @@ class Workspace:
     ) -> list[PushedImage]:
         """Push the selected envs' built images (only those asked for, not their ancestors; all by default),
         each with its SBOM attached as an OCI referrer unless ``sbom`` is false."""
+
         envs, pipelines = list(envs), list(pipelines)
         plan = self.plan(envs, pipelines)  # fails on unknown names, missing or stale lockfiles
         wanted = set(envs)
@@ -820,6 +850,7 @@ class Workspace:
 
         Kept: images of the current lockfiles (and ``latest``), the ``keep_last`` newest other images per env,
         the layers of the current lockfiles' keys, and the roots of every other project using this store."""
+
         current = set()
         for env in self.spec.env:
             lock = read_lock(self.lockdir, env)
@@ -843,6 +874,7 @@ class Workspace:
     def verify(self, *, repair: bool = False) -> VerifyReport:
         """Rehash everything the store refers to; with ``repair``, move damaged parts aside and drop what
         depended on them (the next build restores them)."""
+
         return verify_store(self.open_store(readonly=not repair), repair=repair)
 
 

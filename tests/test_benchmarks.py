@@ -163,3 +163,39 @@ def test_docker_disk_need(tmp_path: Path) -> None:
     assert leaf == 11 * len(versions[3].wheels["serving"])  # only the serving image is rebuilt
     # uv's cache holds each new wheel once, unpacked.
     assert docker_disk_need("buildkit-uv", versions[2], versions[3], sizes) == leaf + 10
+
+
+def test_scale_shape_is_three_levels_with_pipelines_of_leaves() -> None:
+    from benchmarks.workloads import ScaleParams, scale_graph
+
+    for n in (10, 60, 1000):
+        g = scale_graph(ScaleParams(envs=n))
+        assert len(g.envs) == n and len(g.pipelines) == n // 4
+        by = {e.name: e for e in g.envs}
+        groups = [e for e in g.envs if e.parent == "core"]
+        assert by["core"].parent is None and 1 <= len(groups) <= 15
+        leaves = [e for e in g.envs if e.parent not in (None, "core")]
+        assert all(by[e.parent].parent == "core" and len(e.requirements) == 3 for e in leaves)
+        assert all(len(steps) == 4 and all(by[env] in leaves for _, env in steps) for _, steps in g.pipelines)
+
+
+def test_scale_runner_at_a_small_size(tmp_path: Path) -> None:
+    """The platform-scale curve's runner, offline, on 10 envs: every command measured, the table printed."""
+    from benchmarks.scale import COMMANDS
+    from benchmarks.scale import main as scale_main
+
+    out = tmp_path / "out"
+    args = ["--envs", "10", "--work", str(tmp_path / "work"), "--out", str(out), "--repeat", "1", "-j", "2"]
+    assert scale_main(args) == 0
+    (path,) = out.glob("*-scale.json")
+    data = json.loads(path.read_text())
+    (r,) = data["results"]
+    assert r["envs"] == 10 and r["pipelines"] == 2
+    assert set(r["commands"]) == set(COMMANDS)
+    for name, c in r["commands"].items():
+        assert c["wall_seconds"] > 0 and c["peak_rss_bytes"] > 10_000_000, name
+    cold = r["commands"]["cold_build"]
+    assert cold["images"] == 10 and cold["layers_built"] > 10 and cold["seconds_per_layer"] > 0
+    assert r["peak_rss_bytes"] >= max(c["peak_rss_bytes"] for c in r["commands"].values())
+    # A later run reuses the lockfiles and their recorded lock time (locking is the slow part).
+    assert (tmp_path / "work" / "envs-10" / "lock-time.json").is_file()

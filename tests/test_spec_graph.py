@@ -135,3 +135,30 @@ def test_readme_documents_every_key() -> None:
     for key in ["index-url", "extra-index-urls", "find-links", "max-layers", "resolve-timeout", "requirements-file",
                 "environment", "files", "workdir", "entrypoint", "libc", "db"]:  # fmt: skip
         assert f"`{key}`" in readme, key
+
+
+def test_a_typo_in_an_env_or_pipeline_name_suggests_the_closest_names(tmp_path: Path) -> None:
+    envs = "".join(f'[env.leaf{i}]\nparent = "a"\n' for i in range(40))
+    (tmp_path / "envgraph.toml").write_text(GOOD + envs + '[pipeline.training]\nsteps = { s = "leaf1" }\n')
+    ws = envgraph.load(tmp_path / "envgraph.toml")
+    with pytest.raises(envgraph.errors.GraphError) as err:
+        ws.graph.select(envs=["lef10"])
+    msg = str(err.value)
+    # At scale: the suggestions and a count, not 42 names.
+    assert msg.startswith("unknown env 'lef10' (did you mean leaf10") and "42 known" in msg, msg
+    assert "leaf33" not in msg
+    # Every command taking a name says the same: build, lock, export (through the CLI, one line).
+    for args in (
+        ["build", "--dry-run", "lef10"],
+        ["lock", "--check", "lef10"],
+        ["export", "lef10", "-o", "x"],
+    ):
+        proc = run_cli(tmp_path, *args)
+        assert proc.returncode != 0 and "did you mean leaf10" in proc.stderr, (args, proc.stderr)
+        assert len(proc.stderr.splitlines()) == 1
+    proc = run_cli(tmp_path, "build", "--pipeline", "trainig")
+    assert "unknown pipeline 'trainig' (did you mean training? known: p, training)" in proc.stderr
+    # A small graph still lists every name.
+    ws = envgraph.load(ROOT / "envgraph.toml")
+    with pytest.raises(envgraph.errors.GraphError, match=r"did you mean train\? known: core, serve, train"):
+        ws.graph.select(envs=["trian"])

@@ -17,7 +17,7 @@ def describe_plan(store: Store, plan: Plan) -> str:
         f"plan: {len(plan.layers)} distinct layers, {len(missing)} to build, {len(plan.layers) - len(missing)} in the store"
     ]
     for img in plan.images:
-        new = [label for key, label in zip(img.layers, img.labels, strict=True) if key in missing]
+        new = [key for key in img.layers if key in missing]
         if img.tag in tags and not new:
             lines.append(
                 f"env {img.env}: reuse image {tags[img.tag].digest[:19]} (drv {img.drv[7:19]} unchanged)"
@@ -41,7 +41,19 @@ def describe_plan(store: Store, plan: Plan) -> str:
                     "config changed (environment, workdir, entrypoint, user, ports, labels or a parent)"
                 )
             why = "; ".join(parts)
-        lines.append(f"env {img.env}: build image ({why})")
-        for label in new:
-            lines.append(f"  build layer {label}")
+        n = f"; {len(new)} new layer{'s' if len(new) != 1 else ''}" if new else ""
+        lines.append(f"env {img.env}: build image ({why}{n})")
+    # Each layer once, however many envs list it (at platform scale one layer is in hundreds of images).
+    users: dict[str, int] = {}
+    for img in plan.images:
+        for key in img.layers:
+            if key in missing:
+                users[key] = users.get(key, 0) + 1
+    if users:
+        lines.append(f"layers to build ({len(users)}):")
+        for key in sorted(users, key=lambda k: plan.layers[k].label):
+            count = users[key]
+            lines.append(
+                f"  build layer {plan.layers[key].label}  (in {count} env{'s' if count != 1 else ''})"
+            )
     return "\n".join(lines)

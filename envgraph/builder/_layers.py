@@ -8,15 +8,14 @@ same digests.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import subprocess
-import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from envgraph._hashing import tree_sha256
+from envgraph.builder._bytecode import bytecode_interpreter
 from envgraph.errors import BuildError
 from envgraph.identity import VENV, Compression, InstallTarget, files_key, venv_key
 from envgraph.oci._layer import layer_from_directory, record_layer, write_layer
@@ -34,13 +33,6 @@ __all__ = [
 
 # installer skips (and warns about) __pycache__ files shipped in a wheel: the wheel's business, not the user's.
 warnings.filterwarnings("ignore", message="Skip installing .*__pycache__", category=RuntimeWarning)
-
-
-def bytecode_interpreter(python: str) -> str | None:
-    """An interpreter of the target version to compile .pyc files with, or None (then layers ship no .pyc)."""
-    if f"{sys.version_info[0]}.{sys.version_info[1]}" == python:
-        return sys.executable
-    return shutil.which(f"python{python}")
 
 
 def build_venv_layer(store: Store, target: InstallTarget) -> LayerRecord:

@@ -15,6 +15,12 @@ def build_report(result: BuildResult, store: Store) -> dict[str, Any]:
     envs = []
     logical = 0
     unique: dict[str, int] = {}
+    # A layer built in this run counts as built for the first env (in build order) that lists it, and as
+    # shared for every other env listing it: per-env counts that add up to the run's total.
+    owner: dict[str, str] = {}
+    for img in result.images:
+        for key in img.layers:
+            owner.setdefault(key, img.env)
     for img in result.images:
         layers = []
         image_bytes = 0
@@ -43,9 +49,17 @@ def build_report(result: BuildResult, store: Store) -> dict[str, Any]:
             unique[manifest.digest] = manifest.size
             image_bytes += manifest.size
         logical += image_bytes
+        counts = dict.fromkeys(("built", "shared", "reused", "pulled", "failed"), 0)
+        for key in img.layers:
+            status = result.layers[key].status
+            if status in ("built", "pulled") and owner[key] != img.env:
+                counts["shared"] += 1
+            else:
+                counts[status] += 1
         envs.append(
             {
                 **({"platform": img.platform} if img.platform else {}),
+                **{f"layers_{k}": v for k, v in counts.items()},
                 "env": img.env,
                 "drv": img.drv,
                 "digest": img.descriptor.digest if img.descriptor else None,

@@ -20,15 +20,19 @@ from typing import Literal, Protocol
 
 from attrs import field, frozen
 
-from envgraph.builder._debian_base import ensure_debian_layer
-from envgraph.builder._layers import build_deb_layer, build_files_layer, build_package_layer, build_venv_layer
-from envgraph.debian import DebPin, fetch_deb
 from envgraph.errors import BuildError, EnvgraphError
 from envgraph.identity import LABEL_DRV, LABEL_ENV
 from envgraph.lock import ImagePin, Wheel
 from envgraph.lock._wheelcache import WheelCache
-from envgraph.oci._image import ImageConfigSpec, ImageLayer, read_config, read_manifest, write_image
-from envgraph.oci._model import Descriptor, Platform
+from envgraph.oci._image import (
+    ImageConfigSpec,
+    ImageLayer,
+    image_documents,
+    read_config,
+    read_manifest,
+    store_image,
+)
+from envgraph.oci._model import Descriptor, ImageConfig, Platform
 from envgraph.oci._store import LayerRecord, Store
 from envgraph.plan import (
     BaseLayer,
@@ -136,6 +140,8 @@ class ImageBases(Protocol):
 
 def _fetch_deb(deb: DebLayer) -> Path:
     """The verified .deb of a Debian package layer (cached by sha256; fetched from the base's mirror)."""
+    from envgraph.debian import DebPin, fetch_deb
+
     pin = DebPin(
         deb.pin.name, deb.pin.version, deb.pin.architecture, deb.pin.sha256, deb.pin.size, deb.pin.filename
     )
@@ -203,7 +209,16 @@ class Scheduler:
     def run(self, plan: Plan, *, stop: threading.Event | None = None) -> BuildResult:
         with self.store.in_use():
             self.store.clean_tmp()  # what builds killed before us left behind
-            return self._run(plan, stop)
+            # The index is read once; every tag change of the run goes into one atomic update at the end,
+            # also when the run fails or is interrupted (what completed stays tagged).
+            self._tags = self.store.tags()
+            self._tag_changes: dict[str, Descriptor] = {}
+            self._bases: dict[str, tuple[ImageConfig, list[ImageLayer]]] = {}
+            try:
+                return self._run(plan, stop)
+            finally:
+                if self._tag_changes:
+                    self.store.update_tags(self._tag_changes)
 
     def _run(self, plan: Plan, stop: threading.Event | None) -> BuildResult:
         start = time.monotonic()
@@ -427,6 +442,15 @@ class Scheduler:
         return out
 
     def _make(self, task: LayerTask | BuildTask, plan: Plan, paths: list[Path]) -> LayerRecord:
+        # The layer writers (and their compressors) load only when something is built: not on a no-op.
+        from envgraph.builder._debian_base import ensure_debian_layer
+        from envgraph.builder._layers import (
+            build_deb_layer,
+            build_files_layer,
+            build_package_layer,
+            build_venv_layer,
+        )
+
         match task:
             case BaseLayer():
                 return ensure_debian_layer(self.store, task.key, plan.bases[task.base], task.compression)
@@ -563,23 +587,16 @@ class Scheduler:
             return failed(f"layer {bad[0].label} failed: {bad[0].error}")
         if img.base in base_errors:
             return failed(base_errors[img.base])
-        base_cfg = None
-        base_layers: list[ImageLayer] = []
-        if img.base in base_descs:
-            manifest = read_manifest(self.store, base_descs[img.base].digest)
-            base_cfg = read_config(self.store, manifest.config.digest)
-            base_layers = [
-                ImageLayer(diff_id, d, None)
-                for diff_id, d in zip(base_cfg.rootfs.diff_ids, manifest.layers, strict=True)
-            ]
         records = [results[k].record for k in img.layers]
         try:
+            base_cfg, base_layers = self._base(img.base, base_descs) if img.base in base_descs else (None, [])
+            # Our layers' records were checked (get_key) or written in this run: their blobs are known good.
             layers = base_layers + [
                 ImageLayer(r.diff_id, r.descriptor(), f"envgraph: {label}")
                 for r, label in zip(records, img.labels, strict=True)
                 if r is not None
             ]
-            existing = self.store.tags().get(img.tag)
+            existing = self._tags.get(img.tag)
             config = ImageConfigSpec(
                 env=img.environment,
                 working_dir=img.workdir,
@@ -591,25 +608,46 @@ class Scheduler:
                 # No creation time unless declared (then it is a label, and in the drv): digests stay reproducible.
                 created=img.image_labels.get(OCI_CREATED),
             )
-            # An image tagged with exactly these layers passed this check when it was written.
-            if existing is None or self._layer_digests(existing) != [
-                layer.descriptor.digest for layer in layers
-            ]:
-                self._check_conflicts(img, tasks, records)
-            desc = write_image(
-                self.store,
-                layers,
-                config,
-                Platform.parse(self.platform),
-                base=base_cfg,
-                elsewhere={r.digest for r in records if r is not None} if self.runner is not None else (),
-            )
+            docs = image_documents(layers, config, Platform.parse(self.platform), base=base_cfg)
+            desc = docs.descriptor
+            same = existing is not None and existing.digest == desc.digest
+            if not (
+                same
+                and self._stored(docs.config_digest, len(docs.config))
+                and self._stored(desc.digest, desc.size)
+            ):
+                # An image tagged with exactly these layers passed this check when it was written.
+                if existing is None or self._layer_digests(existing) != [
+                    layer.descriptor.digest for layer in layers
+                ]:
+                    self._check_conflicts(img, tasks, records)
+                store_image(self.store, docs)
         except EnvgraphError as e:
             return failed(str(e))
-        status: ImageStatus = "reused" if existing is not None and existing.digest == desc.digest else "built"
-        self.store.tag(img.tag, desc, f"{img.env}:latest")
+        status: ImageStatus = "reused" if same else "built"
+        for ref in (img.tag, f"{img.env}:latest"):
+            if self._tags.get(ref) != desc:
+                self._tag_changes[ref] = desc
         return ImageResult(img.env, img.drv, status, desc, img.layers, tuple(layer.descriptor for layer in base_layers),
                            time.monotonic() - t0)  # fmt: skip
+
+    def _stored(self, digest: str, size: int) -> bool:
+        return self.store.verified(digest, size=size)
+
+    def _base(self, name: str, base_descs: Mapping[str, Descriptor]) -> tuple[ImageConfig, list[ImageLayer]]:
+        """A base image's config and layers, read and checked once per run."""
+        if name not in self._bases:
+            manifest = read_manifest(self.store, base_descs[name].digest)
+            cfg = read_config(self.store, manifest.config.digest)
+            layers = [
+                ImageLayer(diff_id, d, None)
+                for diff_id, d in zip(cfg.rootfs.diff_ids, manifest.layers, strict=True)
+            ]
+            for layer in layers:
+                if not self.store.verified(layer.descriptor.digest, size=layer.descriptor.size):
+                    raise BuildError(f"layer {layer.descriptor.digest} of base {name} is not in the store")
+            self._bases[name] = (cfg, layers)
+        return self._bases[name]
 
     def _layer_digests(self, desc: Descriptor) -> list[str] | None:
         try:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from envgraph.errors import EnvgraphError
 from envgraph.graph import EnvGraph
 from envgraph.history._records import EnvRecord, PushRecord
-from envgraph.lock import Lockfile, lock_path, read_lock
+from envgraph.lock import Lockfile, read_lock
+from envgraph.lock._lockfile import lock_digest
 
 __all__ = ["LockFacts", "build_envs", "lock_envs", "package_set", "push_records", "read_lock_facts"]
 
@@ -45,13 +45,15 @@ def read_lock_facts(graph: EnvGraph, lockdir: Any, envs: Iterable[str]) -> LockF
     digests: dict[str, str] = {}
     for env in {a for e in envs for a in graph.chain(e)}:
         try:
-            data = lock_path(lockdir, env).read_bytes()
-            lock = read_lock(lockdir, env)
-        except (OSError, EnvgraphError):
+            lock = read_lock(
+                lockdir, env
+            )  # what the command's freshness check parsed, unless the file changed
+            digest = lock_digest(lockdir, env)
+        except EnvgraphError:
             continue
-        if lock is not None:
+        if lock is not None and digest is not None:
             locks[env] = lock
-            digests[env] = "sha256:" + hashlib.sha256(data).hexdigest()
+            digests[env] = digest
     return LockFacts(graph, locks, digests)
 
 

@@ -6,16 +6,16 @@ inputs changed (or ``--upgrade``); its drv is recomputed every time, which is ch
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import attrs
-import networkx as nx
-from attrs import evolve, frozen
+from attrs import evolve, field, frozen
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -25,10 +25,7 @@ from envgraph._hashing import tree_sha256
 from envgraph.errors import LockError, ResolutionError, StaleLockError
 from envgraph.graph import EnvGraph
 from envgraph.identity import LOCK_VERSION, MULTI_PLATFORM_LOCK_VERSION
-from envgraph.lock._apt import AptResolver
-from envgraph.lock._built import SourceLocker, wheel_for
-from envgraph.lock._diagnose import Blocker, direct_conflicts, find_blockers, is_far_older
-from envgraph.lock._index import PackageIndex, local_distributions
+from envgraph.lock._index import local_distributions
 from envgraph.lock._lockfile import (
     base_identity,
     lock_path,
@@ -66,6 +63,12 @@ from envgraph.lock._wheels import Target
 from envgraph.platforms import parse_platform
 from envgraph.spec import Base, Env, Spec, label_name, libc_of
 
+if TYPE_CHECKING:
+    from envgraph.lock._apt import AptResolver
+    from envgraph.lock._built import SourceLocker
+    from envgraph.lock._diagnose import Blocker
+    from envgraph.lock._index import PackageIndex
+
 __all__ = [
     "LockOutcome",
     "LockResult",
@@ -91,6 +94,9 @@ class LockOutcome:
 @frozen
 class LockResult:
     outcomes: tuple[LockOutcome, ...]
+    # The selected envs' lockfiles and their bases as checked or written: the plan reuses them (read once).
+    locks: Mapping[str, Lockfile] = field(factory=dict, eq=False, repr=False)
+    bases: Mapping[str, BaseLock] = field(factory=dict, eq=False, repr=False)
 
     @property
     def stale(self) -> list[LockOutcome]:
@@ -217,14 +223,35 @@ class Locker:
         p = spec.project
         self.find_links = [spec.root / fl for fl in p.find_links]
         # An empty index-url means no index at all: only find-links (offline, like pip's --no-index).
+        self._declared: dict[str, Declared] = {}
+        self._inputs_of: dict[str, str] = {}
+
+    # The index client, the Debian resolver and the source locker are made (and their modules imported)
+    # only when something is resolved: `lock --check` and the plan's freshness check need none of them.
+    @functools.cached_property
+    def index(self) -> PackageIndex:
+        from envgraph.lock._index import PackageIndex
+
+        p = self.spec.project
+        # An empty index-url means no index at all: only find-links (offline, like pip's --no-index).
         indexes = [u for u in (p.index_url, *p.extra_index_urls) if u]
-        self.index = PackageIndex(indexes, self.find_links, root=spec.root)
-        self.apt = AptResolver(p.platform)
-        self.sources = SourceLocker(
-            self.index, spec.root, python=p.python, index_url=p.index_url,
+        return PackageIndex(indexes, self.find_links, root=self.spec.root)
+
+    @functools.cached_property
+    def apt(self) -> AptResolver:
+        from envgraph.lock._apt import AptResolver
+
+        return AptResolver(self.spec.project.platform)
+
+    @functools.cached_property
+    def sources(self) -> SourceLocker:
+        from envgraph.lock._built import SourceLocker
+
+        p = self.spec.project
+        return SourceLocker(
+            self.index, self.spec.root, python=p.python, index_url=p.index_url,
             extra_index_urls=p.extra_index_urls, find_links=self.find_links, timeout=p.resolve_timeout,
         )  # fmt: skip
-        self._declared: dict[str, Declared] = {}
 
     # -- public -------------------------------------------------------------------
     def lock(
@@ -238,6 +265,9 @@ class Locker:
     ) -> LockResult:
         selected = self.graph.select(envs, pipelines)
         self._declared = {}
+        # An env's inputs, computed once per lock: the first pass resolves parents first, and the second pass
+        # (drvs) does not change any env's packages, so the parent pins they depend on stay the same.
+        self._inputs_of = {}
         outcomes: list[LockOutcome] = []
         bases: dict[str, BaseLock] = {}
         for b in sorted({self.graph.root_base(e) for e in selected}):
@@ -273,9 +303,7 @@ class Locker:
         upgrade_names: set[str] = {str(canonicalize_name(n)) for n in upgrade_packages}
         resolved: dict[str, Lockfile] = {}
         env_outcomes: dict[str, LockOutcome] = {}
-        sub = self.graph.dag.subgraph([("env", e) for e in selected])
-        for generation in nx.topological_generations(sub):
-            names = sorted(n for _, n in generation)
+        for names in self.graph.generations(selected):
             if check:
                 results = [
                     self._resolve_env(e, locks, bases, check=True, upgrade=False, upgrade_names=set())
@@ -317,7 +345,7 @@ class Locker:
             if outcome.status == "unchanged" and wrote:
                 outcome = LockOutcome(e, "env", "updated", self._what_changed(previous, final))
             outcomes.append(outcome)
-        return LockResult(tuple(outcomes))
+        return LockResult(tuple(outcomes), {e: locks[e] for e in selected if e in locks}, bases)
 
     # -- bases --------------------------------------------------------------------
     def _lock_base(
@@ -454,12 +482,17 @@ class Locker:
             requested.update(self.apt_requested(e))
         return sorted(requested)
 
+    @functools.cached_property
+    def _find_links_listing(self) -> dict[str, list[str]]:
+        """The find-links directories' distributions, listed once per command (not once per env)."""
+        return {
+            Path(rel).as_posix(): sorted(x.name for x in local_distributions(self.spec.root / rel))
+            for rel in self.spec.project.find_links
+        }
+
     def _inputs(self, env: str, locks: Mapping[str, Lockfile]) -> str:
         p = self.spec.project
-        fl = {
-            Path(rel).as_posix(): sorted(x.name for x in local_distributions(self.spec.root / rel))
-            for rel in p.find_links
-        }
+        fl = self._find_links_listing
         declared = self.declared(env)
         return identity.resolution_inputs(
             env=env,
@@ -490,7 +523,7 @@ class Locker:
         if env in self._unreadable and check:
             return None, LockOutcome(env, "env", "stale", self._unreadable[env])
         try:
-            inputs = self._inputs(env, locks)
+            inputs = self._inputs_of[env] = self._inputs(env, locks)
         except StaleLockError as e:
             if check:
                 return None, LockOutcome(env, "env", "stale", str(e))
@@ -604,6 +637,8 @@ class Locker:
         upgrade: bool,
         upgrade_names: set[str],
     ) -> list[LockedPackage]:
+        from envgraph.lock._diagnose import direct_conflicts, find_blockers, is_far_older
+
         p = self.spec.project
         declared = self.declared(env)
         reqs = list(declared.requirements)
@@ -750,6 +785,8 @@ class Locker:
     ) -> LockedPackage:
         """The wheel for the target, or (none fits, or the requirement names a directory or a git commit) how to
         build one."""
+        from envgraph.lock._built import wheel_for
+
         if q.url is not None:
             version, source = direct[q.name]
         else:
@@ -783,6 +820,8 @@ class Locker:
         """The wheel of each further platform, where it is another file than the primary platform's (a pure-Python
         wheel fits all and is shared). The resolution is the primary platform's: pip-compile runs once, on this
         machine; the other platforms get the same versions, and each its best file of that release."""
+        from envgraph.lock._built import wheel_for
+
         out: dict[str, Wheel] = {}
         for plat in self.more_platforms:
             target = self.target(env, plat)
@@ -829,7 +868,7 @@ class Locker:
             cmd=decl.cmd,
             merged=tuple(self._merged(env, locks, bases)),
             resolver=resolver_versions(),
-            inputs=self._inputs(env, locks),
+            inputs=self._inputs_of.get(env) or self._inputs(env, locks),
             drv="",
             constraints=self.declared(env).constraints,
             apt=self._final_apt(

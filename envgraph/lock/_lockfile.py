@@ -7,6 +7,7 @@ depends on) and ``drv`` (everything that determines the image).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,6 +17,7 @@ import cattrs
 from envgraph import identity
 from envgraph._convert import structure, unstructure
 from envgraph._fs import atomic_write
+from envgraph._hashing import sha256_digest
 from envgraph.debian._rootfs import MERGED_USR
 from envgraph.errors import StaleLockError
 from envgraph.identity import LOCK_VERSION, MULTI_PLATFORM_LOCK_VERSION
@@ -68,14 +70,43 @@ def write_atomic(path: Path, text: str) -> bool:
     return atomic_write(path, text, only_if_changed=True)
 
 
+# What a command already parsed, by the file's identity (inode, size, mtime): the plan after the freshness check
+# and the history after a build get the same objects without reading the file again, unless it changed.
+_PARSED: dict[tuple[str, int, int, int, type[Any], bool], tuple[Any, str]] = {}
+
+
 def _read(path: Path, cls: type[T], *, any_version: bool = False) -> T | None:
+    got = _read_digest(path, cls, any_version=any_version)
+    return None if got is None else got[0]
+
+
+def _read_digest(path: Path, cls: type[T], *, any_version: bool = False) -> tuple[T, str] | None:
+    """The parsed lockfile and the sha256 of the bytes it was parsed from; None when there is no file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        st = os.stat(path)
+        hit = _PARSED.get((str(path), st.st_ino, st.st_size, st.st_mtime_ns, cls, any_version))
+        if hit is not None:
+            return hit
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            data = f.read()
+        text = data.decode("utf-8")
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
         raise StaleLockError(f"{path}: unreadable lockfile ({e}): run `envgraph lock`") from None
-    return parse_lock_text(text, str(path), cls, any_version=any_version)
+    parsed = parse_lock_text(text, str(path), cls, any_version=any_version)
+    if len(_PARSED) > 10_000:
+        _PARSED.clear()
+    result = (parsed, sha256_digest(data))
+    _PARSED[(str(path), st.st_ino, st.st_size, st.st_mtime_ns, cls, any_version)] = result
+    return result
+
+
+def lock_digest(lockdir: Path, env: str) -> str | None:
+    """The sha256 of an env's lockfile as parsed (read once per command with :func:`read_lock`)."""
+    got = _read_digest(lock_path(lockdir, env), Lockfile)
+    return None if got is None else got[1]
 
 
 def parse_lock_text(text: str, path: str, cls: type[T], *, any_version: bool = False) -> T:

@@ -33,6 +33,9 @@ from envgraph.oci._store import Store
 
 __all__ = [
     "ImageConfigSpec",
+    "ImageDocuments",
+    "image_documents",
+    "store_image",
     "ImageLayer",
     "chain_ids",
     "read_config",
@@ -155,6 +158,19 @@ def chain_ids(diff_ids: Sequence[str]) -> list[str]:
     return out
 
 
+@attrs.frozen
+class ImageDocuments:
+    """An image's config and manifest as bytes, and the manifest's descriptor: computed, not yet stored."""
+
+    config: bytes
+    manifest: bytes
+    descriptor: Descriptor
+
+    @property
+    def config_digest(self) -> str:
+        return sha256_digest(self.config)
+
+
 def write_image(
     store: Store,
     layers: Sequence[ImageLayer],
@@ -172,13 +188,39 @@ def write_image(
     is inherited, ``config`` overriding it, and its history kept. Layers whose digest is in ``elsewhere``
     are kept by a registry (built on a remote executor and published there): only their descriptors are used.
     """
-    diff_ids = tuple(layer.diff_id for layer in layers)
+    check_layers_stored(store, layers, elsewhere)
+    docs = image_documents(layers, config, platform, base=base, annotations=annotations)
+    return store_image(store, docs)
+
+
+def check_layers_stored(store: Store, layers: Sequence[ImageLayer], elsewhere: Collection[str] = ()) -> None:
+    """Every layer is in the store, known good (or, in ``elsewhere``, kept by a registry)."""
     for layer in layers:
-        compression_of_media_type(layer.descriptor.media_type)  # raises on a non-layer descriptor
         if layer.descriptor.digest in elsewhere:
             continue
         if not store.verified(layer.descriptor.digest, size=layer.descriptor.size):
             raise BuildError(f"layer {layer.descriptor.digest} ({layer.history_comment}) is not in the store")
+
+
+def store_image(store: Store, docs: ImageDocuments) -> Descriptor:
+    """Store an image's documents (nothing is written for a blob the store already has, known good)."""
+    store.add_bytes(docs.config)
+    store.add_bytes(docs.manifest)
+    return docs.descriptor
+
+
+def image_documents(
+    layers: Sequence[ImageLayer],
+    config: ImageConfigSpec,
+    platform: Platform = DEFAULT_PLATFORM,
+    *,
+    base: ImageConfig | None = None,
+    annotations: Mapping[str, str] | None = None,
+) -> ImageDocuments:
+    """The config and manifest of an image, in memory (pure: the caller checks the layers are stored)."""
+    diff_ids = tuple(layer.diff_id for layer in layers)
+    for layer in layers:
+        compression_of_media_type(layer.descriptor.media_type)  # raises on a non-layer descriptor
 
     base_cfg = ContainerConfig()
     history: list[History] = []
@@ -227,14 +269,14 @@ def write_image(
         created=config.created,
     )
     cfg_bytes = to_json(image_config)
-    cfg_digest, cfg_size = store.add_bytes(cfg_bytes)
     manifest = Manifest(
-        config=Descriptor(MEDIA_TYPE_CONFIG, cfg_digest, cfg_size),
+        config=Descriptor(MEDIA_TYPE_CONFIG, sha256_digest(cfg_bytes), len(cfg_bytes)),
         layers=tuple(layer.descriptor for layer in layers),
         annotations=dict(sorted(annotations.items())) if annotations else None,
     )
-    m_digest, m_size = store.add_bytes(to_json(manifest))
-    return Descriptor(MEDIA_TYPE_MANIFEST, m_digest, m_size, platform=platform)
+    m_bytes = to_json(manifest)
+    desc = Descriptor(MEDIA_TYPE_MANIFEST, sha256_digest(m_bytes), len(m_bytes), platform=platform)
+    return ImageDocuments(cfg_bytes, m_bytes, desc)
 
 
 # --- multi-platform images ------------------------------------------------------------------------

@@ -48,7 +48,7 @@ from typing import IO, BinaryIO
 
 import attrs
 
-from envgraph._convert import structure, unstructure
+from envgraph._convert import unstructure
 from envgraph._fs import atomic_write, locked_temp_dir, new_temp_file, sweep_dead
 from envgraph._hashing import CHUNK, canonical_json, digest_hex, file_sha256
 from envgraph.errors import HashMismatchError, StoreError
@@ -58,9 +58,8 @@ from envgraph.identity import (
     MANIFEST_MEDIA_TYPES,
     compression_of_media_type,
 )
-from envgraph.oci._compress import Decompressor
 from envgraph.oci._known_blobs import KnownBlobs
-from envgraph.oci._model import Descriptor, Index, Manifest, from_json, to_json
+from envgraph.oci._model import Descriptor, Index, Manifest, Platform, from_json, to_json
 
 __all__ = ["BlobWriter", "LayerRecord", "Store"]
 _LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
@@ -103,6 +102,10 @@ class LayerRecord:
         return Descriptor(self.media_type, self.digest, self.size)
 
 
+_RECORD_FIELDS = {a.name for a in attrs.fields(LayerRecord)}
+_RECORD_REQUIRED = _RECORD_FIELDS - {"paths_digest"}
+
+
 @attrs.frozen
 class _Stamp:
     size: int
@@ -127,6 +130,89 @@ class _Stamp:
             return None
         diff_id = None if parts[3] == "-" else parts[3]
         return cls(int(parts[0]), int(parts[1]), int(parts[2]), diff_id)
+
+
+def _file_sig(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@attrs.frozen
+class _IndexSnapshot:
+    sig: tuple[int, int, int] | None
+    data: bytes
+    tags: dict[str, Descriptor]
+
+
+def _plain(d: Descriptor) -> Descriptor:
+    """A descriptor as :meth:`Store.tags` returns it: without the ref-name annotation."""
+    ann = {k: v for k, v in (d.annotations or {}).items() if k != ANNOTATION_REF_NAME}
+    return d.evolve(annotations=dict(sorted(ann.items())) or None)
+
+
+def _parse_record(doc: object) -> LayerRecord:
+    """A key record, strictly typed, without cattrs (a no-op build reads one per layer)."""
+    if not isinstance(doc, dict) or set(doc) - _RECORD_FIELDS or not set(doc) >= _RECORD_REQUIRED:
+        raise ValueError("not a layer record")
+    for name in ("key", "diff_id", "digest", "media_type"):
+        if not isinstance(doc[name], str):
+            raise ValueError(f"{name} is not a string")
+    if type(doc["size"]) is not int or not (
+        doc.get("paths_digest") is None or isinstance(doc["paths_digest"], str)
+    ):
+        raise ValueError("bad size or paths_digest")
+    return LayerRecord(
+        doc["key"], doc["diff_id"], doc["digest"], doc["size"], doc["media_type"], doc.get("paths_digest")
+    )
+
+
+def _parse_platform(p: object) -> Platform | None:
+    if p is None:
+        return None
+    if not isinstance(p, dict):
+        raise ValueError("platform is not an object")
+    arch, os_, variant, os_version = p["architecture"], p["os"], p.get("variant"), p.get("os.version")
+    features = p.get("os.features")
+    if not all(isinstance(v, str) for v in (arch, os_)) or not all(
+        v is None or isinstance(v, str) for v in (variant, os_version)
+    ):
+        raise ValueError("platform fields are not strings")
+    if features is not None:
+        if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+            raise ValueError("os.features is not a list of strings")
+        features = tuple(features)
+    return Platform(arch, os_, variant, os_version, features)
+
+
+def _parse_tags(data: bytes, path: Path) -> dict[str, Descriptor]:
+    """ref -> descriptor of the tagged entries of an index.json, without cattrs: a tag lookup must not cost
+    a structuring of every descriptor. Checked as strictly as the models: wrong types are an error."""
+    try:
+        doc = json.loads(data)
+        manifests = doc.get("manifests", []) if isinstance(doc, dict) else None
+        if not isinstance(manifests, list):
+            raise ValueError("manifests is not a list")
+        out: dict[str, Descriptor] = {}
+        for m in manifests:
+            ann = m.get("annotations") or {}
+            if not isinstance(ann, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in ann.items()
+            ):
+                raise ValueError("annotations are not strings")
+            ref = ann.get(ANNOTATION_REF_NAME)
+            if ref is None:
+                continue
+            media_type, digest, size = m["mediaType"], m["digest"], m["size"]
+            if not isinstance(media_type, str) or not isinstance(digest, str) or type(size) is not int:
+                raise ValueError(f"bad descriptor for {ref}")
+            digest_hex(digest)
+            platform = _parse_platform(m.get("platform"))
+            rest = {k: v for k, v in sorted(ann.items()) if k != ANNOTATION_REF_NAME}
+            out[ref] = Descriptor(media_type, digest, size, rest or None, platform)
+    except StoreError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise StoreError(f"{path}: malformed index: {err}") from None
+    return dict(sorted(out.items()))
 
 
 class BlobWriter:
@@ -201,6 +287,8 @@ class Store:
         self.roots_dir = root / "roots"
         self.index_path = root / "index.json"
         self.lock_path = root / "lock"
+        self._index: _IndexSnapshot | None = None
+        self.index_reads = 0  # how often index.json was read from disk (tests count it)
 
     # --- opening ---------------------------------------------------------------------------------
 
@@ -381,6 +469,8 @@ class Store:
         st = self.blob_path(digest).stat()
         if stamp is not None and stamp.matches(st) and stamp.diff_id is not None:
             return stamp.diff_id
+        from envgraph.oci._compress import Decompressor  # loads the compressors only when a layer is hashed
+
         try:
             decompressor = Decompressor(compression_of_media_type(media_type))
         except ValueError as err:
@@ -482,7 +572,7 @@ class Store:
         return self.keys_dir / h[:2] / f"{h}.json"
 
     def _read_record(self, path: Path) -> LayerRecord:
-        record: LayerRecord = structure(json.loads(path.read_bytes()), LayerRecord)
+        record = _parse_record(json.loads(path.read_bytes()))
         if path.name != f"{_key_hex(record.key)}.json":
             raise StoreError(f"the record in {path.name} is for another key ({record.key})")
         _check_digest(record.digest)
@@ -501,9 +591,24 @@ class Store:
             return None
         except Exception:  # unreadable or foreign record: treat as absent, the next put_key replaces it
             return None
-        if not self.verified(record.digest, size=record.size):
+        # The common case in one stat and one stamp read: the stamp matches the blob and vouches for the diff_id.
+        hexd = _check_digest(record.digest)
+        try:
+            st = self.blob_path(record.digest).stat()
+        except FileNotFoundError:
             return None
+        stamp = self._read_stamp(hexd)
+        fast = (
+            st.st_size == record.size
+            and stamp is not None
+            and stamp.matches(st)
+            and stamp.diff_id == record.diff_id
+        )
         if record.paths_digest is not None and not self.verified(record.paths_digest):
+            return None
+        if fast:
+            return record
+        if not self.verified(record.digest, size=record.size):
             return None
         try:
             if self.diff_id_of(record.digest, record.media_type) != record.diff_id:
@@ -538,11 +643,24 @@ class Store:
 
     # --- tags (index.json) ---------------------------------------------------------------------------
 
-    def read_index(self) -> Index:
+    def _index_snapshot(self) -> _IndexSnapshot:
+        """index.json as last read by this Store object, re-read only when the file changed (another
+        process replaced it: every write is a rename, so a new inode, size or mtime says so)."""
         try:
-            return from_json(self.index_path.read_bytes(), Index)
+            if self._index is not None and self._index.sig == _file_sig(self.index_path.stat()):
+                return self._index
+            with open(self.index_path, "rb") as f:
+                sig = _file_sig(os.fstat(f.fileno()))
+                data = f.read()
         except FileNotFoundError:
-            return Index()
+            return _IndexSnapshot(None, b"", {})
+        self.index_reads += 1
+        self._index = _IndexSnapshot(sig, data, _parse_tags(data, self.index_path))
+        return self._index
+
+    def read_index(self) -> Index:
+        snapshot = self._index_snapshot()
+        return from_json(snapshot.data, Index) if snapshot.data else Index()
 
     def tag(self, ref: str, descriptor: Descriptor, *more: str) -> None:
         """Point ``ref`` (and the refs in ``more``) at ``descriptor``, replacing what they pointed at.
@@ -566,11 +684,12 @@ class Store:
             return
         changed = set(set_refs) | set(remove)
         with self._locked(exclusive=True):
-            index = self.read_index()
-            if all(e in index.manifests for e in entries) and not any(
-                (d.annotations or {}).get(ANNOTATION_REF_NAME) in remove for d in index.manifests
+            current = self._index_snapshot().tags
+            if all(current.get(r) == _plain(d) for r, d in set_refs.items()) and not any(
+                r in current for r in remove
             ):
                 return
+            index = self.read_index()  # the full document, parsed once per write (from the snapshot's bytes)
             kept = [
                 d for d in index.manifests if (d.annotations or {}).get(ANNOTATION_REF_NAME) not in changed
             ]
@@ -583,21 +702,21 @@ class Store:
         return existed
 
     def tags(self) -> dict[str, Descriptor]:
-        """ref -> descriptor as it was tagged (without the ref-name annotation)."""
-        out: dict[str, Descriptor] = {}
-        for d in self.read_index().manifests:
-            ann = dict(d.annotations or {})
-            ref = ann.pop(ANNOTATION_REF_NAME, None)
-            if ref is not None:
-                out[ref] = d.evolve(annotations=ann or None)
-        return dict(sorted(out.items()))
+        """ref -> descriptor as it was tagged (without the ref-name annotation). A dict lookup per tag: the
+        index is parsed once per change of the file, not once per call."""
+        return dict(self._index_snapshot().tags)
 
     def _write_index(self, index: Index) -> None:
         def order(d: Descriptor) -> tuple[str, str]:
             return ((d.annotations or {}).get(ANNOTATION_REF_NAME, ""), d.digest)
 
         index = attrs.evolve(index, manifests=tuple(sorted(index.manifests, key=order)))
-        self._write_atomic(self.index_path, to_json(index))
+        data = to_json(index)
+        self._write_atomic(self.index_path, data)
+        # We hold the exclusive lock: the file we just renamed into place is this snapshot.
+        with contextlib.suppress(FileNotFoundError):
+            sig = _file_sig(self.index_path.stat())
+            self._index = _IndexSnapshot(sig, data, _parse_tags(data, self.index_path))
 
     # --- registries --------------------------------------------------------------------------------------
 

@@ -60,6 +60,14 @@ def make_plan(
     pipelines: Iterable[str] = (),
 ) -> Plan:
     """Every layer and image the selected envs (default: all) need, from their (fresh) lockfiles."""
+    # A package's key is the same in every env that lists it: hashed once per plan, not once per env.
+    package_keys: dict[tuple[InstallTarget, tuple[tuple[str, str], ...]], str] = {}
+
+    def key_of(install: InstallTarget, ids: tuple[tuple[str, str], ...]) -> str:
+        if (install, ids) not in package_keys:
+            package_keys[install, ids] = package_key(install, ids)
+        return package_keys[install, ids]
+
     selected = graph.select(envs, pipelines)
     layers: dict[str, LayerTask] = {}
     builds: dict[str, BuildTask] = {}
@@ -116,11 +124,15 @@ def make_plan(
                 ids = [built_wheel_id(pkg.name, pkg.version, built.key)] if built is not None else []
                 if pkg.wheel is not None:
                     ids = [(pkg.wheel.filename, pkg.wheel.sha256)]
-                add(PackageLayer(package_key(install, ids), install, pkg.name, pkg.version, pkg.wheel, built))
+                add(
+                    PackageLayer(
+                        key_of(install, tuple(ids)), install, pkg.name, pkg.version, pkg.wheel, built
+                    )
+                )
         if merged_wheels or merged_debs or merged_built:
             ids = [(w.filename, w.sha256) for _, w in merged_wheels]
             ids += [built_wheel_id(b.name, b.version, b.key) for b in merged_built]
-            key = package_key(install, ids)
+            key = key_of(install, tuple(ids))
             if merged_debs:  # a tail that mixes both kinds: the Python part's key and every .deb's layer key
                 key = digest_of(
                     {"kind": "merged", "packages": key, "debian": sorted(d.key for d in merged_debs)}

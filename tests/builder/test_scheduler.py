@@ -280,7 +280,7 @@ def test_summary_counts_a_failed_layer_as_failed_not_reused(pipelines: Path) -> 
     assert proc.returncode == 1
     line = next(line for line in proc.stdout.splitlines() if line.startswith("batch "))
     # batch = venv, alpha (built) + delta (failed): nothing was reused.
-    assert "layers: 2 built, 0 reused, 1 failed" in line, line
+    assert "layers: 2 built, 0 reused, 0 shared, 1 failed" in line, line
 
 
 # --- concurrency and crashes --------------------------------------------------------------------------
@@ -389,14 +389,31 @@ def test_plain_progress_prints_one_line_per_finished_task(pipelines: Path) -> No
     assert {line.split()[0] for line in out if "layers:" in line} == ALL
 
 
-def test_quiet_prints_only_the_summary(pipelines: Path) -> None:
+def test_quiet_prints_only_the_total_line(pipelines: Path) -> None:
     proc = cli(pipelines, "build", "-q")
     lines = proc.stdout.splitlines()
-    assert len(lines) == len(ALL) + 1
-    assert {line.split()[0] for line in lines[:-1]} == ALL
-    assert all("layers:" in line for line in lines[:-1])
+    assert len(lines) == 1, lines
     assert lines[-1].startswith("total: 6 layers built")
+    assert "6 envs, 6 new images" in lines[-1]
     assert proc.stderr == ""
+
+
+def test_summary_lines_say_built_for_this_env_shared_and_reused(pipelines: Path) -> None:
+    cli(pipelines, "build", "core")
+    lines = {
+        line.split()[0]: line for line in cli(pipelines, "build", "--report", "r.json").stdout.splitlines()
+    }
+    # core's venv and alpha were built by the first run: every other env reuses them.
+    assert "layers: 0 built, 2 reused, 0 shared" in lines["core"], lines["core"]
+    report = read_report(pipelines / "r.json")
+    per_env = {e["env"]: e for e in report["envs"]}
+    assert sum(e["layers_built"] for e in per_env.values()) == report["totals"]["layers_built"]
+    for e in per_env.values():
+        assert e["layers_built"] + e["layers_shared"] + e["layers_reused"] == len(e["layers"])
+    # A layer built in this run is built for one env and shared by every other env that lists it.
+    gamma_users = [e for e in per_env.values() if any(la["label"].startswith("gamma") for la in e["layers"])]
+    assert len(gamma_users) >= 2
+    assert sum(1 for e in gamma_users if e["layers_shared"] > 0) >= 1
 
 
 def test_terminal_progress_renders_and_prints_the_summary(pipelines: Path) -> None:
@@ -428,6 +445,7 @@ def test_terminal_progress_renders_and_prints_the_summary(pipelines: Path) -> No
     assert "\x1b[" in text  # rich drew (and cleared) its live display
     assert "total: 6 layers built, 0 reused" in text
     assert "[1/6] built layer" not in text  # not the plain mode
+    assert "layers (" in text and " built" in text  # the bar counts what was built and reused
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
     lines = [line.strip() for line in re.split(r"[\r\n]+", plain) if line.strip()]
     assert {line.split()[0] for line in lines if "layers:" in line and "sha256:" in line} == ALL
@@ -437,8 +455,10 @@ def test_terminal_progress_renders_and_prints_the_summary(pipelines: Path) -> No
 def test_dry_run_names_what_would_be_built_and_why(pipelines: Path) -> None:
     out = cli(pipelines, "build", "--dry-run").stdout
     assert out.splitlines()[0] == "plan: 6 distinct layers, 6 to build, 0 in the store"
-    assert "env core: build image (never built)" in out
-    assert "  build layer alpha 1.0" in out
+    assert "env core: build image (never built; 2 new layers)" in out
+    # A layer shared by many envs is listed once, with how many envs use it.
+    assert out.count("build layer alpha 1.0") == 1
+    assert "  build layer alpha 1.0  (in 6 envs)" in out
     assert not store_of(pipelines).tags()
     cli(pipelines, "build", "-q")
     out = cli(pipelines, "build", "--dry-run").stdout
