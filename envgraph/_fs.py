@@ -1,5 +1,8 @@
 """The one way envgraph writes a file: into a temp file beside it (or in a given temp dir on the same file
 system), flushed and fsynced, then renamed over the final name, so a reader or a crash never sees half a file.
+
+Also the one check of a path the user gave (:func:`path_problem`) and the one wording of an OS error
+(:func:`os_error_text`), so that neither reaches the user as a traceback.
 """
 
 from __future__ import annotations
@@ -11,7 +14,36 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_output", "atomic_write"]
+__all__ = ["atomic_output", "atomic_write", "path_problem", "os_error_text", "NAME_MAX", "PATH_MAX"]
+
+# Linux limits: a path component (file name) of at most 255 bytes, a whole path of at most 4095.
+NAME_MAX = 255
+PATH_MAX = 4095
+
+
+def path_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` can never name a file here (a NUL byte, a component or the whole too long), or None."""
+    text = os.fspath(path)
+    if "\x00" in text:
+        return "contains a NUL byte"
+    try:
+        raw = os.fsencode(text)
+    except UnicodeEncodeError:  # a lone surrogate, possible in JSON input
+        return "contains characters no file name can hold"
+    if len(raw) > PATH_MAX:
+        return f"is {len(raw)} bytes long (the limit is {PATH_MAX})"
+    longest = max(raw.split(b"/"), key=len)
+    if len(longest) > NAME_MAX:
+        return f"has a component of {len(longest)} bytes (the limit is {NAME_MAX})"
+    return None
+
+
+def os_error_text(err: OSError) -> str:
+    """``PATH: reason`` on one line (both paths for a rename), for any OSError."""
+    reason = err.strerror or str(err) or type(err).__name__
+    names = [n for n in (err.filename, err.filename2) if n is not None]
+    where = " -> ".join(os.fsdecode(n) if isinstance(n, bytes) else str(n) for n in names)
+    return f"{where}: {reason}" if where else reason
 
 
 @contextlib.contextmanager

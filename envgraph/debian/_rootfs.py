@@ -36,6 +36,7 @@ from pathlib import Path
 import attrs
 
 from envgraph.errors import BuildError
+from envgraph.spec import DEBIAN_PACKAGE_RE, DEBIAN_SUITE_RE, DEBIAN_VERSION_RE
 
 __all__ = [
     "DEFAULT_MIRROR",
@@ -65,10 +66,10 @@ SLIM_DPKG_OPTIONS: tuple[str, ...] = (
 )
 
 _MERGED_USR_HOOKS = Path("/usr/share/mmdebstrap/hooks/merged-usr")
-# Debian policy 5.6.1 (names) and 5.6.12 (versions); anything else would break --include's syntax.
-_PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?$")
-_VERSION_RE = re.compile(r"^[A-Za-z0-9.+~:-]+$")
-_SUITE_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+# The declaration rules (Debian policy 5.6.1 names, 5.6.12 versions), checked again: lockfiles are input too.
+_PACKAGE_RE = DEBIAN_PACKAGE_RE
+_VERSION_RE = DEBIAN_VERSION_RE
+_SUITE_RE = DEBIAN_SUITE_RE
 _NOT_FOUND_RE = re.compile(r"Version '([^']+)' for '([^']+)' was not found")
 # mmdebstrap's and apt's wrap-up lines ("... failed") come after the line that says why.
 _NOISE_RE = re.compile(
