@@ -36,7 +36,7 @@ from pathlib import Path
 import attrs
 
 from envgraph.errors import BuildError
-from envgraph.spec import DEBIAN_PACKAGE_RE, DEBIAN_SUITE_RE, DEBIAN_VERSION_RE
+from envgraph.spec import DEBIAN_PACKAGE_RE, DEBIAN_SUITE_RE, DEBIAN_VERSION_RE, MIRROR_RE
 
 __all__ = [
     "DEFAULT_MIRROR",
@@ -86,7 +86,10 @@ class DebianRootfs:
 
 
 def default_mirror() -> str:
-    return os.environ.get(MIRROR_ENV) or DEFAULT_MIRROR
+    mirror = os.environ.get(MIRROR_ENV) or DEFAULT_MIRROR
+    if not MIRROR_RE.match(mirror):
+        raise BuildError(f"{MIRROR_ENV} must be a URL without white space, got {mirror!r}")
+    return mirror
 
 
 def _default_mode() -> str:

@@ -19,6 +19,7 @@ from packaging.utils import canonicalize_name
 
 from envgraph import identity
 from envgraph._convert import unstructure
+from envgraph._fs import os_error_text
 from envgraph._hashing import tree_sha256
 from envgraph.errors import LockError, ResolutionError, StaleLockError
 from envgraph.graph import EnvGraph
@@ -215,21 +216,27 @@ class Locker:
         decl = self.spec.env[env]
         if decl.requirements_file is None:
             return list(decl.requirements)
-        path = self.spec.root / decl.requirements_file
+        shown = decl.requirements_file
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            raw = (self.spec.root / decl.requirements_file).read_bytes()
         except OSError as e:
+            raise LockError(f"env {env}: cannot read requirements-file {shown}: {e.strerror or e}") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
             raise LockError(
-                f"env {env}: cannot read requirements-file {decl.requirements_file}: {e.strerror}"
+                f"env {env}: requirements-file {shown} is not UTF-8 text "
+                f"(byte {raw[e.start]:#04x} at offset {e.start})"
             ) from None
+        if "\x00" in text:
+            line = text.count("\n", 0, text.index("\x00")) + 1
+            raise LockError(f"env {env}: requirements-file {shown} line {line}: contains a NUL byte")
         reqs = []
-        for ln in lines:
+        for ln in text.splitlines():
             ln = ln.split(" #", 1)[0].strip()
             if ln and not ln.startswith("#"):
                 if ln.startswith("-"):
-                    raise LockError(
-                        f"env {env}: {decl.requirements_file}: options like {ln.split()[0]!r} are not supported"
-                    )
+                    raise LockError(f"env {env}: {shown}: options like {ln.split()[0]!r} are not supported")
                 reqs.append(ln)
         return reqs
 
@@ -243,10 +250,13 @@ class Locker:
 
     def _inputs(self, env: str, locks: Mapping[str, Lockfile]) -> str:
         p = self.spec.project
-        fl = {
-            Path(rel).as_posix(): sorted(x.name for x in (self.spec.root / rel).glob("*.whl"))
-            for rel in p.find_links
-        }
+        try:
+            fl = {
+                Path(rel).as_posix(): sorted(x.name for x in (self.spec.root / rel).glob("*.whl"))
+                for rel in p.find_links
+            }
+        except OSError as e:
+            raise LockError(f"find-links: cannot list {os_error_text(e)}") from None
         return identity.resolution_inputs(
             env=env,
             requirements=self.requirements(env),
@@ -447,9 +457,12 @@ class Locker:
         out = []
         for f in self.spec.env[env].files:
             src = self.spec.root / f.src
-            if not src.exists():
-                raise LockError(f"env {env}: files src {f.src!r} does not exist")
-            out.append(FilePin(f.src, f.dest, tree_sha256(src)))
+            try:
+                if not src.exists():
+                    raise LockError(f"env {env}: files src {f.src!r} does not exist")
+                out.append(FilePin(f.src, f.dest, tree_sha256(src)))
+            except OSError as e:
+                raise LockError(f"env {env}: files src {f.src!r}: cannot read {os_error_text(e)}") from None
         return out
 
     def _merged(self, env: str, locks: Mapping[str, Lockfile], bases: Mapping[str, BaseLock]) -> list[str]:
