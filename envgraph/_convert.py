@@ -281,7 +281,7 @@ def _shown(value: Any, fmt: Format) -> str:
         return _WORDS[dict][fmt == "json"]
     if isinstance(value, str | int | float):
         return quote(value)
-    return f"{type(value).__name__} {quote(value)}"  # TOML dates and times
+    return f"{type(value).__name__} {value}"  # TOML dates and times
 
 
 def _message(path: list[str | int], exc: BaseException, fmt: Format) -> str:

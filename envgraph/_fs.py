@@ -8,13 +8,23 @@ Also the one check of a path the user gave (:func:`path_problem`) and the one wo
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_output", "atomic_write", "path_problem", "os_error_text", "NAME_MAX", "PATH_MAX"]
+__all__ = [
+    "atomic_output",
+    "atomic_write",
+    "read_regular",
+    "path_problem",
+    "os_error_text",
+    "NAME_MAX",
+    "PATH_MAX",
+]
 
 # Linux limits: a path component (file name) of at most 255 bytes, a whole path of at most 4095.
 NAME_MAX = 255
@@ -36,6 +46,19 @@ def path_problem(path: str | os.PathLike[str]) -> str | None:
     if len(longest) > NAME_MAX:
         return f"has a component of {len(longest)} bytes (the limit is {NAME_MAX})"
     return None
+
+
+def read_regular(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a regular file; OSError for anything else (a FIFO named in a project must not hang us)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
 
 
 def os_error_text(err: OSError) -> str:

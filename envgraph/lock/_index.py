@@ -140,6 +140,8 @@ class PackageIndex:
                 if not d.is_dir():
                     raise LockError(f"find-links directory {d} does not exist")
                 for p in sorted(d.glob("*.whl")):
+                    if not p.is_file():  # a directory or FIFO named *.whl is no wheel (and a FIFO would hang)
+                        continue
                     hexd, size = file_sha256(p)
                     rel = os.path.relpath(p, self.root) if self.root else str(p)
                     out.append(IndexFile(p.name, Path(rel).as_posix(), hexd, size, local_path=p.resolve()))

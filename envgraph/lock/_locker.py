@@ -19,7 +19,7 @@ from packaging.utils import canonicalize_name
 
 from envgraph import identity
 from envgraph._convert import unstructure
-from envgraph._fs import os_error_text
+from envgraph._fs import os_error_text, read_regular
 from envgraph._hashing import tree_sha256
 from envgraph.errors import LockError, ResolutionError, StaleLockError
 from envgraph.graph import EnvGraph
@@ -218,7 +218,7 @@ class Locker:
             return list(decl.requirements)
         shown = decl.requirements_file
         try:
-            raw = (self.spec.root / decl.requirements_file).read_bytes()
+            raw = read_regular(self.spec.root / decl.requirements_file)
         except OSError as e:
             raise LockError(f"env {env}: cannot read requirements-file {shown}: {e.strerror or e}") from None
         try:

@@ -15,7 +15,7 @@ import cattrs
 
 from envgraph import identity
 from envgraph._convert import describe_error, quote, structure, unstructure
-from envgraph._fs import atomic_write, path_problem
+from envgraph._fs import atomic_write, path_problem, read_regular
 from envgraph.errors import StaleLockError
 from envgraph.identity import LOCK_VERSION
 from envgraph.lock._model import BaseLock, LockedPackage, Lockfile
@@ -81,7 +81,7 @@ def _read(path: Path, cls: type[T], name: str, name_key: str) -> T | None:
     if problem:
         raise bad(f"the path {problem}")
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path)
     except FileNotFoundError:
         return None
     except OSError as e:
