@@ -34,6 +34,7 @@ __all__ = [
     "unstructure",
     "Invalid",
     "WrongType",
+    "invalid_item",
     "register_check",
     "describe_error",
     "quote",
@@ -59,6 +60,15 @@ class WrongType(TypeError):
 
 
 _class_checks: dict[type, Callable[[Any], None]] = {}
+
+
+def invalid_item(index: int | str, message: str) -> Exception:
+    """The failure of item ``index`` of a list (or key of a table), reported at its path like cattrs' own."""
+    return IterableValidationError(
+        "invalid item",
+        [_note(Invalid(message), IterableValidationNote(f"item @ index {index!r}", index, Any))],
+        tuple,
+    )
 
 
 def register_check(cls: type, check: Callable[[Any], None]) -> None:

@@ -74,7 +74,10 @@ def atomic_output(path: Path, *, tmp_dir: Path | None = None, mode: int = 0o644)
     """A binary file to write ``path`` through; it replaces ``path`` only when the block ends normally."""
     path = Path(path)
     directory = tmp_dir if tmp_dir is not None else path.parent
-    fd, name = tempfile.mkstemp(dir=directory, prefix=f".{path.name[:64]}.", suffix=".tmp")
+    try:
+        fd, name = tempfile.mkstemp(dir=directory, prefix=f".{path.name[:64]}.", suffix=".tmp")
+    except OSError as e:  # name the file being written, not a temp name the user never chose
+        raise OSError(e.errno, e.strerror, os.fspath(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             yield f

@@ -93,6 +93,7 @@ class MainGroup(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
+        kwargs.setdefault("prog_name", "envgraph")  # also under `python -m envgraph.cli`
         try:
             rv = super().main(*args, **kwargs)
         except click.ClickException as e:

@@ -16,7 +16,7 @@ from attrs import field, frozen
 from packaging.utils import InvalidWheelFilename, canonicalize_name, is_normalized_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from envgraph._convert import Invalid, quote, register_check
+from envgraph._convert import Invalid, invalid_item, quote, register_check
 from envgraph._fs import path_problem
 from envgraph._hashing import is_digest
 from envgraph.identity import MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD
@@ -57,12 +57,15 @@ def _check(rule: Callable[[Any], str | None]) -> dict[str, Any]:
     """Field metadata running ``rule(value)``: a returned reason refuses the value."""
 
     def check(value: Any) -> None:
-        if value is None:
-            return
-        for v in value if isinstance(value, tuple) else (value,):
-            reason = rule(v)
+        if isinstance(value, tuple):
+            for i, v in enumerate(value):
+                reason = rule(v)
+                if reason:
+                    raise invalid_item(i, f"{reason}, got {quote(v)}")
+        elif value is not None:
+            reason = rule(value)
             if reason:
-                raise Invalid(f"{reason}, got {quote(v)}")
+                raise Invalid(f"{reason}, got {quote(value)}")
 
     return {"check": check}
 
