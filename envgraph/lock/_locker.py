@@ -123,7 +123,7 @@ class Locker:
         # All existing env locks: unselected envs still count for layer popularity and as parents.
         locks: dict[str, Lockfile] = {}
         for e in self.graph.envs():
-            existing = read_lock(self.lockdir, e)
+            existing = self._existing_lock(e, check)
             if existing is not None:
                 locks[e] = existing
 
@@ -162,7 +162,7 @@ class Locker:
                 continue
             final = self._finalise(e, locks, bases)
             locks[e] = final
-            previous = read_lock(self.lockdir, e)
+            previous = self._existing_lock(e, check, quiet=True)
             if check:
                 if previous is None or previous != final:
                     why = "drv changed: " + self._what_changed(previous, final) if previous else "no lockfile"
@@ -176,11 +176,29 @@ class Locker:
             outcomes.append(outcome)
         return LockResult(tuple(outcomes))
 
+    def _existing_lock(self, env: str, check: bool, *, quiet: bool = False) -> Lockfile | None:
+        """The env's lockfile. One that cannot be read is an error for ``--check``; when locking, it is
+        replaced like a missing one (so the advice "run envgraph lock" works)."""
+        try:
+            return read_lock(self.lockdir, env)
+        except StaleLockError as e:
+            if check:
+                raise
+            if not quiet:
+                self.log(f"env {env}: replacing an unreadable lockfile ({e})")
+            return None
+
     # -- bases --------------------------------------------------------------------
     def _lock_base(self, name: str, check: bool) -> tuple[BaseLock | None, LockOutcome]:
         base = self.spec.bases[name]
         inputs = base_inputs(base)
-        existing = read_base_lock(self.lockdir, name)
+        try:
+            existing = read_base_lock(self.lockdir, name)
+        except StaleLockError as e:
+            if check:
+                raise
+            self.log(f"base {name}: replacing an unreadable lockfile ({e})")
+            existing = None
         if (
             existing is not None
             and existing.inputs == inputs
@@ -279,7 +297,7 @@ class Locker:
         upgrade: bool,
         upgrade_names: set[str],
     ) -> tuple[Lockfile | None, LockOutcome]:
-        existing = read_lock(self.lockdir, env)
+        existing = self._existing_lock(env, check, quiet=True)
         try:
             inputs = self._inputs(env, locks)
         except StaleLockError as e:

@@ -188,3 +188,22 @@ def test_undecodable_and_special_lockfiles(lockdir: Path) -> None:
     os.mkfifo(path)  # nobody writes to it: reading must not wait forever
     with pytest.raises(StaleLockError, match="not a regular file"):
         read_lock(lockdir, "core")
+
+
+def test_lock_replaces_an_unreadable_lockfile_and_check_reports_it(make_project: Callable[..., Path]) -> None:
+    import envgraph
+
+    path = make_project('[env.a]\nbase = "none"\nrequirements = ["alpha<2"]\n')
+    ws = envgraph.load(path)
+    ws.lock()
+    lockdir = path.parent / "lockfiles"
+    good = {p: p.read_text() for p in (lockdir / "a.lock.json", lockdir / "bases" / "none.lock.json")}
+    for p in good:
+        p.write_text("[]")
+    with pytest.raises(StaleLockError, match="not a lockfile"):
+        ws.lock(check=True)
+    said: list[str] = []
+    ws.lock(log=said.append)  # the advice of every lockfile error ("run envgraph lock") must work
+    assert {p: p.read_text() for p in good} == good
+    assert sum("replacing an unreadable lockfile" in m for m in said) == 2, said
+    assert not ws.lock(check=True).stale
