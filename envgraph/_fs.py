@@ -85,9 +85,11 @@ def atomic_output(path: Path, *, tmp_dir: Path | None = None, mode: int = 0o644)
             os.fsync(f.fileno())
         os.chmod(name, mode)
         os.replace(name, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name)
+        if type(e) is OSError and e.filename is None:  # a failed write (ENOSPC, EIO): say which file
+            raise OSError(e.errno, e.strerror, os.fspath(path)) from e
         raise
 
 

@@ -351,3 +351,17 @@ def test_user_errors_are_envgraph_errors() -> None:
     # The CLI's handler catches exactly this type: every error class above must be one.
     for cls in (SpecError, LockError, StoreError):
         assert issubclass(cls, EnvgraphError)
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(built: Path, tmp_path: Path) -> None:
+    full = tmp_path / "full"
+    full.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(full)], capture_output=True)
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.decode().strip()}")
+    try:
+        line = one_error_line(cli(built, "--store", "store", "export", "core", "-o", str(full / "core.tar")))
+        assert f"{full}/core.tar: No space left on device" in line, line
+        assert list(full.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(full)], check=True)

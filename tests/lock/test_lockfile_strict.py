@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import envgraph
 from envgraph.errors import StaleLockError
 from envgraph.lock._lockfile import dumps, read_base_lock, read_lock
 
@@ -191,8 +192,6 @@ def test_undecodable_and_special_lockfiles(lockdir: Path) -> None:
 
 
 def test_lock_replaces_an_unreadable_lockfile_and_check_reports_it(make_project: Callable[..., Path]) -> None:
-    import envgraph
-
     path = make_project('[env.a]\nbase = "none"\nrequirements = ["alpha<2"]\n')
     ws = envgraph.load(path)
     ws.lock()
