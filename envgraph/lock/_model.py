@@ -101,8 +101,9 @@ def _version(v: str) -> str | None:
 def _wheel_filename(v: str) -> str | None:
     if not _WHEEL_CHARS.match(v) or ".." in v:
         return "must be a wheel file name (PEP 427), not a path"
-    if path_problem(v):
-        return f"must be a wheel file name that {path_problem(v)}"
+    problem = path_problem(v)
+    if problem:
+        return f"must be a wheel file name a file system can hold (this one {problem})"
     try:
         parse_wheel_filename(v)
     except (InvalidWheelFilename, InvalidVersion):
@@ -148,6 +149,8 @@ def _image_reference(v: str) -> str | None:
         return (
             "must be scratch or start with docker://, oci:, oci-archive:, docker-archive: or docker-daemon:"
         )
+    if v.startswith(("oci:", "oci-archive:", "docker-archive:")):
+        return path_problem(v.partition(":")[2].partition(":")[0])
     return _no_nul(v)
 
 
