@@ -96,7 +96,7 @@ def _read(path: Path, cls: type[T], name: str, name_key: str) -> T | None:
         raise bad("unreadable lockfile (nested too deeply)") from None
     if not isinstance(data, dict):
         raise bad(f"not a lockfile ({_json_kind(data)}, not a JSON object)")
-    if data.get("version") != LOCK_VERSION:
+    if "version" in data and data["version"] != LOCK_VERSION:  # a missing one is reported below
         raise bad(f"lockfile version {quote(data.get('version'))} is not {LOCK_VERSION}")
     try:
         result: T = structure(data, cls)
