@@ -207,9 +207,15 @@ _numbers = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
 )
 _toml_scalars = st.one_of(
-    odd_strings, _numbers, st.booleans(), st.just(datetime.date(1979, 5, 27)), st.just([]), st.just({})
+    odd_strings,
+    _numbers,
+    st.booleans(),
+    st.just(datetime.date(1979, 5, 27)),
+    st.builds(list),
+    st.builds(dict),
 )
-_json_scalars = st.one_of(odd_strings, _numbers, st.booleans(), st.none(), st.just([]), st.just({}))
+# Fresh containers (st.builds), never a shared one (st.just): edits append to what they insert.
+_json_scalars = st.one_of(odd_strings, _numbers, st.booleans(), st.none(), st.builds(list), st.builds(dict))
 _keys = st.one_of(st.sampled_from(CURATED), unicode_text, long_strings)
 
 
@@ -403,11 +409,12 @@ def edited(draw: st.DrawFn, doc: Any, values: st.SearchStrategy[Any], *, root_ed
         op = draw(st.sampled_from(ops))
         if op == "set":
             kind = draw(st.sampled_from(["same", "same", "same", "any"]))
-            doc = _set(doc, path, draw(_same_kind(target, _key_of(path)) if kind == "same" else values))
+            value = draw(_same_kind(target, _key_of(path)) if kind == "same" else values)
+            doc = _set(doc, path, copy.deepcopy(value))
         elif op == "delete":
             del _get(doc, path[:-1])[path[-1]]
         elif op == "add":
-            target[draw(_keys)] = draw(values)
+            target[draw(_keys)] = copy.deepcopy(draw(values))
         elif op == "rename":
             old = draw(st.sampled_from(list(target)))
             target[draw(_keys | st.sampled_from(_NAMES))] = target.pop(old)
