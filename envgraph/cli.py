@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -88,6 +89,22 @@ class FilePath(_StrParam):
         return text
 
 
+class ProjectName(_StrParam):
+    """A package name (PEP 508), as ``lock -P`` takes: a typo is an error, not a silent no-op."""
+
+    name = "name"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if not _PROJECT_NAME.fullmatch(text):
+            self.fail(f"{quote(text)} is not a package name", param, ctx)
+        return text
+
+
+# PEP 508 names: letters and digits, with '.', '_' and '-' inside.
+_PROJECT_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
+
+
 class MainGroup(click.Group):
     """Usage errors (a bad option value, an unknown command) are one line too, like every other error."""
 
@@ -144,7 +161,13 @@ def _say(quiet: bool) -> Callable[[str], None]:
 @click.option("--pipeline", "pipelines", multiple=True, metavar="P", help="Lock what pipeline P needs.")
 @click.option("--upgrade", "-U", is_flag=True, help="Resolve afresh, ignoring current pins.")
 @click.option(
-    "--upgrade-package", "-P", "upgrade_packages", multiple=True, metavar="NAME", help="Upgrade one package."
+    "--upgrade-package",
+    "-P",
+    "upgrade_packages",
+    multiple=True,
+    metavar="NAME",
+    type=ProjectName(),
+    help="Upgrade one package.",
 )
 @click.option("--check", is_flag=True, help="Change nothing; exit non-zero when any lockfile is stale.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Envs resolved at once.")

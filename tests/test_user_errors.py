@@ -257,6 +257,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (("-f", f"{LONG}.toml", "graph"), {}, "Invalid value for '-f' / '--file'"),
         (("graph", "--format", "svg"), {}, "'svg' is not one of 'tree', 'dot', 'mermaid', 'json'."),
         (("frobnicate",), {}, "No such command 'frobnicate'."),
+        (
+            ("lock", "-P", "numpy>=2"),
+            {},
+            "Invalid value for '--upgrade-package' / '-P': 'numpy>=2' is not a package name",
+        ),
     ],
 )
 def test_bad_option_values_are_one_line(
