@@ -1,7 +1,9 @@
 """Property: whatever a declaration or lockfile holds, ``load -> lock(check=True) -> plan`` raises nothing but
 envgraph's one-line user error (issue 10). In-process, offline, over the project of ``conftest.py``.
 
-Run longer locally with ``ENVGRAPH_FUZZ=long`` (twenty times the examples); see ``conftest.py``.
+Run longer locally with ``ENVGRAPH_FUZZ=long`` (twenty times the examples); see ``conftest.py``. Each
+example gets a fresh mutation of the valid project's declaration or of one of its lockfiles (two env
+lockfiles on a scratch base, one on a Debian base, both base locks), and the valid file is put back after.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ def test_the_fuzzed_project_is_valid(fuzz_project: FuzzProject) -> None:
 
 
 @given(data=st.data())
-@fuzz_settings(1200)
+@fuzz_settings(3000)
 def test_mutated_declarations_raise_only_user_errors(fuzz_project: FuzzProject, data: st.DataObject) -> None:
     doc = data.draw(edited(fuzz_project.declaration, toml_values, root_edits=False), label="declaration")
     (fuzz_project.root / "envgraph.toml").write_text(toml_dumps(doc), encoding="utf-8")
@@ -99,7 +101,7 @@ def test_mutated_declarations_raise_only_user_errors(fuzz_project: FuzzProject, 
 
 
 @given(data=st.data())
-@fuzz_settings(400)
+@fuzz_settings(800)
 def test_damaged_declarations_raise_only_user_errors(fuzz_project: FuzzProject, data: st.DataObject) -> None:
     raw = data.draw(damaged(fuzz_project.text.encode()), label="declaration bytes")
     (fuzz_project.root / "envgraph.toml").write_bytes(raw)
@@ -107,7 +109,7 @@ def test_damaged_declarations_raise_only_user_errors(fuzz_project: FuzzProject, 
 
 
 @given(data=st.data())
-@fuzz_settings(1200)
+@fuzz_settings(3000)
 def test_mutated_lockfiles_raise_only_user_errors(fuzz_project: FuzzProject, data: st.DataObject) -> None:
     fuzz_project.restore()
     rel = data.draw(st.sampled_from(sorted(fuzz_project.locks)), label="lockfile")
@@ -121,7 +123,7 @@ def test_mutated_lockfiles_raise_only_user_errors(fuzz_project: FuzzProject, dat
 
 
 @given(data=st.data())
-@fuzz_settings(400)
+@fuzz_settings(800)
 def test_damaged_lockfiles_raise_only_user_errors(fuzz_project: FuzzProject, data: st.DataObject) -> None:
     fuzz_project.restore()
     rel = data.draw(st.sampled_from(sorted(fuzz_project.locks)), label="lockfile")
