@@ -1,7 +1,7 @@
 """The fuzzed project: an offline, locked project over test wheels, with hostile files beside it.
 
 Profiles: the default (CI) one runs 7,800 hypothesis examples, a deterministic sweep of 1,800 hostile values
-and 50 hostile files through the CLI in about 85 s on the 2-core CI machine (measured 2025 at load ~2);
+and 50 hostile files through the CLI in about 85 s on the 2-core CI machine (measured at a load average of ~2);
 ``ENVGRAPH_FUZZ=long`` multiplies every example count by 20 for a local run (156,000 examples and 400 CLI
 files, about half an hour). The hypothesis database stays in ``.hypothesis/`` (git-ignored), so a failure found
 once is replayed first.
