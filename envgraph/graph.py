@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 import networkx as nx
 
+from envgraph._convert import quote
 from envgraph.errors import GraphError
 from envgraph.spec import Spec
 
@@ -71,11 +72,13 @@ class EnvGraph:
         envs, pipelines = list(envs), list(pipelines)
         for e in envs:
             if e not in self.spec.env:
-                raise GraphError(f"unknown env {e!r} (known: {', '.join(sorted(self.spec.env)) or 'none'})")
+                raise GraphError(
+                    f"unknown env {quote(e)} (known: {', '.join(sorted(self.spec.env)) or 'none'})"
+                )
         for p in pipelines:
             if p not in self.spec.pipeline:
                 known = ", ".join(sorted(self.spec.pipeline)) or "none"
-                raise GraphError(f"unknown pipeline {p!r} (known: {known})")
+                raise GraphError(f"unknown pipeline {quote(p)} (known: {known})")
         if not envs and not pipelines:
             return self.envs()
         wanted: set[str] = set(envs)
@@ -129,7 +132,7 @@ class EnvGraph:
                 "edges": [{"from": _label(a), "to": _label(b)} for a, b in sorted(dag.edges)],
             }
             return json.dumps(data, indent=2, sort_keys=True)
-        raise GraphError(f"unknown graph format {fmt!r} (use tree, dot, mermaid or json)")
+        raise GraphError(f"unknown graph format {quote(fmt)} (use tree, dot, mermaid or json)")
 
 
 def _tree(dag: nx.DiGraph) -> str:
@@ -176,11 +179,13 @@ def build_graph(spec: Spec) -> EnvGraph:
     for name, env in sorted(spec.env.items()):
         if env.base is not None:
             if env.base not in spec.bases:
-                raise GraphError(f"env.{name}: unknown base {env.base!r} (known: {_known(spec.bases)})")
+                raise GraphError(f"env.{name}: unknown base {quote(env.base)} (known: {_known(spec.bases)})")
             dag.add_edge(("base", env.base), ("env", name))
         if env.parent is not None:
             if env.parent not in spec.env:
-                raise GraphError(f"env.{name}: unknown parent env {env.parent!r} (known: {_known(spec.env)})")
+                raise GraphError(
+                    f"env.{name}: unknown parent env {quote(env.parent)} (known: {_known(spec.env)})"
+                )
             dag.add_edge(("env", env.parent), ("env", name))
 
     for name, pipe in sorted(spec.pipeline.items()):
@@ -189,7 +194,7 @@ def build_graph(spec: Spec) -> EnvGraph:
         for step, env_name in sorted(pipe.steps.items()):
             if env_name not in spec.env:
                 raise GraphError(
-                    f"pipeline.{name}: step {step!r} uses unknown env {env_name!r} (known: {_known(spec.env)})"
+                    f"pipeline.{name}: step {quote(step)} uses unknown env {quote(env_name)} (known: {_known(spec.env)})"
                 )
             edge = dag.get_edge_data(("env", env_name), ("pipeline", name))
             steps = (edge["steps"] if edge else []) + [step]

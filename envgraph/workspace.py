@@ -7,9 +7,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from envgraph._convert import quote
+from envgraph._fs import os_error_text, path_problem
 from envgraph.builder._layers import bytecode_interpreter
 from envgraph.builder._scheduler import BuildResult, RemoteCache, Reporter, Scheduler
-from envgraph.errors import BuildError, EnvgraphError, StaleLockError
+from envgraph.errors import BuildError, EnvgraphError, SpecError, StaleLockError, StoreError
 from envgraph.graph import EnvGraph, build_graph
 from envgraph.identity import DEFAULT_COMPRESSION, image_tag
 from envgraph.images import (
@@ -47,7 +49,11 @@ class Workspace:
         self.root = spec.root
         self.graph: EnvGraph = build_graph(spec)
         self.lockdir = self.root / LOCKDIR
-        self.store_path = Path(store or os.environ.get("ENVGRAPH_STORE") or self.root / ".envgraph").resolve()
+        raw_store = store or os.environ.get("ENVGRAPH_STORE") or self.root / ".envgraph"
+        problem = path_problem(raw_store)
+        if problem:
+            raise StoreError(f"store {quote(os.fspath(raw_store))}: the path {problem}")
+        self.store_path = Path(raw_store).resolve()
 
     def locker(self, *, jobs: int | None = None, log: Callable[[str], None] = lambda _m: None) -> Locker:
         from envgraph._bases import BasePinner
@@ -72,7 +78,10 @@ class Workspace:
         )
 
     def open_store(self, *, readonly: bool = False) -> Store:
-        return Store.open(self.store_path, readonly=readonly)
+        try:
+            return Store.open(self.store_path, readonly=readonly)
+        except OSError as e:
+            raise StoreError(f"cannot open the store: {os_error_text(e)}") from None
 
     def plan(self, envs: Iterable[str] = (), pipelines: Iterable[str] = ()) -> Plan:
         """Every layer and image the request needs, from the lockfiles (which must be fresh)."""
@@ -251,7 +260,13 @@ def serve_store(root: Path, host: str, port: int, ready: Callable[[BackgroundSer
 
 def load(path: str | os.PathLike[str] | None = None, *, store: Path | None = None) -> Workspace:
     """Load and validate a declaration file (default: ``envgraph.toml`` found upward from the working directory)."""
+    if path is not None and path_problem(path):
+        raise SpecError(f"{quote(os.fspath(path))}: the path {path_problem(path)}")
     p = Path(path) if path is not None else find_declaration()
-    if p.is_dir():
+    try:
+        is_dir = p.is_dir()
+    except OSError as e:
+        raise SpecError(f"cannot read the declaration: {os_error_text(e)}") from None
+    if is_dir:
         p = find_declaration(p)
     return Workspace(read_spec(p), p, store=store)

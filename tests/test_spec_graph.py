@@ -51,15 +51,15 @@ BAD = [
     (GOOD + '[env.a]\nbase = "b"\n', "invalid TOML: Cannot declare ('env', 'a') twice (at line"),
     (
         GOOD.replace('python = "3.11"', "python = 3.11"),
-        "project.python: invalid value for type, expected str",
+        "project.python: expected a string, got 3.11",
     ),
     (
         GOOD.replace('[env.a]\nbase = "b"', '[env.a]\nbase = "b"\nrequirements = "numpy"'),
-        "env.a.requirements: invalid value",
+        "env.a.requirements: expected an array, got 'numpy'",
     ),
     (
         GOOD.replace('[env.a]\nbase = "b"', '[env.a]\nbase = "b"\nenvironment = { X = 1 }'),
-        "env.a.environment.X: invalid value for type, expected str",
+        "env.a.environment.X: expected a string, got 1",
     ),
     (
         GOOD.replace('[env.a]\nbase = "b"', '[env.a]\nbase = "b"\nrequirement = ["x"]'),

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import cattrs
 
 from envgraph import identity
-from envgraph._convert import structure, unstructure
-from envgraph._fs import atomic_write
+from envgraph._convert import describe_error, quote, structure, unstructure
+from envgraph._fs import atomic_write, path_problem, read_regular
 from envgraph.debian._rootfs import MERGED_USR
 from envgraph.errors import StaleLockError
 from envgraph.identity import LOCK_VERSION
@@ -64,40 +64,80 @@ def write_atomic(path: Path, text: str) -> bool:
     return atomic_write(path, text, only_if_changed=True)
 
 
-def _read(path: Path, cls: type[T], *, any_version: bool = False) -> T | None:
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {quote(k)}")
+        out[k] = v
+    return out
+
+
+def _read(path: Path, cls: type[T], name: str, name_key: str, *, any_version: bool = False) -> T | None:
+    """The lockfile at ``path`` checked field by field; None when there is none. Every problem is one line.
+
+    ``any_version`` reads an older format's fields as if they were the current one's (only for preferences)."""
+
+    def bad(why: str) -> StaleLockError:
+        return StaleLockError(f"{path}: {why}: run `envgraph lock`")
+
+    problem = path_problem(path)
+    if problem:
+        raise bad(f"the path {problem}")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = read_regular(path)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as e:
-        raise StaleLockError(f"{path}: unreadable lockfile ({e}): run `envgraph lock`") from None
-    if any_version and isinstance(data, dict):
+    except OSError as e:
+        raise bad(f"unreadable lockfile ({e.strerror or e})") from None
+    try:
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except UnicodeDecodeError as e:
+        raise bad(f"unreadable lockfile (not UTF-8: byte {raw[e.start]:#04x} at offset {e.start})") from None
+    except ValueError as e:  # JSON syntax, duplicate keys, integers too long to convert
+        raise bad(f"unreadable lockfile ({quote(str(e), 120)})") from None
+    except RecursionError:
+        raise bad("unreadable lockfile (nested too deeply)") from None
+    if not isinstance(data, dict):
+        raise bad(f"not a lockfile ({_json_kind(data)}, not a JSON object)")
+    if any_version:
         data = {**data, "version": LOCK_VERSION}
-    if not isinstance(data, dict) or data.get("version") != LOCK_VERSION:
-        raise StaleLockError(
-            f"{path}: lockfile version {data.get('version')!r} is not {LOCK_VERSION}: run `envgraph lock`"
-        )
+    if "version" in data and data["version"] != LOCK_VERSION:  # a missing one is reported below
+        raise bad(f"lockfile version {quote(data.get('version'))} is not {LOCK_VERSION}")
     try:
         result: T = structure(data, cls)
     except cattrs.BaseValidationError as e:
-        msg = cattrs.transform_error(e)[0]
-        raise StaleLockError(f"{path}: malformed lockfile ({msg}): run `envgraph lock`") from None
+        raise bad(f"malformed lockfile ({describe_error(e, 'json')})") from None
+    if getattr(result, name_key) != name:
+        raise bad(f"malformed lockfile ({name_key} is {quote(getattr(result, name_key))}, not {quote(name)})")
     return result
 
 
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    return "a number"
+
+
 def read_lock(lockdir: Path, env: str) -> Lockfile | None:
-    return _read(lock_path(lockdir, env), Lockfile)
+    return _read(lock_path(lockdir, env), Lockfile, env, "env")
 
 
 def read_base_lock(lockdir: Path, base: str) -> BaseLock | None:
-    return _read(base_lock_path(lockdir, base), BaseLock)
+    return _read(base_lock_path(lockdir, base), BaseLock, base, "name")
 
 
 def read_base_lock_any_version(lockdir: Path, base: str) -> BaseLock | None:
     """A base lock of an older format, when its fields still read: only a preference for re-pinning (its
     versions are kept), never trusted as it is. None when unreadable."""
     try:
-        return _read(base_lock_path(lockdir, base), BaseLock, any_version=True)
+        return _read(base_lock_path(lockdir, base), BaseLock, base, "name", any_version=True)
     except StaleLockError:
         return None
 
