@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
-import sys
-import tarfile
-import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,10 +24,22 @@ from envgraph.debian._rootfs import DebianRootfs
 from envgraph.errors import SpecError
 from envgraph.identity import DEFAULT_MTIME
 from envgraph.oci._image import read_config, read_manifest
-from envgraph.oci._store import LayerRecord, Store
-from tests.conftest import BUILD_HEADER as SCRATCH_HEADER
-from tests.conftest import SCRATCH_PYTHON as PYTHON
-from tests.support.wheels import make_wheel, standard_wheels
+from envgraph.oci._store import Store
+from tests.support.cli import cli, cli_process
+from tests.support.docker import remove_images, write_docker_archive
+from tests.support.project import BUILD_HEADER as SCRATCH_HEADER
+from tests.support.project import SCRATCH_PYTHON as PYTHON
+from tests.support.project import copy_project, lock, lock_drv, lock_json, locked_template
+from tests.support.store import (
+    assert_store_clean,
+    corrupt,
+    key_records,
+    layer_file,
+    layer_members,
+    read_report,
+    store_of,
+)
+from tests.support.wheels import make_wheel
 
 skopeo = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed (CI installs it)")
 
@@ -64,118 +72,6 @@ steps = { api = "serve", nightly = "batch" }
 """
 
 
-# --- helpers (also used by tests/test_scheduler.py) -----------------------------------------------
-
-
-def cli_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("ENVGRAPH_STORE", None)
-    env.pop("SOURCE_DATE_EPOCH", None)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def cli(
-    project: Path, *args: str, check: bool = True, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    """Run the real command line (a fresh process) in the project's directory."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "envgraph.cli", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=cli_env(),
-    )
-    if check:
-        assert proc.returncode == 0, (
-            f"envgraph {' '.join(args)}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-        )
-    return proc
-
-
-def lock(toml: Path) -> None:
-    envgraph.load(toml).lock()
-
-
-def read_report(path: Path) -> dict[str, Any]:
-    report: dict[str, Any] = json.loads(path.read_text())
-    return report
-
-
-def lock_drv(project: Path, env: str) -> str:
-    drv: str = json.loads((project / "lockfiles" / f"{env}.lock.json").read_text())["drv"]
-    return drv
-
-
-def store_of(project: Path) -> Store:
-    return Store.open(project / ".envgraph")
-
-
-def key_records(store: Store) -> list[LayerRecord]:
-    return store.records()
-
-
-def referenced_blobs(store: Store) -> set[str]:
-    """Every digest the store needs: reachable from tags, plus key records' layers and path lists."""
-    needed = set(store.reachable(list(store.read_index().manifests)))
-    for record in key_records(store):
-        needed.add(record.digest)
-        if record.paths_digest:
-            needed.add(record.paths_digest)
-    return needed
-
-
-def blob_files(store: Store) -> set[str]:
-    return {"sha256:" + p.name for p in store.blobs_dir.iterdir()}
-
-
-def assert_store_clean(store: Store) -> None:
-    """Consistent (verify), no temp leftovers, and exactly one file per needed blob, nothing else."""
-    assert store.verify() == []
-    assert list(store.tmp_dir.iterdir()) == []
-    assert blob_files(store) == referenced_blobs(store)
-
-
-def corrupt(path: Path) -> bytes:
-    """Flip one byte near the end of ``path``; returns the original bytes."""
-    original = path.read_bytes()
-    data = bytearray(original)
-    data[-10] ^= 0xFF
-    path.write_bytes(bytes(data))
-    return original
-
-
-def layer_members(store: Store, digest: str) -> dict[str, tarfile.TarInfo]:
-    with store.open_blob(digest) as f, tarfile.open(fileobj=f, mode="r:*") as tf:
-        return {m.name: m for m in tf.getmembers()}
-
-
-def layer_file(store: Store, digest: str, name: str) -> bytes:
-    with store.open_blob(digest) as f, tarfile.open(fileobj=f, mode="r:*") as tf:
-        member = tf.extractfile(name)
-        assert member is not None
-        return member.read()
-
-
-def locked_template(root: Path, body: str, header: str = SCRATCH_HEADER) -> Path:
-    """Write and lock a project with the standard wheels and an ``app/`` directory in ``root``.
-
-    Locking is the slow part of a small build test; tests take copies (lockfiles hold relative wheel
-    paths and drvs that do not depend on the directory), so each project is locked once per module."""
-    standard_wheels(root / "wheels")
-    (root / "app").mkdir()
-    (root / "app" / "main.py").write_text("print('app')\n")
-    (root / "envgraph.toml").write_text(textwrap.dedent(header) + textwrap.dedent(body))
-    lock(root / "envgraph.toml")
-    return root
-
-
-def copy_project(template: Path, dest: Path) -> Path:
-    shutil.copytree(template, dest, ignore=shutil.ignore_patterns(".envgraph"))
-    return dest
-
-
 @pytest.fixture(scope="module")
 def graph_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return locked_template(tmp_path_factory.mktemp("graph"), GRAPH)
@@ -197,7 +93,8 @@ def test_same_lock_gives_same_digests_in_other_store_and_directory(
     other = tmp_path_factory.mktemp("elsewhere") / "a" / "copy"
     shutil.copytree(graph_project, other, ignore=shutil.ignore_patterns(".envgraph"))
     other_store = tmp_path_factory.mktemp("other-store") / "store"
-    cli(other, "--store", str(other_store), "build", "-q", "-j", "1")
+    # The second build is a real `python -m envgraph.cli` process: the entry point builds the same bytes.
+    cli_process(other, "--store", str(other_store), "build", "-q", "-j", "1")
     first = store_of(graph_project).tags()
     second = Store.open(other_store).tags()
     assert set(first) == set(second)
@@ -317,8 +214,7 @@ def test_docker_archive_export_loads_into_docker(graph_project: Path, docker_cli
         assert "GREETING=hola" in attrs["Config"]["Env"]
         assert len(attrs["RootFS"]["Layers"]) == 4
     finally:
-        for t in (ref, "envgraph/serve:latest"):
-            docker_client.images.remove(t, force=True)
+        remove_images(docker_client, ref, "envgraph/serve:latest")
 
 
 def test_oci_archive_export_roundtrips(graph_project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -528,8 +424,6 @@ python = "/usr/bin/python3.11"
 @pytest.fixture(scope="session")
 def debian_archive(debian_rootfs: DebianRootfs, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The suite's one Debian rootfs as an uncompressed one-layer docker-archive (made by copying)."""
-    from tests.test_docker import write_docker_archive
-
     out = tmp_path_factory.mktemp("debian-base") / "bookworm.tar"
     write_docker_archive(debian_rootfs.tar_path, out, "envgraph-test/bookworm:base")
     return out
@@ -563,17 +457,16 @@ workdir = "/srv/app"
 
 @pytest.fixture
 def loaded_cleanup(docker_client: Any) -> Iterator[list[str]]:
-    refs: list[str] = []
-    yield refs
-    for ref in refs:
-        for image in docker_client.images.list(name=ref):
-            for t in image.tags:
-                docker_client.images.remove(t, force=True)
+    """Repositories whose tags the test loaded into the daemon; removed afterwards, best effort."""
+    repos: list[str] = []
+    yield repos
+    remove_images(docker_client, *repos)
 
 
 def docker_run(project: Path, env: str, *command: str) -> subprocess.CompletedProcess[str]:
+    # A real process: `envgraph run` hands the container's exit code and output to its own.
     # No network: the tests need none, and it keeps them independent of the daemon's bridge.
-    return cli(project, "run", "--network", "none", env, "--", *command, check=False, timeout=600)
+    return cli_process(project, "run", "--network", "none", env, "--", *command, check=False, timeout=600)
 
 
 @pytest.mark.docker
@@ -615,9 +508,9 @@ requirements = ["numpy>=1.26,<2.3", "pandas>=2.1,<2.3"]
 """
     )
     lock(tmp_path / "envgraph.toml")
-    packages = json.loads((tmp_path / "lockfiles" / "sci.lock.json").read_text())["packages"]
+    packages = lock_json(tmp_path, "sci")["packages"]
     numpy_version = next(p["version"] for p in packages if p["name"] == "numpy")
-    cli(tmp_path, "build", "-q", timeout=600)
+    cli(tmp_path, "build", "-q")
     loaded_cleanup.append("envgraph/sci")
     proc = docker_run(tmp_path, "sci", "python", "-c", "import numpy, pandas; print(numpy.__version__)")
     assert proc.returncode == 0, proc.stderr
