@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import AMBIENT
-from tests.support.project import HEADER, TWO_ENVS, locked_template
-from tests.support.wheels import standard_wheels
+from tests.support.project import HEADER, PIPELINES, TWO_ENVS, locked_template
+from tests.support.wheels import make_wheel, standard_wheels
 
 pytest_plugins = ["tests.support.registry", "tests.support.docker"]
 
@@ -37,6 +37,14 @@ def wheelhouse(tmp_path: Path) -> Path:
 def two_envs_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """TWO_ENVS (core, app on core) locked once per session over the standard wheels: copy it per test."""
     return locked_template(tmp_path_factory.mktemp("two-envs"), TWO_ENVS)
+
+
+@pytest.fixture(scope="session")
+def pipelines_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """PIPELINES (six envs, three pipelines) over the standard wheels plus delta 0.6, locked once per session."""
+    root = tmp_path_factory.mktemp("pipelines")
+    make_wheel(root / "wheels", "delta", "0.6")
+    return locked_template(root, PIPELINES)
 
 
 @pytest.fixture

@@ -34,45 +34,6 @@ from tests.support.project import copy_project, locked_template
 from tests.support.store import assert_store_clean, corrupt, key_records, read_report, store_of
 from tests.support.wheels import make_wheel
 
-# Three pipelines, six envs: core is shared by train and serve, api extends serve, and batch and
-# report are independent roots that lock some of the same wheels (alpha, delta), so share layers.
-PIPELINES = """
-[env.core]
-base = "none"
-requirements = ["alpha<2"]
-environment = { GREETING = "hola" }
-
-[env.train]
-parent = "core"
-requirements = ["gamma"]
-
-[env.serve]
-parent = "core"
-requirements = ["delta==0.5"]
-files = [{ src = "app/", dest = "/app" }]
-
-[env.api]
-parent = "serve"
-requirements = ["beta<2"]
-
-[env.batch]
-base = "none"
-requirements = ["alpha<2", "delta==0.5"]
-
-[env.report]
-base = "none"
-requirements = ["gamma", "alpha<2"]
-
-[pipeline.training]
-steps = { prep = "core", fit = "train", eval = "report" }
-
-[pipeline.serving]
-steps = { api = "api", warm = "serve" }
-
-[pipeline.nightly]
-steps = { run = "batch", summary = "report" }
-"""
-
 ALL = {"core", "train", "serve", "api", "batch", "report"}
 
 
@@ -108,13 +69,6 @@ class BlobWrites:
 
     def close(self) -> None:
         os.close(self.fd)
-
-
-@pytest.fixture(scope="module")
-def pipelines_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("pipelines")
-    make_wheel(root / "wheels", "delta", "0.6")
-    return locked_template(root, PIPELINES)
 
 
 @pytest.fixture

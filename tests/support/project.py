@@ -22,6 +22,7 @@ __all__ = [
     "SCRATCH_PYTHON",
     "BUILD_HEADER",
     "TWO_ENVS",
+    "PIPELINES",
     "write_project",
     "lock",
     "locked_template",
@@ -56,6 +57,46 @@ requirements = ["alpha"]
 [env.app]
 parent = "core"
 requirements = ["gamma"]
+"""
+
+
+# The builder tests' graph. Three pipelines, six envs: core is shared by train and serve, api extends serve, and batch and
+# report are independent roots that lock some of the same wheels (alpha, delta), so share layers.
+PIPELINES = """
+[env.core]
+base = "none"
+requirements = ["alpha<2"]
+environment = { GREETING = "hola" }
+
+[env.train]
+parent = "core"
+requirements = ["gamma"]
+
+[env.serve]
+parent = "core"
+requirements = ["delta==0.5"]
+files = [{ src = "app/", dest = "/app" }]
+
+[env.api]
+parent = "serve"
+requirements = ["beta<2"]
+
+[env.batch]
+base = "none"
+requirements = ["alpha<2", "delta==0.5"]
+
+[env.report]
+base = "none"
+requirements = ["gamma", "alpha<2"]
+
+[pipeline.training]
+steps = { prep = "core", fit = "train", eval = "report" }
+
+[pipeline.serving]
+steps = { api = "api", warm = "serve" }
+
+[pipeline.nightly]
+steps = { run = "batch", summary = "report" }
 """
 
 
