@@ -276,8 +276,18 @@ def big(big_template: Path, tmp_path: Path) -> Path:
 
 
 def popen_build(project: Path, *args: str, **kw: Any) -> subprocess.Popen[str]:
-    """``envgraph build ARGS`` as a real process (signals, kill -9 and concurrency need one)."""
-    return popen_cli(project, "build", *args, **kw)
+    """``envgraph build ARGS`` as a real process (signals, kill -9 and concurrency need one).
+
+    Started as from an interactive shell: with SIGINT at its default even when this test run ignores it
+    (a run started in the background by a non-interactive shell does, and a child would inherit that)."""
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:  # a handled signal is reset to the default in the child at exec; an ignored one stays ignored
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return popen_cli(project, "build", *args, **kw)
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def wait_for_built_layers(proc: subprocess.Popen[str], n: int) -> None:
