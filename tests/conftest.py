@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import AMBIENT
-from tests.support.project import HEADER, PIPELINES, TWO_ENVS, locked_template
+from tests.support.project import HEADER, PIPELINES, TWO_ENVS, Locked, lock, locked_template, write_project
 from tests.support.wheels import make_wheel, standard_wheels
 
 pytest_plugins = ["tests.support.registry", "tests.support.docker"]
@@ -40,11 +40,20 @@ def two_envs_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pipelines_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """PIPELINES (six envs, three pipelines) over the standard wheels plus delta 0.6, locked once per session."""
+def pipelines_locked(tmp_path_factory: pytest.TempPathFactory) -> Locked:
+    """PIPELINES (six envs, three pipelines) over the standard wheels plus delta 0.6, locked once per session.
+
+    The lock, builder and end-to-end tests all start from copies of it (each lock costs a pip-compile per env)."""
     root = tmp_path_factory.mktemp("pipelines")
     make_wheel(root / "wheels", "delta", "0.6")
-    return locked_template(root, PIPELINES)
+    result = lock(write_project(root, PIPELINES))
+    return Locked(root, {o.name: o.status for o in result.outcomes})
+
+
+@pytest.fixture(scope="session")
+def pipelines_template(pipelines_locked: Locked) -> Path:
+    """The locked PIPELINES project's directory: copy it (tests.support.project.copy_project), never change it."""
+    return pipelines_locked.root
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,31 +18,8 @@ import pytest
 
 from envgraph.errors import ResolutionError
 from tests.support.cli import cli
-from tests.support.project import HEADER, copy_project, lock, lock_drvs, lock_json, write_project
+from tests.support.project import HEADER, Locked, copy_project, lock, lock_drvs, lock_json, write_project
 from tests.support.wheels import make_wheel
-
-CHAIN = """
-[env.core]
-base = "none"
-requirements = ["alpha<2"]
-environment = { A = "1" }
-
-[env.train]
-parent = "core"
-requirements = ["gamma"]
-
-[env.serve]
-parent = "core"
-requirements = ["delta"]
-files = [{ src = "app/", dest = "/app" }]
-
-[env.leaf]
-parent = "train"
-requirements = ["beta<2"]
-
-[pipeline.p]
-steps = { a = "leaf", b = "serve" }
-"""
 
 
 def statuses(path: Path, **kw: Any) -> dict[str, str]:
@@ -55,35 +31,19 @@ def lockfile_bytes(root: Path) -> dict[Path, bytes]:
     return {p.relative_to(root): p.read_bytes() for p in (root / "lockfiles").rglob("*") if p.is_file()}
 
 
-@dataclass(frozen=True)
-class Locked:
-    root: Path
-    first: dict[str, str]  # what the first lock said about each env and base
-
-
-@pytest.fixture(scope="module")
-def chain_template(tmp_path_factory: pytest.TempPathFactory) -> Locked:
-    """CHAIN locked once (a real pip-compile per env); tests take copies and change what they test."""
-    root = tmp_path_factory.mktemp("chain")
-    toml = write_project(root, CHAIN, HEADER)
-    return Locked(root, statuses(toml))
-
-
 @pytest.fixture
-def chain(chain_template: Locked, tmp_path: Path) -> Path:
-    """A copy of the locked CHAIN project; returns its envgraph.toml."""
-    return copy_project(chain_template.root, tmp_path / "project") / "envgraph.toml"
+def chain(pipelines_template: Path, tmp_path: Path) -> Path:
+    """A copy of the session's locked PIPELINES project (tests/support/project.py); returns its envgraph.toml.
+
+    core <- train, core <- serve <- api; batch and report are roots of their own."""
+    return copy_project(pipelines_template, tmp_path / "project") / "envgraph.toml"
 
 
-def test_lock_writes_canonical_lockfiles_and_requirements(chain_template: Locked, tmp_path: Path) -> None:
-    assert chain_template.first == {
-        "none": "resolved",
-        "core": "resolved",
-        "serve": "resolved",
-        "train": "resolved",
-        "leaf": "resolved",
-    }
-    root = chain_template.root
+def test_lock_writes_canonical_lockfiles_and_requirements(pipelines_locked: Locked, tmp_path: Path) -> None:
+    assert pipelines_locked.first == dict.fromkeys(
+        ["none", "core", "train", "serve", "api", "batch", "report"], "resolved"
+    )
+    root = pipelines_locked.root
     core = lock_json(root, "core")
     assert [(p["name"], p["version"]) for p in core["packages"]] == [("alpha", "1.0")]
     assert (
@@ -91,21 +51,21 @@ def test_lock_writes_canonical_lockfiles_and_requirements(chain_template: Locked
     )  # relative, no absolute paths
     text = (root / "lockfiles" / "core.lock.json").read_text()
     assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
-    leaf = lock_json(root, "leaf")
-    # Child locks list only what they add; the parent's alpha==1.0 constrained beta to 1.0.
-    assert [(p["name"], p["version"]) for p in leaf["packages"]] == [("beta", "1.0")]
-    assert leaf["parent"]["env"] == "train"
-    req = (root / "lockfiles" / "leaf.requirements.txt").read_text()
-    assert "alpha==1.0" in req and "beta==1.0" in req and "gamma==1.0" in req
+    api = lock_json(root, "api")
+    # Child locks list only what they add; the ancestors' alpha==1.0 constrained beta to 1.0.
+    assert [(p["name"], p["version"]) for p in api["packages"]] == [("beta", "1.0")]
+    assert api["parent"]["env"] == "serve"
+    req = (root / "lockfiles" / "api.requirements.txt").read_text()
+    assert "alpha==1.0" in req and "beta==1.0" in req and "delta==0.5" in req
     # The requirements file is usable as-is by pip --require-hashes.
     target = tmp_path / "site"
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-index", "--find-links", str(root / "wheels"), "--require-hashes",
-         "--no-deps", "--target", str(target), "-r", str(root / "lockfiles" / "leaf.requirements.txt")],
+         "--no-deps", "--target", str(target), "-r", str(root / "lockfiles" / "api.requirements.txt")],
         capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert (target / "beta" / "__init__.py").exists()
+    assert (target / "beta" / "__init__.py").exists() and (target / "delta" / "__init__.py").exists()
 
 
 def test_second_lock_is_a_noop_and_check_passes(chain: Path) -> None:
@@ -116,32 +76,35 @@ def test_second_lock_is_a_noop_and_check_passes(chain: Path) -> None:
 
 
 def test_drv_is_stable_across_directories(
-    chain_template: Locked, tmp_path_factory: pytest.TempPathFactory
+    pipelines_template: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     other = tmp_path_factory.mktemp("elsewhere") / "deeper" / "project"
-    shutil.copytree(chain_template.root, other, ignore=shutil.ignore_patterns("lockfiles"))
+    shutil.copytree(pipelines_template, other, ignore=shutil.ignore_patterns("lockfiles"))
     statuses(other / "envgraph.toml")
-    assert lockfile_bytes(other) == lockfile_bytes(chain_template.root)
+    assert lockfile_bytes(other) == lockfile_bytes(pipelines_template)
 
 
 @pytest.mark.parametrize(
     ("edit", "changed"),
     [
-        (lambda t: t.replace('A = "1"', 'A = "2"'), {"core", "train", "serve", "leaf"}),
-        (lambda t: t.replace('requirements = ["delta"]', 'requirements = ["gamma"]'), {"serve"}),
+        (lambda t: t.replace('GREETING = "hola"', 'GREETING = "hello"'), {"core", "train", "serve", "api"}),
+        (lambda t: t.replace('requirements = ["beta<2"]', 'requirements = ["beta<2", "gamma"]'), {"api"}),
         (
             lambda t: t.replace(
-                'requirements = ["gamma"]', 'requirements = ["gamma"]\nenvironment = { B = "x" }'
+                'requirements = ["delta==0.5"]\n',
+                'requirements = ["delta==0.5"]\nenvironment = { B = "x" }\n',
             ),
-            {"train", "leaf"},
+            {"serve", "api"},
         ),
         (
+            # core's own pin moves; its descendants re-resolve under the new pin; batch and report pin alpha
+            # themselves and keep their drvs.
             lambda t: t.replace('requirements = ["alpha<2"]', 'requirements = ["alpha>=2"]'),
-            {"core", "train", "serve", "leaf"},
+            {"core", "train", "serve", "api"},
         ),
         (
             lambda t: t.replace('requirements = ["beta<2"]', 'requirements = ["beta<2"]\nworkdir = "/w"'),
-            {"leaf"},
+            {"api"},
         ),
     ],
     ids=["env-var-at-root", "requirement-in-leaf", "env-var-in-middle", "parent-pin", "workdir"],
@@ -150,9 +113,9 @@ def test_drv_changes_for_exactly_the_env_and_descendants(
     chain: Path, edit: Callable[[str], str], changed: set[str]
 ) -> None:
     before = lock_drvs(chain.parent)
-    chain.write_text(edit(chain.read_text()))
-    if "alpha>=2" in chain.read_text():
-        chain.write_text(chain.read_text().replace('"beta<2"', '"beta"'))  # beta 2 is now allowed
+    edited = edit(chain.read_text())
+    assert edited != chain.read_text()
+    chain.write_text(edited)
     statuses(chain)
     after = lock_drvs(chain.parent)
     assert {e for e in before if before[e] != after[e]} == changed
@@ -164,12 +127,14 @@ def test_file_content_changes_drv(chain: Path) -> None:
     assert statuses(chain, check=True)["serve"] == "stale"
     statuses(chain)
     after = lock_drvs(chain.parent)
-    assert {e for e in before if before[e] != after[e]} == {"serve"}
+    assert {e for e in before if before[e] != after[e]} == {"serve", "api"}  # api: its parent's drv moved
 
 
 def test_check_names_stale_envs_and_changes_nothing(chain: Path) -> None:
     chain.write_text(
-        chain.read_text().replace('requirements = ["delta"]', 'requirements = ["delta", "alpha"]')
+        chain.read_text().replace(
+            'requirements = ["delta==0.5"]\n', 'requirements = ["delta==0.5", "alpha"]\n'
+        )
     )
     before = lockfile_bytes(chain.parent)
     proc = cli(chain.parent, "lock", "--check", check=False)

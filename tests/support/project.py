@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ __all__ = [
     "BUILD_HEADER",
     "TWO_ENVS",
     "PIPELINES",
+    "Locked",
     "write_project",
     "lock",
     "locked_template",
@@ -76,6 +78,7 @@ requirements = ["gamma"]
 parent = "core"
 requirements = ["delta==0.5"]
 files = [{ src = "app/", dest = "/app" }]
+workdir = "/app"
 
 [env.api]
 parent = "serve"
@@ -120,6 +123,14 @@ def locked_template(root: Path, body: str, header: str = BUILD_HEADER) -> Path:
     """Write and lock a project (see :func:`write_project`) in ``root``; returns ``root``. Copy it per test."""
     lock(write_project(root, body, header))
     return root
+
+
+@dataclass(frozen=True)
+class Locked:
+    """A locked template and what its first lock said about each env and base (name -> status)."""
+
+    root: Path
+    first: dict[str, str]
 
 
 def copy_project(template: Path, dest: Path) -> Path:
