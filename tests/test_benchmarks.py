@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from benchmarks.records import METRICS, SCENARIOS
-from benchmarks.runner import main
 from tests.support.docker import cache_dir
 
 
 def _run(tmp_path: Path, contenders: list[str]) -> dict:
+    from benchmarks.runner import main  # imports the Docker SDK and the contenders: only when a test runs
+
     out = tmp_path / "results"
     # Caches (wheelhouse, Debian base tar, the private daemon's data root) persist across test runs.
     work = cache_dir() / "benchmarks-tiny"
