@@ -5,6 +5,7 @@ No timing assertions: the numbers belong in the report, not in pass/fail.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -14,13 +15,24 @@ import pytest
 from benchmarks.records import METRICS, SCENARIOS
 from tests.support.docker import cache_dir
 
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def work_dir() -> Path:
+    """The runner's caches, per version of the benchmark code: the wheelhouse is keyed by file name, so two
+    checkouts whose generators differ (say, two branches on one machine) must not share it."""
+    code = hashlib.sha256()
+    for path in sorted(BENCHMARKS.glob("*.py")):
+        code.update(path.name.encode() + b"\0" + path.read_bytes())
+    return cache_dir() / f"benchmarks-tiny-{code.hexdigest()[:12]}"
+
 
 def _run(tmp_path: Path, contenders: list[str]) -> dict:
     from benchmarks.runner import main  # imports the Docker SDK and the contenders: only when a test runs
 
     out = tmp_path / "results"
     # Caches (wheelhouse, Debian base tar, the private daemon's data root) persist across test runs.
-    work = cache_dir() / "benchmarks-tiny"
+    work = work_dir()
     main(
         ["--workload", "tiny", "--contenders", *contenders, "--out", str(out), "--work", str(work), "-j", "2"]
     )
