@@ -166,12 +166,13 @@ def test_existing_pins_are_kept_unless_upgraded(make_project: Callable[..., Path
     assert lock_json(path.parent, "e")["packages"][0]["version"] == "2.0"
 
 
-PARENT = '[env.p]\nbase = "none"\nrequirements = ["alpha<2"]\n'
+PARENT = '[env.p]\nbase = "none"\nrequirements = ["alpha<2", "delta"]\n'
 
 
 @pytest.fixture(scope="module")
 def parent_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Env p (alpha<2, so alpha 1.0) locked over the standard wheels plus needy 1.0 (needs alpha>=2)."""
+    """Env p (alpha<2 and delta: alpha 1.0, delta 0.5) locked over the standard wheels plus needy 1.0
+    (needs alpha>=2). Tests add a child env c and lock again: only c is resolved."""
     root = tmp_path_factory.mktemp("parent")
     make_wheel(root / "wheels", "needy", "1.0", requires=["alpha>=2"])
     lock(write_project(root, PARENT, HEADER))
@@ -180,11 +181,12 @@ def parent_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def with_child(parent_template: Path, tmp_path: Path) -> Callable[[str], Path]:
-    """A copy of the locked parent project with env c (on p) requiring the given requirement; its toml."""
+    """A copy of the locked parent project with env c (on p) requiring the given requirements; its toml."""
 
-    def make(requirement: str) -> Path:
+    def make(*requirements: str) -> Path:
         toml = copy_project(parent_template, tmp_path / "project") / "envgraph.toml"
-        toml.write_text(toml.read_text() + f'[env.c]\nparent = "p"\nrequirements = ["{requirement}"]\n')
+        reqs = ", ".join(f'"{r}"' for r in requirements)
+        toml.write_text(toml.read_text() + f'[env.c]\nparent = "p"\nrequirements = [{reqs}]\n')
         return toml
 
     return make
@@ -250,17 +252,20 @@ def test_requirements_file(make_project: Callable[..., Path], tmp_path: Path) ->
     assert [p["name"] for p in data["packages"]] == ["alpha", "gamma"]
 
 
-def test_layer_budget_merges_least_shared(make_project: Callable[..., Path], wheelhouse: Path) -> None:
-    body = '[env.p]\nbase = "none"\nrequirements = ["alpha<2", "delta"]\n[env.c]\nparent = "p"\nrequirements = ["gamma", "beta<2"]\n'
-    path = make_project(body)
+def test_layer_budget_merges_least_shared(with_child: Callable[..., Path]) -> None:
+    path = with_child("gamma", "beta<2")
     path.write_text(
         path.read_text().replace('find-links = ["wheels"]', 'find-links = ["wheels"]\nmax-layers = 4')
     )
-    lock(path)
-    c = json.loads((path.parent / "lockfiles" / "c.lock.json").read_text())
+    assert statuses(path) == {
+        "none": "unchanged",
+        "p": "unchanged",
+        "c": "resolved",
+    }  # the budget needs no new pins
+    c = lock_json(path.parent, "c")
     # 0 base layers + venv = 1 fixed; 3 left: 2 own layers (alpha, delta: in both images) + 1 merged (beta, gamma).
     assert c["merged"] == ["beta", "gamma"]
-    assert json.loads((path.parent / "lockfiles" / "p.lock.json").read_text())["merged"] == []
+    assert lock_json(path.parent, "p")["merged"] == []
 
 
 @pytest.mark.network
