@@ -30,8 +30,8 @@ from envgraph.lock._model import Wheel
 from envgraph.lock._wheelcache import WheelCache
 from envgraph.oci._store import Store
 from envgraph.oci._verify import verify_store
-from tests.conftest import BUILD_HEADER
 from tests.support.images import fake_python_base
+from tests.support.project import BUILD_HEADER
 from tests.support.wheels import standard_wheels
 
 PROJECT = """

@@ -1,17 +1,22 @@
-"""Declarations and graph validation: every bad input is one clear line, through the real CLI."""
+"""Declarations and graph validation: every bad input is one clear line, through the command line.
+
+The command line runs in this process; one smoke test per behaviour runs the real ``python -m envgraph.cli``
+(exit code, stderr, finding the declaration from the working directory).
+"""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import envgraph
 from envgraph._spec_schema import spec_schema
 from envgraph.errors import SpecError
+from tests.support.cli import cli, cli_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,12 +33,6 @@ parent = "a"
 [pipeline.p]
 steps = { one = "a", two = "c" }
 """
-
-
-def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "envgraph.cli", *args], cwd=cwd, capture_output=True, text=True
-    )
 
 
 BAD = [
@@ -77,18 +76,28 @@ def test_bad_input_is_one_clear_line(tmp_path: Path, text: str, expected: str) -
     with pytest.raises(SpecError) as info:
         envgraph.load(tmp_path / "envgraph.toml")
     assert expected in str(info.value)
-    proc = run_cli(tmp_path, "graph")
+    proc = cli(tmp_path, "graph", check=False)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
 
 
-def test_declaration_found_upward(tmp_path: Path) -> None:
+def test_the_real_command_says_one_line_and_exits_1(tmp_path: Path) -> None:
+    text, expected = BAD[1]
+    (tmp_path / "envgraph.toml").write_text(text)
+    proc = cli_process(tmp_path, "graph", check=False)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr == f"envgraph: error: {expected}\n"
+
+
+@pytest.mark.parametrize("run", [cli, cli_process], ids=["in-process", "process"])
+def test_declaration_found_upward(tmp_path: Path, run: Callable[..., Any]) -> None:
     (tmp_path / "envgraph.toml").write_text(GOOD)
     sub = tmp_path / "deep" / "er"
     sub.mkdir(parents=True)
-    proc = run_cli(sub, "graph")
+    proc = run(sub, "graph", check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[:3] == [
         "base b",
@@ -98,7 +107,7 @@ def test_declaration_found_upward(tmp_path: Path) -> None:
 
 
 def test_missing_declaration(tmp_path: Path) -> None:
-    proc = run_cli(tmp_path, "graph")
+    proc = cli(tmp_path, "graph", check=False)
     assert proc.returncode == 1 and "no envgraph.toml found" in proc.stderr
 
 
@@ -106,11 +115,11 @@ def test_graph_formats_and_pipeline_filter(tmp_path: Path) -> None:
     (tmp_path / "envgraph.toml").write_text(
         GOOD + '[env.other]\nbase = "b"\n[pipeline.q]\nsteps = { s = "other" }\n'
     )
-    data = json.loads(run_cli(tmp_path, "graph", "--format", "json", "--pipeline", "q").stdout)
+    data = json.loads(cli(tmp_path, "graph", "--format", "json", "--pipeline", "q").stdout)
     assert {n["name"] for n in data["nodes"]} == {"b", "other", "q"}
-    dot = run_cli(tmp_path, "graph", "--format", "dot").stdout
+    dot = cli(tmp_path, "graph", "--format", "dot").stdout
     assert '"env a" -> "env c";' in dot
-    mermaid = run_cli(tmp_path, "graph", "--format", "mermaid").stdout
+    mermaid = cli(tmp_path, "graph", "--format", "mermaid").stdout
     assert mermaid.startswith("graph LR")
     ws = envgraph.load(tmp_path / "envgraph.toml")
     assert ws.graph.select(pipelines=["p"]) == ["a", "c"]

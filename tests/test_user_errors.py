@@ -19,7 +19,7 @@ import pytest
 
 import envgraph
 from envgraph.errors import EnvgraphError, LockError, SpecError, StoreError
-from tests.conftest import BUILD_HEADER, HEADER
+from tests.support.project import BUILD_HEADER, HEADER
 
 LONG = "x" * 256  # one byte over NAME_MAX
 

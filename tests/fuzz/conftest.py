@@ -26,7 +26,7 @@ from envgraph.identity import LOCK_VERSION
 from envgraph.lock._locker import base_inputs
 from envgraph.lock._lockfile import base_identity, write_base_lock
 from envgraph.lock._model import BaseLock, DebianPin
-from tests.conftest import SCRATCH_PYTHON
+from tests.support.project import SCRATCH_PYTHON
 from tests.support.wheels import standard_wheels
 
 LONG = os.environ.get("ENVGRAPH_FUZZ") == "long"

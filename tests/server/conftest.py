@@ -12,7 +12,36 @@ from starlette.testclient import TestClient
 
 from envgraph.oci._store import Store
 from envgraph.server import create_app
-from tests.e2e.test_build import GRAPH, cli, locked_template
+from tests.support.cli import cli
+from tests.support.project import locked_template
+
+# Four envs on a scratch base, two pipelines: what the catalog and tag tests expect.
+GRAPH = """
+[env.core]
+base = "none"
+requirements = ["alpha<2"]
+environment = { GREETING = "hola" }
+
+[env.train]
+parent = "core"
+requirements = ["gamma"]
+
+[env.serve]
+parent = "core"
+requirements = ["delta"]
+files = [{ src = "app/", dest = "/app" }]
+workdir = "/app"
+
+[env.batch]
+base = "none"
+requirements = ["delta"]
+
+[pipeline.training]
+steps = { prep = "core", fit = "train" }
+
+[pipeline.serving]
+steps = { api = "serve", nightly = "batch" }
+"""
 
 
 @pytest.fixture(scope="session")
