@@ -74,16 +74,17 @@ def cli_env() -> dict[str, str]:
 
 
 def cli_process(
-    project: Path, *args: str, check: bool = True, timeout: float = 300
+    project: Path, *args: str, check: bool = True, timeout: float = 300, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real command line (a fresh ``python -m envgraph.cli`` process) in the project's directory."""
+    """Run the real command line (a fresh ``python -m envgraph.cli`` process) in the project's directory
+    (``env``: the whole environment instead of :func:`cli_env`)."""
     proc = subprocess.run(
         [sys.executable, "-m", "envgraph.cli", *args],
         cwd=project,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=cli_env(),
+        env=env if env is not None else cli_env(),
     )
     if check:
         assert proc.returncode == 0, (
