@@ -232,7 +232,10 @@ def _display(path: Path, root: Path) -> str:
 def _read(
     path: Path, root: Path, env: str, reqs: list[str], cons: list[str], *, into: str, seen: tuple[Path, ...]
 ) -> None:
-    resolved = path.resolve()
+    try:
+        resolved = path.resolve()
+    except RuntimeError:  # a symlink loop: reading it below says so (ELOOP) in one line
+        resolved = path.absolute()
     name = _display(resolved, root)
     if resolved in seen:
         chain = " -> ".join(_display(p, root) for p in (*seen, resolved))
