@@ -1,4 +1,6 @@
-"""What the runner needs running: a Docker daemon, local registries, an HTTP wheelhouse; and the meters."""
+"""What the runner needs running: a Docker daemon, local registries, an HTTP wheelhouse; and the meters.
+
+The registry is started by the tests' code (``tests/support/registry_server.py``): one implementation."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ import http.server
 import os
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,7 +20,9 @@ from pathlib import Path
 
 import attrs
 import docker
-import requests
+
+from tests.support.registry_server import registry_binary as registry_binary  # re-exported for the runner
+from tests.support.registry_server import start_registry
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CGROUP_PARENT = "envgraph-bench"
@@ -304,58 +307,14 @@ class Registry:
         return disk_usage(self.storage)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def registry_binary() -> str | None:
-    return shutil.which("docker-registry") or shutil.which("registry")
-
-
 @contextmanager
 def registry(workdir: Path) -> Iterator[Registry]:
-    """A fresh ``docker-registry`` on 127.0.0.1 with filesystem storage under ``workdir`` (wiped first)."""
-    binary = registry_binary()
-    if binary is None:
-        raise RuntimeError("docker-registry is not installed (apt-get install docker-registry)")
+    """A fresh ``docker-registry`` on 127.0.0.1 with filesystem storage under ``workdir`` (wiped first).
+
+    Started by the tests' own registry code (tests/support/registry_server.py), so both run it the same way."""
     shutil.rmtree(workdir, ignore_errors=True)
-    storage = workdir / "storage"
-    storage.mkdir(parents=True)
-    port = _free_port()
-    config = workdir / "config.yml"
-    config.write_text(
-        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n  secret: envgraph-bench\n"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
-    with open(workdir / "registry.log", "wb") as logf:
-        proc = subprocess.Popen(
-            [binary, "serve", str(config)], stdout=logf, stderr=subprocess.STDOUT, env=env
-        )
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"docker-registry did not start: {(workdir / 'registry.log').read_text()[-500:]}"
-                )
-            time.sleep(0.05)
-        yield Registry(f"127.0.0.1:{port}", storage, proc)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with start_registry(workdir) as reg:
+        yield Registry(reg.host, reg.storage, reg.process)
 
 
 # --------------------------------------------------------------------------------------------- wheels over HTTP

@@ -8,11 +8,15 @@ Also where downloads are cached (:func:`cache_dir`) and the one rule for trustin
 (:func:`cached_file_ok`): a file enters a cache only after it hashed right, a stamp beside it records its
 size, mtime and inode at that moment, and it is used again only while the stamp matches (else it is
 rehashed, and removed when its bytes no longer match).
+
+Also the one check of a path the user gave (:func:`path_problem`) and the one wording of an OS error
+(:func:`os_error_text`), so that neither reaches the user as a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import stat
@@ -33,18 +37,68 @@ __all__ = [
     "locked_temp_dir",
     "sweep_dead",
     "new_temp_file",
+    "read_regular",
+    "path_problem",
+    "os_error_text",
+    "NAME_MAX",
+    "PATH_MAX",
 ]
+
+# Linux limits: a path component (file name) of at most 255 bytes, a whole path of at most 4095.
+NAME_MAX = 255
+PATH_MAX = 4095
+
+
+def path_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` can never name a file here (a NUL byte, a component or the whole too long), or None."""
+    text = os.fspath(path)
+    if "\x00" in text:
+        return "contains a NUL byte"
+    try:
+        raw = os.fsencode(text)
+    except UnicodeEncodeError:  # a lone surrogate, possible in JSON input
+        return "contains characters no file name can hold"
+    if len(raw) > PATH_MAX:
+        return f"is {len(raw)} bytes long (the limit is {PATH_MAX})"
+    longest = max(raw.split(b"/"), key=len)
+    if len(longest) > NAME_MAX:
+        return f"has a component of {len(longest)} bytes (the limit is {NAME_MAX})"
+    return None
+
+
+def read_regular(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a regular file; OSError for anything else (a FIFO named in a project must not hang us)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+def os_error_text(err: OSError) -> str:
+    """``PATH: reason`` on one line (both paths for a rename), for any OSError."""
+    reason = err.strerror or str(err) or type(err).__name__
+    names = [n for n in (err.filename, err.filename2) if n is not None]
+    where = " -> ".join(os.fsdecode(n) if isinstance(n, bytes) else str(n) for n in names)
+    return f"{where}: {reason}" if where else reason
 
 
 @contextlib.contextmanager
 def atomic_output(path: Path, *, tmp_dir: Path | None = None, mode: int = 0o644) -> Iterator[BinaryIO]:
     """A binary file to write ``path`` through; it replaces ``path`` only when the block ends normally."""
     path = Path(path)
-    if tmp_dir is not None:  # a managed temp dir that sweeps clean: create the file locked
-        fd, tmp = new_temp_file(tmp_dir, f".{path.name[:64]}.", ".tmp")
-        name = str(tmp)
-    else:
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:64]}.", suffix=".tmp")
+    try:
+        if tmp_dir is not None:  # a managed temp dir that sweeps clean: create the file locked
+            fd, tmp = new_temp_file(tmp_dir, f".{path.name[:64]}.", ".tmp")
+            name = str(tmp)
+        else:
+            fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:64]}.", suffix=".tmp")
+    except OSError as e:  # name the file being written, not a temp name the user never chose
+        raise OSError(e.errno, e.strerror, os.fspath(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -52,9 +106,11 @@ def atomic_output(path: Path, *, tmp_dir: Path | None = None, mode: int = 0o644)
             os.fsync(f.fileno())
         os.chmod(name, mode)
         os.replace(name, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name)
+        if type(e) is OSError and e.filename is None:  # a failed write (ENOSPC, EIO): say which file
+            raise OSError(e.errno, e.strerror, os.fspath(path)) from e
         raise
 
 

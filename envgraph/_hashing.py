@@ -6,9 +6,11 @@ Everything envgraph hashes (lock inputs, derivations, layer keys) goes through
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import re
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -100,5 +102,8 @@ def _entry(path: Path, rel: str) -> list[str]:
         return [rel, "symlink", str(path.readlink())]
     if path.is_dir():
         return [rel, "dir"]
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):  # a FIFO would block the read forever; devices and sockets have no content
+        raise OSError(errno.EINVAL, "not a regular file, directory or symbolic link", str(path))
     hexd, _ = file_sha256(path)
-    return [rel, "exec" if path.stat().st_mode & 0o111 else "file", hexd]
+    return [rel, "exec" if mode & 0o111 else "file", hexd]

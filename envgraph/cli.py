@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +14,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from envgraph._convert import quote
+from envgraph._fs import atomic_write, os_error_text, path_problem
 from envgraph.errors import EnvgraphError
 from envgraph.identity import MEDIA_TYPE_CYCLONEDX
 from envgraph.workspace import Workspace, load
@@ -69,6 +73,13 @@ def handle_errors(fn: F) -> F:
                 raise
             click.echo(f"envgraph: error: {e}", err=True)
             sys.exit(e.exit_code)
+        except OSError as e:
+            # The last resort for a file the code above did not anticipate (a full disk, a read-only or
+            # vanished directory): still one line naming the path. Messages are better where the input is read.
+            if debug:
+                raise
+            click.echo(f"envgraph: error: {EnvgraphError(os_error_text(e))}", err=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             if debug:
                 raise
@@ -78,14 +89,80 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+if TYPE_CHECKING:
+    _StrParam = click.ParamType[str]
+else:  # click < 8.3 has no generic ParamType
+    _StrParam = click.ParamType
+
+
+class FilePath(_StrParam):
+    """A path option checked up front: no NUL byte, no component over 255 bytes, at most 4095 bytes."""
+
+    name = "path"
+
+    def __init__(self, *, dir_okay: bool = True) -> None:
+        self.dir_okay = dir_okay
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        problem = path_problem(text) or ("must not be empty" if not text else None)
+        if problem:
+            self.fail(f"the path {quote(text)} {problem}", param, ctx)
+        if not self.dir_okay and os.path.isdir(text):
+            self.fail(f"{quote(text)} is a directory", param, ctx)
+        return text
+
+
+class ProjectName(_StrParam):
+    """A package name (PEP 508), as ``lock -P`` takes: a typo is an error, not a silent no-op."""
+
+    name = "name"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if not _PROJECT_NAME.fullmatch(text):
+            self.fail(f"{quote(text)} is not a package name", param, ctx)
+        return text
+
+
+# PEP 508 names: letters and digits, with '.', '_' and '-' inside.
+_PROJECT_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
+
+
+class MainGroup(click.Group):
+    """Usage errors (a bad option value, an unknown command) are one line too, like every other error."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        kwargs.setdefault("prog_name", "envgraph")  # also under `python -m envgraph.cli`
+        try:
+            rv = super().main(*args, **kwargs)
+        except click.ClickException as e:
+            hint = ""
+            if isinstance(e, click.UsageError) and e.ctx is not None:
+                hint = f" (see `{e.ctx.command_path} --help`)"
+            click.echo(f"envgraph: error: {EnvgraphError(e.format_message())}{hint}", err=True)
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("envgraph: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=MainGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "-f", "--file", "file", metavar="FILE", help="Declaration file (default: envgraph.toml found upward)."
+    "-f",
+    "--file",
+    "file",
+    metavar="FILE",
+    type=FilePath(),
+    help="Declaration file (default: envgraph.toml found upward).",
 )
 @click.option(
     "--store",
     metavar="DIR",
     envvar="ENVGRAPH_STORE",
+    type=FilePath(),
     help="Store directory (default: .envgraph/ beside the file).",
 )
 @click.option(
@@ -144,10 +221,16 @@ def _say(quiet: bool) -> Callable[[str], None]:
 )
 @click.option("--upgrade", "-U", is_flag=True, help="Resolve afresh, ignoring current pins.")
 @click.option(
-    "--upgrade-package", "-P", "upgrade_packages", multiple=True, metavar="NAME", help="Upgrade one package."
+    "--upgrade-package",
+    "-P",
+    "upgrade_packages",
+    multiple=True,
+    metavar="NAME",
+    type=ProjectName(),
+    help="Upgrade one package.",
 )
 @click.option("--check", is_flag=True, help="Change nothing; exit non-zero when any lockfile is stale.")
-@click.option("-j", "--jobs", type=int, default=None, help="Envs resolved at once.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Envs resolved at once.")
 @click.option("-q", "--quiet", is_flag=True)
 @pass_ctx
 @handle_errors
@@ -235,13 +318,19 @@ def graph(c: Context, fmt: str, pipeline: str | None, output: str | None) -> Non
     help="Build what pipeline P needs.",
     shell_complete=_complete_pipelines,
 )
-@click.option("-j", "--jobs", type=int, default=None, help="Parallel layer builds (default: number of CPUs).")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Parallel layer builds (default: number of CPUs).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the total line.")
 @click.option("--dry-run", is_flag=True, help="Print the plan: what would be built, what is reused, and why.")
 @click.option(
     "--report",
     "report_path",
-    type=click.Path(dir_okay=False),
+    type=FilePath(dir_okay=False),
     default=None,
     help="Write a JSON build report.",
 )
@@ -308,7 +397,7 @@ def build(
         click.echo(f"cache: {cache.stats.hits} layers pulled, {cache.stats.published} published", err=True)
     report = build_report(result, ws.open_store())
     if report_path:
-        Path(report_path).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        atomic_write(Path(report_path), json.dumps(report, indent=2, sort_keys=True) + "\n")
     _summary(report, quiet=quiet)
     for w in result.warnings:
         click.echo(f"envgraph: warning: {w}", err=True)
@@ -366,7 +455,7 @@ def images(c: Context, as_json: bool) -> None:
 
 @main.command()
 @click.argument("env", shell_complete=_complete_envs)
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Archive to write.")
+@click.option("-o", "--output", required=True, type=FilePath(dir_okay=False), help="Archive to write.")
 @click.option(
     "--format",
     "fmt",
@@ -703,7 +792,7 @@ def verify(c: Context, repair: bool) -> None:
 @main.command()
 @click.option(
     "--keep-last",
-    type=int,
+    type=click.IntRange(min=0),
     default=1,
     show_default=True,
     help="Images kept per env besides the current ones.",

@@ -8,9 +8,11 @@ Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 __all__ = [
     "redact",
+    "one_line",
     "EnvgraphError",
     "SpecError",
     "GraphError",
@@ -36,13 +38,27 @@ def redact(text: str) -> str:
     return _USERINFO.sub(lambda m: (m.group("scheme") or "") + "***@", text)
 
 
+# Characters that would break the line or hide text on a terminal: controls (CR, ESC...), format characters
+# (bidi overrides, zero-width), line and paragraph separators, and lone surrogates.
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: line breaks become spaces, other invisible characters are escaped."""
+    text = " ".join(message.replace("\r\n", "\n").split("\n")).strip()
+    if text.isprintable():
+        return text
+    return "".join(repr(ch)[1:-1] if unicodedata.category(ch) in _HIDDEN and ch != " " else ch for ch in text)
+
+
 class EnvgraphError(Exception):
-    """A failure the user can act on; ``str(err)`` is a single line, with credentials in URLs redacted."""
+    """A failure the user can act on; ``str(err)`` is a single line (see :func:`one_line`), with credentials in
+    URLs redacted."""
 
     exit_code = 1
 
     def __init__(self, message: str) -> None:
-        super().__init__(redact(" ".join(message.split("\n")).strip()))
+        super().__init__(redact(one_line(message)))
 
 
 class SpecError(EnvgraphError):

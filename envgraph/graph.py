@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from envgraph._convert import quote
 from envgraph.errors import GraphError
 from envgraph.spec import Spec
 
@@ -307,12 +308,14 @@ def build_graph(spec: Spec) -> EnvGraph:
     for name, env in sorted(spec.env.items()):
         if env.base is not None:
             if env.base not in spec.bases:
-                raise GraphError(f"env.{name}: unknown base {env.base!r} ({_known(spec.bases, env.base)})")
+                raise GraphError(
+                    f"env.{name}: unknown base {quote(env.base)} ({_known(spec.bases, env.base)})"
+                )
             dag.add_edge(("base", env.base), ("env", name))
         if env.parent is not None:
             if env.parent not in spec.env:
                 raise GraphError(
-                    f"env.{name}: unknown parent env {env.parent!r} ({_known(spec.env, env.parent)})"
+                    f"env.{name}: unknown parent env {quote(env.parent)} ({_known(spec.env, env.parent)})"
                 )
             dag.add_edge(("env", env.parent), ("env", name))
 
@@ -322,7 +325,7 @@ def build_graph(spec: Spec) -> EnvGraph:
         for step, env_name in sorted(pipe.steps.items()):
             if env_name not in spec.env:
                 raise GraphError(
-                    f"pipeline.{name}: step {step!r} uses unknown env {env_name!r} ({_known(spec.env, env_name)})"
+                    f"pipeline.{name}: step {quote(step)} uses unknown env {quote(env_name)} ({_known(spec.env, env_name)})"
                 )
             dag.add_edge(("env", env_name), ("pipeline", name), [step])
     return EnvGraph(spec, dag)  # its topological sort names a cycle when there is one

@@ -6,15 +6,17 @@ Schema of the format is generated from these classes (:mod:`envgraph._spec_schem
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import cattrs
 from attrs import evolve, field, frozen
 
-from envgraph._convert import converter
+from envgraph._convert import converter, describe_error, key_path, quote
+from envgraph._fs import path_problem
 from envgraph.errors import SpecError
 from envgraph.platforms import check_platforms
 
@@ -32,16 +34,33 @@ __all__ = [
     "parse_spec",
     "read_spec",
     "libc_of",
+    "NAME_RE",
+    "MAX_NAME",
+    "check_name",
+    "apt_request_problem",
+    "DEBIAN_PACKAGE_RE",
+    "DEBIAN_VERSION_RE",
+    "DEBIAN_SUITE_RE",
+    "MIRROR_RE",
 ]
 
 DECLARATION_FILE = "envgraph.toml"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-PYTHON_RE = re.compile(r"^3\.\d+$")
-PLATFORM_RE = re.compile(r"^linux/(amd64|arm64)$")
-LIBC_RE = re.compile(r"^(glibc|musl)-(\d+)\.(\d+)$")
-USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$")
-RFC3339_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
-PORT_RE = re.compile(r"^\d{1,5}(/(tcp|udp|sctp))?$")
+# \Z, not $: "$" also matches before a trailing newline, and names become file names.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+# Names end up in file names (lockfiles/<env>.lock.json) and registry tags (<env>-<drv12>, at most 128).
+MAX_NAME = 100
+PYTHON_RE = re.compile(r"^3\.[0-9]+\Z")
+PLATFORM_RE = re.compile(r"^linux/(amd64|arm64)\Z")
+LIBC_RE = re.compile(r"^(glibc|musl)-([0-9]+)\.([0-9]+)\Z")
+# Debian policy 5.6.1 (names) and 5.6.12 (versions); anything else would break mmdebstrap's --include syntax.
+DEBIAN_PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?\Z")
+DEBIAN_VERSION_RE = re.compile(r"^[A-Za-z0-9.+~:-]+\Z")
+DEBIAN_SUITE_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*\Z")
+# http://, https://, file:/, copy://, mirror+http://...: a URL scheme, then no white space or control characters.
+MIRROR_RE = re.compile(r"^[a-z][a-z0-9+.-]*:[^\s\x00-\x1f\x7f]+\Z")
+USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?\Z")
+RFC3339_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)\Z")
+PORT_RE = re.compile(r"^[0-9]{1,5}(/(tcp|udp|sctp))?\Z")
 # The pre-defined annotation keys of the OCI image spec, usable as `labels` keys without their prefix.
 OCI_LABEL_PREFIX = "org.opencontainers.image."
 OCI_LABELS = ("created", "authors", "url", "documentation", "source", "version", "revision", "vendor",
@@ -192,12 +211,19 @@ def find_declaration(start: Path | None = None) -> Path:
 def read_spec(path: Path) -> Spec:
     """Read and validate a declaration file. Raises :class:`SpecError` with one clear line."""
     path = Path(path)
+    problem = path_problem(path)
+    if problem:
+        raise SpecError(f"{quote(str(path))}: the path {problem}")
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise SpecError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"{path}: cannot read: {e}") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not UTF-8 text (byte {raw[e.start]:#04x} at offset {e.start})") from None
     return parse_spec(text, root=path.resolve().parent, origin=path.name)
 
 
@@ -206,16 +232,21 @@ def parse_spec(text: str, *, root: Path, origin: str = DECLARATION_FILE) -> Spec
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{origin}: invalid TOML: {e}") from None
+    except RecursionError:  # tomllib recurses per nested array or inline table
+        raise SpecError(f"{origin}: invalid TOML: arrays or tables nested too deeply") from None
     if "project" not in data:
         raise SpecError(f"{origin}: missing [project] table")
     if isinstance(data["project"], dict) and {"platform", "platforms"} <= data["project"].keys():
         raise SpecError(
             f"{origin}: set project.platform (one platform) or project.platforms (several), not both"
         )
+    nul = _find_nul(data, [])
+    if nul is not None:
+        raise SpecError(f"{origin}: {key_path(nul) or 'a key'}: contains a NUL character")
     try:
         spec: Spec = converter.structure({**data, "root": str(root)}, Spec)
     except cattrs.BaseValidationError as e:
-        raise SpecError(f"{origin}: {_first_error(e)}") from None
+        raise SpecError(f"{origin}: {describe_error(e, 'toml')}") from None
     _validate(spec, origin, declared=data["project"])
     if spec.project.platforms:
         # Everything that builds one platform reads `platform`: the primary one.
@@ -223,20 +254,46 @@ def parse_spec(text: str, *, root: Path, origin: str = DECLARATION_FILE) -> Spec
     return spec
 
 
-def _first_error(exc: cattrs.BaseValidationError) -> str:
-    messages = cattrs.transform_error(exc, path="")
-    msg = messages[0] if messages else str(exc)
-    # cattrs says "invalid value for type, expected int @ .project.max_layers": make the path read like TOML.
-    text, _, where = msg.rpartition(" @ ")
-    where = where.lstrip("$.").replace("['", ".").replace("']", "").replace("_", "-")
-    if not text:
-        return msg
-    if text.startswith("extra fields found"):
-        extra = text.partition("(")[2].rstrip(")")
-        return f"unknown key(s) {extra} in {where or 'the top level'}"
-    if text == "required field missing":
-        return f"missing required key {where}"
-    return f"{where}: {text}"
+def _find_nul(value: Any, path: list[str | int]) -> list[str | int] | None:
+    """The path of the first key or string holding a NUL (no file name, argument or variable can hold one)."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if "\x00" in k:
+                return [*path, k]
+            found = _find_nul(v, [*path, k])
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _find_nul(v, [*path, i])
+            if found is not None:
+                return found
+    return None
+
+
+def check_name(name: str) -> str | None:
+    """Why ``name`` cannot name a base, env or pipeline, or None."""
+    if len(name) > MAX_NAME:
+        return f"names are at most {MAX_NAME} characters long (this one has {len(name)})"
+    if not NAME_RE.match(name):
+        return "names may use letters, digits, '.', '_' and '-' only, and start with a letter or digit"
+    return None
+
+
+def _path_in_project(value: str) -> str | None:
+    """Why ``value`` is not a relative path inside the project directory, or None."""
+    if value == "" or Path(value).is_absolute() or ".." in Path(value).parts:
+        return "must be a path inside the project directory"
+    return path_problem(value)
+
+
+def _path_in_image(value: str) -> str | None:
+    """Why ``value`` is not an absolute path in the image, or None."""
+    if not value.startswith("/") or ".." in PurePosixPath(value).parts:
+        return "must be an absolute path in the image (without '..')"
+    return path_problem(value)
 
 
 def _validate(spec: Spec, origin: str, declared: dict[str, Any] | None = None) -> None:
@@ -246,9 +303,9 @@ def _validate(spec: Spec, origin: str, declared: dict[str, Any] | None = None) -
     p = spec.project
     declared = declared if declared is not None else {"platforms": p.platforms} if p.platforms else {}
     if not PYTHON_RE.match(p.python):
-        fail(f'project.python must be a major.minor version such as "3.11", got {p.python!r}')
+        fail(f'project.python must be a major.minor version such as "3.11", got {quote(p.python)}')
     if not PLATFORM_RE.match(p.platform):
-        fail(f'project.platform must be "linux/amd64" or "linux/arm64", got {p.platform!r}')
+        fail(f'project.platform must be "linux/amd64" or "linux/arm64", got {quote(p.platform)}')
     if "platforms" in declared:
         try:
             check_platforms(p.platforms)
@@ -256,17 +313,22 @@ def _validate(spec: Spec, origin: str, declared: dict[str, Any] | None = None) -
             fail(f"project.platforms: {e}")
         bad = [x for x in p.platforms if not PLATFORM_RE.match(x)]
         if bad:
-            fail(f'project.platforms: use "linux/amd64" and "linux/arm64", got {bad[0]!r}')
+            fail(f'project.platforms: use "linux/amd64" and "linux/arm64", got {quote(bad[0])}')
     if not 3 <= p.max_layers <= 125:
         fail(f"project.max-layers must be between 3 and 125 (Docker's limit), got {p.max_layers}")
-    if p.resolve_timeout <= 0:
-        fail("project.resolve-timeout must be positive")
+    if not (math.isfinite(p.resolve_timeout) and p.resolve_timeout > 0):
+        fail(f"project.resolve-timeout must be a positive number of seconds, got {p.resolve_timeout}")
+    for i, fl in enumerate(p.find_links):
+        problem = path_problem(fl) if fl else "must not be empty"
+        if problem:
+            fail(f"project.find-links[{i}] {quote(fl)}: {problem}")
 
     seen: dict[str, str] = {}
     for kind, names in (("bases", spec.bases), ("env", spec.env), ("pipeline", spec.pipeline)):
         for name in names:
-            if not NAME_RE.match(name):
-                fail(f"{kind}.{name}: names may use letters, digits, '.', '_' and '-' only")
+            problem = check_name(name)
+            if problem:
+                fail(f"{key_path([kind, name])}: {problem}")
             if name in seen:
                 fail(f"duplicate name {name!r}: used by both {seen[name]}.{name} and {kind}.{name}")
             seen[name] = kind
@@ -276,15 +338,32 @@ def _validate(spec: Spec, origin: str, declared: dict[str, Any] | None = None) -
             fail(f"bases.{name}: set exactly one of 'debian' or 'image'")
         if base.image is not None and base.image != "scratch" and not base.image.startswith(IMAGE_TRANSPORTS):
             fail(
-                f"bases.{name}: unknown transport in image {base.image!r} "
+                f"bases.{name}: unknown transport in image {quote(base.image)} "
                 "(use docker://, oci:, oci-archive:, docker-archive:, docker-daemon: or scratch)"
             )
+        if base.image is not None and base.image.startswith(("oci:", "oci-archive:", "docker-archive:")):
+            problem = path_problem(base.image.partition(":")[2].partition(":")[0])
+            if problem:
+                fail(f"bases.{name}: image {quote(base.image)}: the path {problem}")
+        if base.debian is not None:
+            d = base.debian
+            if not DEBIAN_SUITE_RE.match(d.suite):
+                fail(f"bases.{name}.debian.suite: not a Debian suite name: {quote(d.suite)}")
+            for pkg in d.packages:
+                if not DEBIAN_PACKAGE_RE.match(pkg):
+                    fail(f"bases.{name}.debian.packages: not a Debian package name: {quote(pkg)}")
+            if d.mirror is not None and not MIRROR_RE.match(d.mirror):
+                fail(f"bases.{name}.debian.mirror must be a URL without white space, got {quote(d.mirror)}")
         if base.debian is not None and base.debian.suite not in DEBIAN_GLIBC and base.libc is None:
             fail(f'bases.{name}: unknown Debian suite {base.debian.suite!r}: declare libc = "glibc-2.NN"')
         if base.libc is not None and not LIBC_RE.match(base.libc):
-            fail(f'bases.{name}: libc must look like "glibc-2.36" or "musl-1.2", got {base.libc!r}')
+            fail(f'bases.{name}: libc must look like "glibc-2.36" or "musl-1.2", got {quote(base.libc)}')
         if base.image != "scratch" and base.python is None:
             fail(f"bases.{name}: missing 'python' (the interpreter path inside the image)")
+        if base.python is not None:
+            problem = _path_in_image(base.python)
+            if problem:
+                fail(f"bases.{name}.python {quote(base.python)} (the interpreter in the image) {problem}")
         if base.apt and base.debian is None:
             fail(
                 f"bases.{name}: 'apt' needs a Debian base (debian = {{ suite = ... }}): an image's archive is unknown"
@@ -296,24 +375,39 @@ def _validate(spec: Spec, origin: str, declared: dict[str, Any] | None = None) -
             fail(f"env.{name}: set exactly one of 'base' or 'parent'")
         if env.requirements and env.requirements_file:
             fail(f"env.{name}: set 'requirements' or 'requirements-file', not both")
+        if env.requirements_file is not None:
+            problem = path_problem(env.requirements_file) if env.requirements_file else "must not be empty"
+            if problem:
+                fail(f"env.{name}.requirements-file {quote(env.requirements_file)} {problem}")
         for f in env.files:
-            if not f.dest.startswith("/"):
-                fail(f"env.{name}: files dest {f.dest!r} must be an absolute path in the image")
-            if Path(f.src).is_absolute() or ".." in Path(f.src).parts:
-                fail(f"env.{name}: files src {f.src!r} must be a path inside the project directory")
-        if env.workdir is not None and not env.workdir.startswith("/"):
-            fail(f"env.{name}: workdir {env.workdir!r} must be an absolute path")
+            problem = _path_in_image(f.dest)
+            if problem:
+                fail(f"env.{name}: files dest {quote(f.dest)} {problem}")
+            problem = _path_in_project(f.src)
+            if problem:
+                fail(f"env.{name}: files src {quote(f.src)} {problem}")
+        if env.workdir is not None:
+            problem = _path_in_image(env.workdir)
+            if problem:
+                fail(f"env.{name}: workdir {quote(env.workdir)} {problem}")
         if env.user is not None and not USER_RE.match(env.user):
-            fail(f"env.{name}: user {env.user!r} must be NAME or UID, optionally :GROUP or :GID")
+            fail(f"env.{name}: user {quote(env.user)} must be NAME or UID, optionally :GROUP or :GID")
         for port in env.ports:
             if not PORT_RE.match(port) or not 0 < int(port.split("/")[0]) < 65536:
-                fail(f"env.{name}: port {port!r} must be a number 1-65535, optionally /tcp, /udp or /sctp")
+                fail(
+                    f"env.{name}: port {quote(port)} must be a number 1-65535, optionally /tcp, /udp or /sctp"
+                )
         for key, value in env.labels.items():
             if key in ("created", OCI_LABEL_PREFIX + "created") and not RFC3339_RE.match(value):
                 fail(f"env.{name}: label {key} must be an RFC 3339 time such as 2026-01-31T12:00:00Z")
             if not label_key_ok(key):
                 fail(
-                    f"env.{name}: label {key!r} is neither an OCI short name ({', '.join(OCI_LABELS)}) nor a dotted key"
+                    f"env.{name}: label {quote(key)} is neither an OCI short name ({', '.join(OCI_LABELS)}) nor a dotted key"
+                )
+        for key in env.environment:
+            if not key or "=" in key:
+                fail(
+                    f"{key_path(['env', name, 'environment', key])}: variable names must be non-empty, without '='"
                 )
         _check_apt(fail, f"env.{name}.apt", env.apt)
         _check_apt(fail, f"env.{name}.build-apt", env.build_apt)
@@ -327,11 +421,19 @@ def _validate(spec: Spec, origin: str, declared: dict[str, Any] | None = None) -
             )
 
 
+def apt_request_problem(request: str) -> str | None:
+    """Why ``request`` can never be a Debian package request, or None: they are checked in full when they are
+    resolved; here (and in lockfiles) only what would never parse."""
+    if not request.strip() or any(c in request for c in "\n\r,;\x00"):
+        return 'is not a Debian package request (one package per entry, e.g. "libgomp1")'
+    return None
+
+
 def _check_apt(fail: Any, where: str, requests: tuple[str, ...]) -> None:
-    """Debian package requests are checked in full when they are resolved; here only what would never parse."""
     for r in requests:
-        if not r.strip() or any(c in r for c in "\n\r,;"):
-            fail(f'{where}: {r!r} is not a Debian package request (one package per entry, e.g. "libgomp1")')
+        problem = apt_request_problem(r)
+        if problem:
+            fail(f"{where}: {quote(r)} {problem}")
 
 
 def libc_of(base: Base) -> str:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from attrs import evolve, frozen
 from packaging.utils import canonicalize_name
 
+from envgraph._convert import quote
+from envgraph._fs import os_error_text, path_problem
 from envgraph.builder._layers import bytecode_interpreter
 from envgraph.builder._scheduler import (
     BuildResult,
@@ -22,7 +24,7 @@ from envgraph.builder._scheduler import (
     Reporter,
     Scheduler,
 )
-from envgraph.errors import BuildError, EnvgraphError, SpecError, StaleLockError
+from envgraph.errors import BuildError, EnvgraphError, SpecError, StaleLockError, StoreError
 from envgraph.graph import EnvGraph, build_graph, unknown_name
 from envgraph.identity import ANNOTATION_REF_NAME, DEFAULT_COMPRESSION, LABEL_ENV, image_tag
 from envgraph.images import (
@@ -103,7 +105,11 @@ class Workspace:
         self.root = spec.root
         self.graph: EnvGraph = build_graph(spec)
         self.lockdir = self.root / LOCKDIR
-        self.store_path = Path(store or os.environ.get("ENVGRAPH_STORE") or self.root / ".envgraph").resolve()
+        raw_store = store or os.environ.get("ENVGRAPH_STORE") or self.root / ".envgraph"
+        problem = path_problem(raw_store)
+        if problem:
+            raise StoreError(f"store {quote(os.fspath(raw_store))}: the path {problem}")
+        self.store_path = Path(raw_store).resolve()
         self._stores: dict[bool, Store] = {}
         self.db = db or os.environ.get("ENVGRAPH_DB") or None
         # False: commands run without writing history (like --db off), e.g. for a library caller's own loops.
@@ -239,7 +245,10 @@ class Workspace:
         """The store, opened once per workspace and mode (so its index is read once per command)."""
         if readonly in self._stores:
             return self._stores[readonly]
-        store = Store.open(self.store_path, readonly=readonly)
+        try:
+            store = Store.open(self.store_path, readonly=readonly)
+        except OSError as e:
+            raise StoreError(f"cannot open the store: {os_error_text(e)}") from None
         self._stores[readonly] = store
         return store
 
@@ -912,7 +921,13 @@ def load(
     path: str | os.PathLike[str] | None = None, *, store: Path | None = None, db: str | None = None
 ) -> Workspace:
     """Load and validate a declaration file (default: ``envgraph.toml`` found upward from the working directory)."""
+    if path is not None and path_problem(path):
+        raise SpecError(f"{quote(os.fspath(path))}: the path {path_problem(path)}")
     p = Path(path) if path is not None else find_declaration()
-    if p.is_dir():
+    try:
+        is_dir = p.is_dir()
+    except OSError as e:
+        raise SpecError(f"cannot read the declaration: {os_error_text(e)}") from None
+    if is_dir:
         p = find_declaration(p)
     return Workspace(read_spec(p), p, store=store, db=db)

@@ -1,18 +1,32 @@
-"""Shared fixtures: offline projects over wheels the tests build themselves."""
+"""Shared fixtures: offline projects over wheels the tests build themselves.
+
+Helpers live in ``tests/support/`` (test modules import from there, never from each other).
+"""
 
 from __future__ import annotations
 
 import shutil
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import AMBIENT
 from tests.support.debian import TestKeys
-from tests.support.wheels import standard_wheels
+from tests.support.project import HEADER, PIPELINES, TWO_ENVS, Locked, lock, locked_template, write_project
+from tests.support.wheels import make_wheel, standard_wheels
 
 pytest_plugins = ["tests.support.registry", "tests.support.docker", "tests.support.postgres"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_ambient_settings() -> Iterator[None]:
+    """A user's ENVGRAPH_STORE or SOURCE_DATE_EPOCH would move stores and digests: the tests run without them."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in AMBIENT:
+            mp.delenv(name, raising=False)
+        yield
 
 
 @pytest.fixture
@@ -21,24 +35,31 @@ def wheelhouse(tmp_path: Path) -> Path:
     return standard_wheels(tmp_path / "wheels")
 
 
-HEADER = """
-[project]
-name = "t"
-python = "3.11"
-index-url = ""
-find-links = ["wheels"]
+@pytest.fixture(scope="session")
+def two_envs_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """TWO_ENVS (core, app on core) locked once per session over the standard wheels: copy it per test."""
+    return locked_template(tmp_path_factory.mktemp("two-envs"), TWO_ENVS)
 
-[bases.none]
-image = "scratch"
-"""
 
-# The same, with an interpreter path for the scratch base, so envs get a venv layer and can be built.
-SCRATCH_PYTHON = "/usr/bin/python3.11"
-BUILD_HEADER = HEADER.replace('image = "scratch"\n', f'image = "scratch"\npython = "{SCRATCH_PYTHON}"\n')
+@pytest.fixture(scope="session")
+def pipelines_locked(tmp_path_factory: pytest.TempPathFactory) -> Locked:
+    """PIPELINES (six envs, three pipelines) over the standard wheels plus delta 0.6, locked once per session.
+
+    The lock, builder and end-to-end tests all start from copies of it (each lock costs a pip-compile per env)."""
+    root = tmp_path_factory.mktemp("pipelines")
+    make_wheel(root / "wheels", "delta", "0.6")
+    result = lock(write_project(root, PIPELINES))
+    return Locked(root, {o.name: o.status for o in result.outcomes})
+
+
+@pytest.fixture(scope="session")
+def pipelines_template(pipelines_locked: Locked) -> Path:
+    """The locked PIPELINES project's directory: copy it (tests.support.project.copy_project), never change it."""
+    return pipelines_locked.root
 
 
 @pytest.fixture
-def make_project(tmp_path: Path, wheelhouse: Path) -> Callable[[str], Path]:
+def make_project(tmp_path: Path, wheelhouse: Path) -> Callable[..., Path]:
     """Write an envgraph.toml (offline header + the given body) into tmp_path; returns its path."""
 
     def make(body: str, header: str = HEADER) -> Path:

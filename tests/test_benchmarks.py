@@ -5,6 +5,7 @@ No timing assertions: the numbers belong in the report, not in pass/fail.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -15,17 +16,28 @@ from pathlib import Path
 import pytest
 
 from benchmarks.records import METRICS, SCENARIOS
-from benchmarks.runner import docker_disk_need, main
-from benchmarks.services import run_with_peak_rss
 from benchmarks.wheels import inflate_once, make_wheel
 from benchmarks.workloads import Version, get
 from tests.support.docker import cache_dir
 
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def work_dir() -> Path:
+    """The runner's caches, per version of the benchmark code: the wheelhouse is keyed by file name, so two
+    checkouts whose generators differ (say, two branches on one machine) must not share it."""
+    code = hashlib.sha256()
+    for path in sorted(BENCHMARKS.glob("*.py")):
+        code.update(path.name.encode() + b"\0" + path.read_bytes())
+    return cache_dir() / f"benchmarks-tiny-{code.hexdigest()[:12]}"
+
 
 def _run(tmp_path: Path, contenders: list[str], workload: str = "tiny") -> dict:
+    from benchmarks.runner import main  # imports the Docker SDK and the contenders: only when a test runs
+
     out = tmp_path / "results"
     # Caches (wheelhouse, Debian base tar, the private daemon's data root) persist across test runs.
-    work = cache_dir() / "benchmarks-tiny"
+    work = work_dir()
     args = ["--workload", workload, "--contenders", *contenders, "--out", str(out), "--work", str(work)]
     assert main([*args, "-j", "2"]) == 0
     files = sorted(out.glob(f"*-{workload}.json"))
@@ -129,6 +141,8 @@ def test_inflate_once_inflates_every_member(tmp_path: Path) -> None:
 
 
 def test_peak_rss_of_a_child_is_measured() -> None:
+    from benchmarks.services import run_with_peak_rss  # imports the Docker SDK
+
     code = (
         "b = bytearray(200_000_000); b[::4096] = b'x' * len(b[::4096]); import sys; print('ok'); sys.exit(3)"
     )
@@ -140,6 +154,8 @@ def test_peak_rss_of_a_child_is_measured() -> None:
 
 
 def test_docker_disk_need(tmp_path: Path) -> None:
+    from benchmarks.runner import docker_disk_need  # imports the Docker SDK and the contenders
+
     """Per-pipeline Docker stores every image's env again; a cached contender only what changed."""
     wl = get("gpu-tiny", quick=False)
     versions = []

@@ -14,9 +14,10 @@ import docker
 import pytest
 
 from envgraph._docker import connect, load_archive, run, tag
-from envgraph._hashing import canonical_json, file_sha256, sha256_hex
+from envgraph._hashing import canonical_json
 from envgraph.debian._rootfs import DebianRootfs
 from envgraph.errors import DockerError
+from tests.support.docker import remove_images, write_docker_archive
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
@@ -30,30 +31,6 @@ def _add_bytes(tf: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     tf.addfile(info, io.BytesIO(data))
-
-
-def write_docker_archive(layer_tar: Path, out: Path, repo_tag: str) -> str:
-    """A minimal one-layer docker-archive (``manifest.json`` + config + layer); returns the config digest.
-
-    Stand-in for the real exporter in ``envgraph.oci``: just enough for ``docker load``.
-    """
-    diff_id = "sha256:" + file_sha256(layer_tar)[0]
-    config = canonical_json(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
-            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        }
-    )
-    config_name = sha256_hex(config) + ".json"
-    layer_name = diff_id.removeprefix("sha256:") + "/layer.tar"
-    manifest = [{"Config": config_name, "RepoTags": [repo_tag], "Layers": [layer_name]}]
-    with tarfile.open(out, "w") as tf:
-        _add_bytes(tf, config_name, config)
-        tf.add(layer_tar, arcname=layer_name)  # copied in chunks, not read into memory
-        _add_bytes(tf, "manifest.json", json.dumps(manifest).encode())
-    return "sha256:" + sha256_hex(config)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +47,7 @@ def base_image(
     print(f"docker load of {archive.stat().st_size} bytes took {time.monotonic() - started:.1f} s")
     assert loaded == [ref]
     yield ref
-    docker_client.images.remove(ref, force=True)
+    remove_images(docker_client, ref)
 
 
 def test_run_streams_output_and_returns_zero(
@@ -139,7 +116,7 @@ def test_tag_adds_a_reference(docker_client: docker.DockerClient, base_image: st
         assert ref == "envgraph-test/retagged:t1"
         assert docker_client.images.get(ref).id == docker_client.images.get(base_image).id
     finally:
-        docker_client.images.remove(ref)
+        remove_images(docker_client, ref)
     with pytest.raises(DockerError, match="has no image"):
         tag(docker_client, "envgraph-test/does-not-exist:nope", "envgraph-test/x", "y")
 

@@ -20,7 +20,7 @@ import pytest
 
 import envgraph
 from envgraph._hashing import digest_of
-from tests.conftest import BUILD_HEADER
+from tests.support.project import BUILD_HEADER
 from tests.support.wheels import standard_wheels
 
 ROOT = Path(__file__).resolve().parent.parent

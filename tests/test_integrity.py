@@ -30,8 +30,9 @@ from envgraph.lock._model import Wheel
 from envgraph.lock._wheelcache import WheelCache
 from envgraph.oci._store import Store
 from envgraph.oci._verify import verify_store
-from tests.conftest import BUILD_HEADER
+from tests.support.cli import cli_env, cli_process
 from tests.support.images import fake_python_base
+from tests.support.project import BUILD_HEADER
 from tests.support.wheels import standard_wheels
 
 PROJECT = """
@@ -48,24 +49,11 @@ workdir = "/app"
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("ENVGRAPH_STORE", None)
-    env.pop("SOURCE_DATE_EPOCH", None)
-    return env
+    return cli_env()
 
 
-def cli(
-    project: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "envgraph.cli", *args], cwd=project, capture_output=True, text=True,
-        env=env or _env(), timeout=300,
-    )  # fmt: skip
-    if check:
-        assert proc.returncode == 0, (
-            f"envgraph {' '.join(args)}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-        )
-    return proc
+# The real command line in a fresh process: these tests kill, lock and damage things a process owns.
+cli = cli_process
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:

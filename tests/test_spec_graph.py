@@ -1,17 +1,22 @@
-"""Declarations and graph validation: every bad input is one clear line, through the real CLI."""
+"""Declarations and graph validation: every bad input is one clear line, through the command line.
+
+The command line runs in this process; one smoke test per behaviour runs the real ``python -m envgraph.cli``
+(exit code, stderr, finding the declaration from the working directory).
+"""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import envgraph
 from envgraph._spec_schema import spec_schema
 from envgraph.errors import SpecError
+from tests.support.cli import cli, cli_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,12 +35,6 @@ steps = { one = "a", two = "c" }
 """
 
 
-def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "envgraph.cli", *args], cwd=cwd, capture_output=True, text=True
-    )
-
-
 BAD = [
     ("[project\n", "invalid TOML: Expected ']' at the end of a table declaration (at line 1"),
     (GOOD.replace('parent = "a"', 'parent = "zzz"'), "env.c: unknown parent env 'zzz' (known: a, c)"),
@@ -51,15 +50,15 @@ BAD = [
     (GOOD + '[env.a]\nbase = "b"\n', "invalid TOML: Cannot declare ('env', 'a') twice (at line"),
     (
         GOOD.replace('python = "3.11"', "python = 3.11"),
-        "project.python: invalid value for type, expected str",
+        "project.python: expected a string, got 3.11",
     ),
     (
         GOOD.replace('[env.a]\nbase = "b"', '[env.a]\nbase = "b"\nrequirements = "numpy"'),
-        "env.a.requirements: invalid value",
+        "env.a.requirements: expected an array, got 'numpy'",
     ),
     (
         GOOD.replace('[env.a]\nbase = "b"', '[env.a]\nbase = "b"\nenvironment = { X = 1 }'),
-        "env.a.environment.X: invalid value for type, expected str",
+        "env.a.environment.X: expected a string, got 1",
     ),
     (
         GOOD.replace('[env.a]\nbase = "b"', '[env.a]\nbase = "b"\nrequirement = ["x"]'),
@@ -77,18 +76,28 @@ def test_bad_input_is_one_clear_line(tmp_path: Path, text: str, expected: str) -
     with pytest.raises(SpecError) as info:
         envgraph.load(tmp_path / "envgraph.toml")
     assert expected in str(info.value)
-    proc = run_cli(tmp_path, "graph")
+    proc = cli(tmp_path, "graph", check=False)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
 
 
-def test_declaration_found_upward(tmp_path: Path) -> None:
+def test_the_real_command_says_one_line_and_exits_1(tmp_path: Path) -> None:
+    text, expected = BAD[1]
+    (tmp_path / "envgraph.toml").write_text(text)
+    proc = cli_process(tmp_path, "graph", check=False)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr == f"envgraph: error: {expected}\n"
+
+
+@pytest.mark.parametrize("run", [cli, cli_process], ids=["in-process", "process"])
+def test_declaration_found_upward(tmp_path: Path, run: Callable[..., Any]) -> None:
     (tmp_path / "envgraph.toml").write_text(GOOD)
     sub = tmp_path / "deep" / "er"
     sub.mkdir(parents=True)
-    proc = run_cli(sub, "graph")
+    proc = run(sub, "graph", check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[:3] == [
         "base b",
@@ -98,7 +107,7 @@ def test_declaration_found_upward(tmp_path: Path) -> None:
 
 
 def test_missing_declaration(tmp_path: Path) -> None:
-    proc = run_cli(tmp_path, "graph")
+    proc = cli(tmp_path, "graph", check=False)
     assert proc.returncode == 1 and "no envgraph.toml found" in proc.stderr
 
 
@@ -106,11 +115,11 @@ def test_graph_formats_and_pipeline_filter(tmp_path: Path) -> None:
     (tmp_path / "envgraph.toml").write_text(
         GOOD + '[env.other]\nbase = "b"\n[pipeline.q]\nsteps = { s = "other" }\n'
     )
-    data = json.loads(run_cli(tmp_path, "graph", "--format", "json", "--pipeline", "q").stdout)
+    data = json.loads(cli(tmp_path, "graph", "--format", "json", "--pipeline", "q").stdout)
     assert {n["name"] for n in data["nodes"]} == {"b", "other", "q"}
-    dot = run_cli(tmp_path, "graph", "--format", "dot").stdout
+    dot = cli(tmp_path, "graph", "--format", "dot").stdout
     assert '"env a" -> "env c";' in dot
-    mermaid = run_cli(tmp_path, "graph", "--format", "mermaid").stdout
+    mermaid = cli(tmp_path, "graph", "--format", "mermaid").stdout
     assert mermaid.startswith("graph LR")
     ws = envgraph.load(tmp_path / "envgraph.toml")
     assert ws.graph.select(pipelines=["p"]) == ["a", "c"]
@@ -153,10 +162,10 @@ def test_a_typo_in_an_env_or_pipeline_name_suggests_the_closest_names(tmp_path: 
         ["lock", "--check", "lef10"],
         ["export", "lef10", "-o", "x"],
     ):
-        proc = run_cli(tmp_path, *args)
+        proc = cli_process(tmp_path, *args, check=False)
         assert proc.returncode != 0 and "did you mean leaf10" in proc.stderr, (args, proc.stderr)
         assert len(proc.stderr.splitlines()) == 1
-    proc = run_cli(tmp_path, "build", "--pipeline", "trainig")
+    proc = cli_process(tmp_path, "build", "--pipeline", "trainig", check=False)
     assert "unknown pipeline 'trainig' (did you mean training? known: p, training)" in proc.stderr
     # A small graph still lists every name.
     ws = envgraph.load(ROOT / "envgraph.toml")

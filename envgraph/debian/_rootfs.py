@@ -38,6 +38,7 @@ import attrs
 from envgraph._fs import locked_temp_dir, sweep_dead
 from envgraph._subprocess import run_guarded
 from envgraph.errors import BuildError
+from envgraph.spec import DEBIAN_PACKAGE_RE, DEBIAN_SUITE_RE, DEBIAN_VERSION_RE, MIRROR_RE
 
 __all__ = [
     "DEFAULT_MIRROR",
@@ -72,10 +73,10 @@ SLIM_DPKG_OPTIONS: tuple[str, ...] = (
 )
 
 _MERGED_USR_HOOKS = Path("/usr/share/mmdebstrap/hooks/merged-usr")
-# Debian policy 5.6.1 (names) and 5.6.12 (versions); anything else would break --include's syntax.
-_PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?$")
-_VERSION_RE = re.compile(r"^[A-Za-z0-9.+~:-]+$")
-_SUITE_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+# The declaration rules (Debian policy 5.6.1 names, 5.6.12 versions), checked again: lockfiles are input too.
+_PACKAGE_RE = DEBIAN_PACKAGE_RE
+_VERSION_RE = DEBIAN_VERSION_RE
+_SUITE_RE = DEBIAN_SUITE_RE
 _NOT_FOUND_RE = re.compile(r"Version '([^']+)' for '([^']+)' was not found")
 # mmdebstrap's and apt's wrap-up lines ("... failed") come after the line that says why.
 _NOISE_RE = re.compile(
@@ -104,7 +105,10 @@ def _scratch_root() -> Path:
 
 
 def default_mirror() -> str:
-    return os.environ.get(MIRROR_ENV) or DEFAULT_MIRROR
+    mirror = os.environ.get(MIRROR_ENV) or DEFAULT_MIRROR
+    if not MIRROR_RE.match(mirror):
+        raise BuildError(f"{MIRROR_ENV} must be a URL without white space, got {mirror!r}")
+    return mirror
 
 
 def _default_mode() -> str:

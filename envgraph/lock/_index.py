@@ -145,7 +145,7 @@ class PackageIndex:
             for d in self.find_links:
                 if not d.is_dir():
                     raise LockError(f"find-links directory {d} does not exist")
-                for p in sorted(local_distributions(d)):
+                for p in sorted(local_distributions(d)):  # regular files only: a FIFO would hang
                     hexd, size = file_sha256(p)
                     rel = os.path.relpath(p, self.root) if self.root else str(p)
                     out.append(IndexFile(p.name, Path(rel).as_posix(), hexd, size, local_path=p.resolve()))

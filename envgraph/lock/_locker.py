@@ -21,6 +21,7 @@ from packaging.utils import canonicalize_name
 
 from envgraph import identity
 from envgraph._convert import unstructure
+from envgraph._fs import os_error_text
 from envgraph._hashing import tree_sha256
 from envgraph.errors import LockError, ResolutionError, StaleLockError
 from envgraph.graph import EnvGraph
@@ -296,6 +297,8 @@ class Locker:
             ) as err:  # an old format or a damaged file: stale for --check, re-resolved by lock
                 existing = None
                 self._unreadable[e] = str(err)
+                if not check:
+                    self.log(f"env {e}: replacing an unreadable lockfile ({err})")
             self._on_disk[e] = existing
             if existing is not None:
                 locks[e] = existing
@@ -347,6 +350,18 @@ class Locker:
             outcomes.append(outcome)
         return LockResult(tuple(outcomes), {e: locks[e] for e in selected if e in locks}, bases)
 
+    def _existing_lock(self, env: str, check: bool, *, quiet: bool = False) -> Lockfile | None:
+        """The env's lockfile. One that cannot be read is an error for ``--check``; when locking, it is
+        replaced like a missing one (so the advice "run envgraph lock" works)."""
+        try:
+            return read_lock(self.lockdir, env)
+        except StaleLockError as e:
+            if check:
+                raise
+            if not quiet:
+                self.log(f"env {env}: replacing an unreadable lockfile ({e})")
+            return None
+
     # -- bases --------------------------------------------------------------------
     def _lock_base(
         self, name: str, check: bool, platform: str | None = None
@@ -363,6 +378,7 @@ class Locker:
             if check:
                 return None, LockOutcome(shown, "base", "stale", str(err))
             existing = None
+            self.log(f"base {name}: replacing an unreadable lockfile ({err})")
             # A lock in an older format: its pins are kept (a Debian base is rebuilt from its pinned versions).
             previous = read_base_lock_any_version(self.lockdir, name, slug)
         edited = existing is not None and (
@@ -485,10 +501,13 @@ class Locker:
     @functools.cached_property
     def _find_links_listing(self) -> dict[str, list[str]]:
         """The find-links directories' distributions, listed once per command (not once per env)."""
-        return {
-            Path(rel).as_posix(): sorted(x.name for x in local_distributions(self.spec.root / rel))
-            for rel in self.spec.project.find_links
-        }
+        try:
+            return {
+                Path(rel).as_posix(): sorted(x.name for x in local_distributions(self.spec.root / rel))
+                for rel in self.spec.project.find_links
+            }
+        except OSError as e:
+            raise LockError(f"find-links: cannot list {os_error_text(e)}") from None
 
     def _inputs(self, env: str, locks: Mapping[str, Lockfile]) -> str:
         p = self.spec.project
@@ -933,9 +952,12 @@ class Locker:
         out = []
         for f in self.spec.env[env].files:
             src = self.spec.root / f.src
-            if not src.exists():
-                raise LockError(f"env {env}: files src {f.src!r} does not exist")
-            out.append(FilePin(f.src, f.dest, tree_sha256(src)))
+            try:
+                if not src.exists():
+                    raise LockError(f"env {env}: files src {f.src!r} does not exist")
+                out.append(FilePin(f.src, f.dest, tree_sha256(src)))
+            except OSError as e:
+                raise LockError(f"env {env}: files src {f.src!r}: cannot read {os_error_text(e)}") from None
         return out
 
     def _merged(self, env: str, locks: Mapping[str, Lockfile], bases: Mapping[str, BaseLock]) -> list[str]:

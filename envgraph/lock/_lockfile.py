@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import cattrs
 
 from envgraph import identity
-from envgraph._convert import structure, unstructure
-from envgraph._fs import atomic_write
+from envgraph._convert import describe_error, quote, structure, unstructure
+from envgraph._fs import atomic_write, path_problem, read_regular
 from envgraph._hashing import sha256_digest
 from envgraph.debian._rootfs import MERGED_USR
 from envgraph.errors import StaleLockError
@@ -70,89 +70,132 @@ def write_atomic(path: Path, text: str) -> bool:
     return atomic_write(path, text, only_if_changed=True)
 
 
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {quote(k)}")
+        out[k] = v
+    return out
+
+
 # What a command already parsed, by the file's identity (inode, size, mtime): the plan after the freshness check
 # and the history after a build get the same objects without reading the file again, unless it changed.
 _PARSED: dict[tuple[str, int, int, int, type[Any], bool], tuple[Any, str]] = {}
 
 
-def _read(path: Path, cls: type[T], *, any_version: bool = False) -> T | None:
-    got = _read_digest(path, cls, any_version=any_version)
+def _read(path: Path, cls: type[T], name: str, name_key: str, *, any_version: bool = False) -> T | None:
+    """The lockfile at ``path`` checked field by field; None when there is none. Every problem is one line.
+
+    ``any_version`` reads an older format's fields as if they were the current one's (only for preferences)."""
+    got = _read_digest(path, cls, name, name_key, any_version=any_version)
     return None if got is None else got[0]
 
 
-def _read_digest(path: Path, cls: type[T], *, any_version: bool = False) -> tuple[T, str] | None:
+def _read_digest(
+    path: Path, cls: type[T], name: str, name_key: str, *, any_version: bool = False
+) -> tuple[T, str] | None:
     """The parsed lockfile and the sha256 of the bytes it was parsed from; None when there is no file."""
+    problem = path_problem(path)
+    if problem:
+        raise StaleLockError(f"{path}: the path {problem}: run `envgraph lock`")
     try:
         st = os.stat(path)
         hit = _PARSED.get((str(path), st.st_ino, st.st_size, st.st_mtime_ns, cls, any_version))
         if hit is not None:
             return hit
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            data = f.read()
-        text = data.decode("utf-8")
+        raw = read_regular(path)
+        st = os.stat(path)  # a file replaced since the first stat is only cached under its new identity
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as e:
-        raise StaleLockError(f"{path}: unreadable lockfile ({e}): run `envgraph lock`") from None
-    parsed = parse_lock_text(text, str(path), cls, any_version=any_version)
+    except OSError as e:
+        raise StaleLockError(
+            f"{path}: unreadable lockfile ({e.strerror or e}): run `envgraph lock`"
+        ) from None
+    parsed = _parse(raw, str(path), cls, name, name_key, any_version=any_version)
+    result = (parsed, sha256_digest(raw))
     if len(_PARSED) > 10_000:
         _PARSED.clear()
-    result = (parsed, sha256_digest(data))
-    _PARSED[(str(path), st.st_ino, st.st_size, st.st_mtime_ns, cls, any_version)] = result
+    if st.st_size == len(raw):
+        _PARSED[(str(path), st.st_ino, st.st_size, st.st_mtime_ns, cls, any_version)] = result
     return result
 
 
 def lock_digest(lockdir: Path, env: str) -> str | None:
     """The sha256 of an env's lockfile as parsed (read once per command with :func:`read_lock`)."""
-    got = _read_digest(lock_path(lockdir, env), Lockfile)
+    got = _read_digest(lock_path(lockdir, env), Lockfile, env, "env")
     return None if got is None else got[1]
 
 
 def parse_lock_text(text: str, path: str, cls: type[T], *, any_version: bool = False) -> T:
-    """A lockfile's text (from a file, or from git at some revision: untrusted either way), strictly parsed;
-    ``path`` names it in errors. ``any_version``: an older format whose fields still read is accepted."""
+    """A lockfile's text (from git at some revision: untrusted), strictly parsed; ``path`` names it in errors."""
+    return _parse(text.encode("utf-8", "surrogateescape"), path, cls, None, "", any_version=any_version)
+
+
+def _parse(
+    raw: bytes, path: str, cls: type[T], name: str | None, name_key: str, *, any_version: bool = False
+) -> T:
+    def bad(why: str) -> StaleLockError:
+        return StaleLockError(f"{path}: {why}: run `envgraph lock`")
+
     try:
-        data = json.loads(text)
-    except ValueError as e:
-        raise StaleLockError(f"{path}: unreadable lockfile ({e}): run `envgraph lock`") from None
-    if any_version and isinstance(data, dict):
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except UnicodeDecodeError as e:
+        raise bad(f"unreadable lockfile (not UTF-8: byte {raw[e.start]:#04x} at offset {e.start})") from None
+    except ValueError as e:  # JSON syntax, duplicate keys, integers too long to convert
+        raise bad(f"unreadable lockfile ({quote(str(e), 120)})") from None
+    except RecursionError:
+        raise bad("unreadable lockfile (nested too deeply)") from None
+    if not isinstance(data, dict):
+        raise bad(f"not a lockfile ({_json_kind(data)}, not a JSON object)")
+    if any_version:
         data = {**data, "version": LOCK_VERSION}
     # Format 4 is format 3 with per-platform pins (identity.MULTI_PLATFORM_LOCK_VERSION), for env locks only.
     accepted = (LOCK_VERSION, MULTI_PLATFORM_LOCK_VERSION) if cls is Lockfile else (LOCK_VERSION,)
-    if not isinstance(data, dict) or data.get("version") not in accepted:
-        raise StaleLockError(
-            f"{path}: lockfile version {data.get('version') if isinstance(data, dict) else None!r} is not "
-            f"{LOCK_VERSION}: run `envgraph lock`"
-        )
-    if cls is Lockfile and (data.get("version") == MULTI_PLATFORM_LOCK_VERSION) != bool(
-        data.get("platforms")
+    if "version" in data and data["version"] not in accepted:  # a missing one is reported below
+        raise bad(f"lockfile version {quote(data.get('version'))} is not {LOCK_VERSION}")
+    if (
+        cls is Lockfile
+        and "version" in data
+        and (data["version"] == MULTI_PLATFORM_LOCK_VERSION) != bool(data.get("platforms"))
     ):
-        raise StaleLockError(
-            f"{path}: malformed lockfile (per-platform pins need version {MULTI_PLATFORM_LOCK_VERSION}, "
-            f"and only they): run `envgraph lock`"
+        raise bad(
+            f"malformed lockfile (per-platform pins need version {MULTI_PLATFORM_LOCK_VERSION}, and only they)"
         )
     try:
         result: T = structure(data, cls)
     except cattrs.BaseValidationError as e:
-        msg = cattrs.transform_error(e)[0]
-        raise StaleLockError(f"{path}: malformed lockfile ({msg}): run `envgraph lock`") from None
+        raise bad(f"malformed lockfile ({describe_error(e, 'json')})") from None
+    if name is not None and getattr(result, name_key) != name:
+        raise bad(f"malformed lockfile ({name_key} is {quote(getattr(result, name_key))}, not {quote(name)})")
     return result
 
 
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    return "a number"
+
+
 def read_lock(lockdir: Path, env: str) -> Lockfile | None:
-    return _read(lock_path(lockdir, env), Lockfile)
+    return _read(lock_path(lockdir, env), Lockfile, env, "env")
 
 
 def read_base_lock(lockdir: Path, base: str, platform_slug: str | None = None) -> BaseLock | None:
-    return _read(base_lock_path(lockdir, base, platform_slug), BaseLock)
+    return _read(base_lock_path(lockdir, base, platform_slug), BaseLock, base, "name")
 
 
 def read_base_lock_any_version(lockdir: Path, base: str, platform_slug: str | None = None) -> BaseLock | None:
     """A base lock of an older format, when its fields still read: only a preference for re-pinning (its
     versions are kept), never trusted as it is. None when unreadable."""
     try:
-        return _read(base_lock_path(lockdir, base, platform_slug), BaseLock, any_version=True)
+        return _read(base_lock_path(lockdir, base, platform_slug), BaseLock, base, "name", any_version=True)
     except StaleLockError:
         return None
 

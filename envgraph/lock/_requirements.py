@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from attrs import frozen
 from packaging.requirements import InvalidRequirement, Requirement
 
+from envgraph._fs import read_regular
 from envgraph._hashing import tree_sha256
 from envgraph.errors import LockError, ResolutionError
 
@@ -231,17 +232,27 @@ def _display(path: Path, root: Path) -> str:
 def _read(
     path: Path, root: Path, env: str, reqs: list[str], cons: list[str], *, into: str, seen: tuple[Path, ...]
 ) -> None:
-    resolved = path.resolve()
+    try:
+        resolved = path.resolve()
+    except RuntimeError:  # a symlink loop: reading it below says so (ELOOP) in one line
+        resolved = path.absolute()
     name = _display(resolved, root)
     if resolved in seen:
         chain = " -> ".join(_display(p, root) for p in (*seen, resolved))
         raise LockError(f"env {env}: requirement files include each other: {chain}")
     try:
-        text = resolved.read_text(encoding="utf-8")
+        raw = read_regular(resolved)  # a FIFO must not hang us
     except OSError as e:
-        raise LockError(f"env {env}: cannot read requirements file {name}: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise LockError(f"env {env}: requirements file {name} is not UTF-8") from None
+        raise LockError(f"env {env}: cannot read requirements file {name}: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise LockError(
+            f"env {env}: requirements file {name} is not UTF-8 text (byte {raw[e.start]:#04x} at offset {e.start})"
+        ) from None
+    if "\x00" in text:
+        at = text.count("\n", 0, text.index("\x00")) + 1
+        raise LockError(f"env {env}: requirements file {name} line {at}: contains a NUL byte")
     for number, line in _logical_lines(text):
         where = f"env {env}: {name}:{number}"
         if line.startswith("-"):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import envgraph
-from tests.e2e.test_build import copy_project, locked_template
+from tests.support.project import copy_project, locked_template
 from tests.support.wheels import make_wheel
 
 N_LEAVES = 12

@@ -1,4 +1,7 @@
-"""The build scheduler (issue 4), unmocked: real CLI processes over real lockfiles, wheels and stores.
+"""The build scheduler (issue 4), unmocked: the real command line over real lockfiles, wheels and stores.
+
+The command line runs in this process (``tests.support.cli.cli``) except where a process is the point:
+two concurrent builds, kill -9, Ctrl-C and a terminal. Projects are locked once per module and copied.
 
 Blob writes are observed with inotify on ``blobs/sha256`` (every blob becomes visible by a rename into
 that directory), so "each blob is written once" is checked on the file system itself, not inferred.
@@ -12,6 +15,7 @@ import os
 import pty
 import random
 import re
+import shutil
 import signal
 import struct
 import subprocess
@@ -22,61 +26,14 @@ from typing import Any
 
 import pytest
 
+import envgraph
 from envgraph.oci._image import read_manifest
 from envgraph.oci._store import Store
 from envgraph.oci._verify import verify_store
-from tests.e2e.test_build import (
-    assert_store_clean,
-    cli,
-    cli_env,
-    copy_project,
-    corrupt,
-    key_records,
-    lock,
-    locked_template,
-    read_report,
-    store_of,
-)
+from tests.support.cli import cli, cli_env, popen_cli
+from tests.support.project import copy_project, locked_template
+from tests.support.store import assert_store_clean, corrupt, key_records, read_report, store_of
 from tests.support.wheels import make_wheel
-
-# Three pipelines, six envs: core is shared by train and serve, api extends serve, and batch and
-# report are independent roots that lock some of the same wheels (alpha, delta), so share layers.
-PIPELINES = """
-[env.core]
-base = "none"
-requirements = ["alpha<2"]
-environment = { GREETING = "hola" }
-
-[env.train]
-parent = "core"
-requirements = ["gamma"]
-
-[env.serve]
-parent = "core"
-requirements = ["delta==0.5"]
-files = [{ src = "app/", dest = "/app" }]
-
-[env.api]
-parent = "serve"
-requirements = ["beta<2"]
-
-[env.batch]
-base = "none"
-requirements = ["alpha<2", "delta==0.5"]
-
-[env.report]
-base = "none"
-requirements = ["gamma", "alpha<2"]
-
-[pipeline.training]
-steps = { prep = "core", fit = "train", eval = "report" }
-
-[pipeline.serving]
-steps = { api = "api", warm = "serve" }
-
-[pipeline.nightly]
-steps = { run = "batch", summary = "report" }
-"""
 
 ALL = {"core", "train", "serve", "api", "batch", "report"}
 
@@ -115,17 +72,32 @@ class BlobWrites:
         os.close(self.fd)
 
 
-@pytest.fixture(scope="module")
-def pipelines_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("pipelines")
-    make_wheel(root / "wheels", "delta", "0.6")
-    return locked_template(root, PIPELINES)
-
-
 @pytest.fixture
 def pipelines(pipelines_template: Path, tmp_path: Path) -> Path:
     """A fresh copy of the locked PIPELINES project (no store yet)."""
     return copy_project(pipelines_template, tmp_path / "project")
+
+
+@pytest.fixture(scope="module")
+def bumped_template(pipelines_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """PIPELINES after bumping serve's delta to 0.6 and locking (incrementally: serve and api re-resolve)."""
+    root = copy_project(pipelines_template, tmp_path_factory.mktemp("bumped") / "project")
+    toml = root / "envgraph.toml"
+    toml.write_text(
+        toml.read_text().replace('requirements = ["delta==0.5"]', 'requirements = ["delta==0.6"]')
+    )
+    envgraph.load(toml).lock()
+    return root
+
+
+def bump_delta(project: Path, bumped: Path) -> None:
+    """Edit serve's requirement to delta==0.6 and lock (the locked result is copied from ``bumped``)."""
+    toml = project / "envgraph.toml"
+    edited = toml.read_text().replace('requirements = ["delta==0.5"]', 'requirements = ["delta==0.6"]')
+    assert edited == (bumped / "envgraph.toml").read_text()
+    toml.write_text(edited)
+    shutil.rmtree(project / "lockfiles")
+    shutil.copytree(bumped / "lockfiles", project / "lockfiles")
 
 
 @pytest.fixture
@@ -189,17 +161,14 @@ def test_noop_rebuild_does_no_layer_work(pipelines: Path, writes: BlobWrites) ->
 
 
 def test_one_package_bump_rebuilds_one_layer_and_the_descendant_manifests(
-    pipelines: Path, writes: BlobWrites
+    pipelines: Path, bumped_template: Path, writes: BlobWrites
 ) -> None:
     cli(pipelines, "build", "-q")
     store = store_of(pipelines)
     old = store.tags()
     writes.take()
-    toml = pipelines / "envgraph.toml"
-    toml.write_text(
-        toml.read_text().replace('requirements = ["delta==0.5"]', 'requirements = ["delta==0.6"]')
-    )
-    lock(toml)
+    bump_delta(pipelines, bumped_template)
+    assert not envgraph.load(pipelines / "envgraph.toml").lock(check=True).stale
     dry = cli(pipelines, "build", "--dry-run").stdout
     assert dry.splitlines()[0] == "plan: 7 distinct layers, 1 to build, 6 in the store"
     assert "env core: reuse image" in dry and "env batch: reuse image" in dry
@@ -308,15 +277,18 @@ def big(big_template: Path, tmp_path: Path) -> Path:
 
 
 def popen_build(project: Path, *args: str, **kw: Any) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "envgraph.cli", "build", *args],
-        cwd=project,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(),
-        **kw,
-    )
+    """``envgraph build ARGS`` as a real process (signals, kill -9 and concurrency need one).
+
+    Started as from an interactive shell: with SIGINT at its default even when this test run ignores it
+    (a run started in the background by a non-interactive shell does, and a child would inherit that)."""
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:  # a handled signal is reset to the default in the child at exec; an ignored one stays ignored
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return popen_cli(project, "build", *args, **kw)
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def wait_for_built_layers(proc: subprocess.Popen[str], n: int) -> None:
@@ -467,7 +439,7 @@ def test_dry_run_names_what_would_be_built_and_why(pipelines: Path) -> None:
     # A changed environment changes drvs but no layer: the plan says so.
     toml = pipelines / "envgraph.toml"
     toml.write_text(toml.read_text().replace('GREETING = "hola"', 'GREETING = "hello"'))
-    lock(toml)
+    cli(pipelines, "lock", "-q")
     out = cli(pipelines, "build", "--dry-run").stdout
     assert "env core: build image (drv " in out and "config changed" in out
     assert "env batch: reuse image" in out
@@ -494,16 +466,14 @@ def test_ctrl_c_stops_cleanly_and_the_next_build_resumes(big: Path) -> None:
     assert report["totals"]["layers_built"] == 25 - done
 
 
-def test_gc_keeps_current_and_recent_images_and_frees_the_rest(pipelines: Path) -> None:
+def test_gc_keeps_current_and_recent_images_and_frees_the_rest(
+    pipelines: Path, bumped_template: Path
+) -> None:
     cli(pipelines, "build", "-q")
     store = store_of(pipelines)
     old_serve = store.tags()["serve:latest"]
     old_delta = {r.digest for r in store.records() if r.size and "delta" in str(store.read_paths(r))}
-    toml = pipelines / "envgraph.toml"
-    toml.write_text(
-        toml.read_text().replace('requirements = ["delta==0.5"]', 'requirements = ["delta==0.6"]')
-    )
-    lock(toml)
+    bump_delta(pipelines, bumped_template)
     cli(pipelines, "build", "-q")
     current = {ref: d.digest for ref, d in store.tags().items() if ref.endswith(":latest")}
 
@@ -534,7 +504,7 @@ def test_gc_keeps_current_and_recent_images_and_frees_the_rest(pipelines: Path) 
 def test_gc_refuses_while_a_build_uses_the_store(pipelines: Path) -> None:
     cli(pipelines, "build", "-q")
     store = store_of(pipelines)
-    with store.in_use():
+    with store.in_use():  # flock: another open file description conflicts as another process's would
         proc = cli(pipelines, "gc", check=False)
     assert proc.returncode == 1
     assert (

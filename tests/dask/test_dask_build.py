@@ -24,8 +24,8 @@ from envgraph.oci._store import Store
 from envgraph.registry._cache import RegistryCache
 from envgraph.registry._client import RegistryClient
 from envgraph.workspace import Workspace
-from tests.conftest import BUILD_HEADER
 from tests.support.dask import Cluster, start_cluster
+from tests.support.project import BUILD_HEADER
 from tests.support.registry import RunningRegistry
 from tests.support.wheels import make_wheel, standard_wheels
 

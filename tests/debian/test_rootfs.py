@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import tarfile
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -121,12 +124,39 @@ def test_unknown_package_names_the_cause(tmp_path: Path) -> None:
     )
 
 
-def test_mirror_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Nothing listens on the discard port of the loopback address: apt's own reason must come through.
-    monkeypatch.setenv("ENVGRAPH_DEBIAN_MIRROR", "http://127.0.0.1:9/debian")
+class _NotFound(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def empty_mirror() -> Iterator[str]:
+    """A local HTTP "mirror" that has nothing: apt fails at once (a refused connection would be retried for ~8 s)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/debian"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_mirror_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_mirror: str
+) -> None:
+    # The mirror has no bookworm: apt's own reason must come through, naming the mirror from the environment.
+    monkeypatch.setenv("ENVGRAPH_DEBIAN_MIRROR", empty_mirror)
     with pytest.raises(BuildError) as info:
         build_debian_rootfs(BASE_SUITE, ["python3-minimal"], pins=None, out_tar=tmp_path / "x.tar")
     message = str(info.value)
-    assert message.startswith("mmdebstrap failed for bookworm: Failed to fetch http://127.0.0.1:9/debian/")
-    assert "\n" not in message
+    assert message == (
+        f"mmdebstrap failed for bookworm: The repository '{empty_mirror} bookworm Release' does not have a Release file."
+    )
     assert list(tmp_path.iterdir()) == []

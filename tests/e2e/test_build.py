@@ -1,7 +1,8 @@
 """The image builder (issue 3), end to end and unmocked: real lockfiles, real wheels, a real store.
 
-Offline projects use a ``scratch`` base that declares an interpreter: such images cannot run, but their
-layers, manifests and store are real. Tests that run images use one Debian bookworm root filesystem for
+The command line runs in this process (``tests.support.cli.cli``; one build is a real process), over copies
+of the session's locked PIPELINES project. Offline projects use a ``scratch`` base that declares an
+interpreter: such images cannot run, but their layers, manifests and store are real. Tests that run images use one Debian bookworm root filesystem for
 the whole suite (``debian_rootfs``, cached across runs), wrapped as an uncompressed docker-archive that
 projects name as ``image = "docker-archive:..."``. That is the simplest robust route: locking imports it
 by copying (seconds), while a ``debian = {...}`` base would run mmdebstrap at every lock and build.
@@ -11,12 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
-import sys
-import tarfile
-import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,201 +25,70 @@ from envgraph.debian._rootfs import DebianRootfs
 from envgraph.errors import SpecError
 from envgraph.identity import DEFAULT_MTIME
 from envgraph.oci._image import read_config, read_manifest
-from envgraph.oci._store import LayerRecord, Store
+from envgraph.oci._store import Store
 from envgraph.oci._verify import verify_store
-from tests.conftest import BUILD_HEADER as SCRATCH_HEADER
-from tests.conftest import SCRATCH_PYTHON as PYTHON
-from tests.support.wheels import make_wheel, standard_wheels
+from tests.support.cli import cli, cli_process
+from tests.support.docker import remove_images, write_docker_archive
+from tests.support.project import BUILD_HEADER as SCRATCH_HEADER
+from tests.support.project import SCRATCH_PYTHON as PYTHON
+from tests.support.project import copy_project, lock, lock_drv, lock_json
+from tests.support.store import (
+    assert_store_clean,
+    corrupt,
+    key_records,
+    layer_file,
+    layer_members,
+    read_report,
+    store_of,
+)
+from tests.support.wheels import make_wheel
 
 skopeo = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed (CI installs it)")
 
-# Two pipelines over four envs: core is shared; serve and batch both need delta (batch independently).
-GRAPH = """
-[env.core]
-base = "none"
-requirements = ["alpha<2"]
-environment = { GREETING = "hola" }
-
-[env.train]
-parent = "core"
-requirements = ["gamma"]
-
-[env.serve]
-parent = "core"
-requirements = ["delta"]
-files = [{ src = "app/", dest = "/app" }]
-workdir = "/app"
-
-[env.batch]
-base = "none"
-requirements = ["delta"]
-
-[pipeline.training]
-steps = { prep = "core", fit = "train" }
-
-[pipeline.serving]
-steps = { api = "serve", nightly = "batch" }
-"""
-
-
-# --- helpers (also used by tests/test_scheduler.py) -----------------------------------------------
-
-
-def cli_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("ENVGRAPH_STORE", None)
-    env.pop("SOURCE_DATE_EPOCH", None)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def cli(
-    project: Path, *args: str, check: bool = True, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    """Run the real command line (a fresh process) in the project's directory."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "envgraph.cli", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=cli_env(),
-    )
-    if check:
-        assert proc.returncode == 0, (
-            f"envgraph {' '.join(args)}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-        )
-    return proc
-
-
-def lock(toml: Path) -> None:
-    envgraph.load(toml).lock()
-
-
-def read_report(path: Path) -> dict[str, Any]:
-    report: dict[str, Any] = json.loads(path.read_text())
-    return report
-
-
-def lock_drv(project: Path, env: str) -> str:
-    drv: str = json.loads((project / "lockfiles" / f"{env}.lock.json").read_text())["drv"]
-    return drv
-
-
-def store_of(project: Path) -> Store:
-    return Store.open(project / ".envgraph")
-
-
-def key_records(store: Store) -> list[LayerRecord]:
-    return store.records()
-
-
-def referenced_blobs(store: Store) -> set[str]:
-    """Every digest the store needs: reachable from tags, plus key records' layers and path lists."""
-    needed = set(store.reachable(list(store.read_index().manifests)))
-    for record in key_records(store):
-        needed.add(record.digest)
-        if record.paths_digest:
-            needed.add(record.paths_digest)
-    return needed
-
-
-def blob_files(store: Store) -> set[str]:
-    return {"sha256:" + p.name for p in store.blobs_dir.iterdir()}
-
-
-def assert_store_clean(store: Store) -> None:
-    """Consistent (verify), no temp leftovers, and exactly one file per needed blob, nothing else."""
-    assert verify_store(store).problems == ()
-    assert list(store.tmp_dir.iterdir()) == []
-    assert blob_files(store) == referenced_blobs(store)
-
-
-def corrupt(path: Path) -> bytes:
-    """Flip one byte near the end of ``path``; returns the original bytes."""
-    original = path.read_bytes()
-    data = bytearray(original)
-    data[-10] ^= 0xFF
-    path.write_bytes(bytes(data))
-    return original
-
-
-def layer_members(store: Store, digest: str) -> dict[str, tarfile.TarInfo]:
-    with store.open_blob(digest) as f, tarfile.open(fileobj=f, mode="r:*") as tf:
-        return {m.name: m for m in tf.getmembers()}
-
-
-def layer_file(store: Store, digest: str, name: str) -> bytes:
-    with store.open_blob(digest) as f, tarfile.open(fileobj=f, mode="r:*") as tf:
-        member = tf.extractfile(name)
-        assert member is not None
-        return member.read()
-
-
-def locked_template(root: Path, body: str, header: str = SCRATCH_HEADER) -> Path:
-    """Write and lock a project with the standard wheels and an ``app/`` directory in ``root``.
-
-    Locking is the slow part of a small build test; tests take copies (lockfiles hold relative wheel
-    paths and drvs that do not depend on the directory), so each project is locked once per module."""
-    standard_wheels(root / "wheels")
-    (root / "app").mkdir()
-    (root / "app" / "main.py").write_text("print('app')\n")
-    (root / "envgraph.toml").write_text(textwrap.dedent(header) + textwrap.dedent(body))
-    lock(root / "envgraph.toml")
-    return root
-
-
-def copy_project(template: Path, dest: Path) -> Path:
-    shutil.copytree(template, dest, ignore=shutil.ignore_patterns(".envgraph"))
-    return dest
-
-
-@pytest.fixture(scope="module")
-def graph_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return locked_template(tmp_path_factory.mktemp("graph"), GRAPH)
-
 
 @pytest.fixture
-def graph_project(graph_template: Path, tmp_path: Path) -> Path:
-    """A fresh copy of the locked GRAPH project (no store yet); returns its directory."""
-    return copy_project(graph_template, tmp_path / "project")
+def project(pipelines_template: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the session's locked PIPELINES project (tests/support/project.py; no store yet)."""
+    return copy_project(pipelines_template, tmp_path / "project")
+
+
+ENVS = ("core", "train", "serve", "api", "batch", "report")
 
 
 # --- determinism and validity ------------------------------------------------------------------------
 
 
 def test_same_lock_gives_same_digests_in_other_store_and_directory(
-    graph_project: Path, tmp_path_factory: pytest.TempPathFactory
+    project: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    cli(graph_project, "build", "-q")
+    cli(project, "build", "-q")
     other = tmp_path_factory.mktemp("elsewhere") / "a" / "copy"
-    shutil.copytree(graph_project, other, ignore=shutil.ignore_patterns(".envgraph"))
+    shutil.copytree(project, other, ignore=shutil.ignore_patterns(".envgraph"))
     other_store = tmp_path_factory.mktemp("other-store") / "store"
-    cli(other, "--store", str(other_store), "build", "-q", "-j", "1")
-    first = store_of(graph_project).tags()
+    # The second build is a real `python -m envgraph.cli` process: the entry point builds the same bytes.
+    cli_process(other, "--store", str(other_store), "build", "-q", "-j", "1")
+    first = store_of(project).tags()
     second = Store.open(other_store).tags()
     assert set(first) == set(second)
-    assert len(first) == 8  # 4 envs, each <env>:<drv12> and <env>:latest
+    assert len(first) == 12  # 6 envs, each <env>:<drv12> and <env>:latest
     assert {t: d.digest for t, d in first.items()} == {t: d.digest for t, d in second.items()}
     # The key index agrees too: same key -> same diff_id and compressed digest.
-    assert {r.key: (r.diff_id, r.digest) for r in key_records(store_of(graph_project))} == {
+    assert {r.key: (r.diff_id, r.digest) for r in key_records(store_of(project))} == {
         r.key: (r.diff_id, r.digest) for r in key_records(Store.open(other_store))
     }
 
 
 def test_bytecode_on_ships_hash_checked_pycs_reproducibly(
-    graph_project: Path, tmp_path_factory: pytest.TempPathFactory
+    project: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    toml = graph_project / "envgraph.toml"
+    toml = project / "envgraph.toml"
     toml.write_text(toml.read_text().replace("[project]\n", "[project]\nbytecode = true\n", 1))
-    assert (
-        cli(graph_project, "build", "train", "-q", check=False).returncode == 1
-    )  # bytecode is part of the drv
+    assert cli(project, "build", "train", "-q", check=False).returncode == 1  # bytecode is part of the drv
     lock(toml)
-    cli(graph_project, "build", "train", "-q")
+    cli(project, "build", "train", "-q")
     other_store = tmp_path_factory.mktemp("other-store") / "store"
-    cli(graph_project, "--store", str(other_store), "build", "train", "-q", "-j", "1")
-    store = store_of(graph_project)
+    cli(project, "--store", str(other_store), "build", "train", "-q", "-j", "1")
+    store = store_of(project)
     assert store.tags()["train:latest"].digest == Store.open(other_store).tags()["train:latest"].digest
     gamma = read_manifest(store, store.tags()["train:latest"].digest).layers[2]
     pycs = [n for n in layer_members(store, gamma.digest) if n.endswith(".pyc")]
@@ -231,12 +97,12 @@ def test_bytecode_on_ships_hash_checked_pycs_reproducibly(
     assert flags == 0b11  # hash-based, checked
 
 
-def test_images_are_tagged_by_drv_and_hold_the_declared_layers(graph_project: Path) -> None:
-    cli(graph_project, "build", "-q")
-    store = store_of(graph_project)
+def test_images_are_tagged_by_drv_and_hold_the_declared_layers(project: Path) -> None:
+    cli(project, "build", "-q")
+    store = store_of(project)
     tags = store.tags()
-    for env in ("core", "train", "serve", "batch"):
-        drv = lock_drv(graph_project, env)
+    for env in ENVS:
+        drv = lock_drv(project, env)
         tag = f"{env}:{drv.removeprefix('sha256:')[:12]}"
         assert tags[tag].digest == tags[f"{env}:latest"].digest
     manifest = read_manifest(store, tags["serve:latest"].digest)
@@ -247,7 +113,7 @@ def test_images_are_tagged_by_drv_and_hold_the_declared_layers(graph_project: Pa
     assert env_vars["GREETING"] == "hola"  # inherited from core
     assert config.config.WorkingDir == "/app"
     assert (config.config.Labels or {})["dev.envgraph.env"] == "serve"
-    assert (config.config.Labels or {})["dev.envgraph.drv"] == lock_drv(graph_project, "serve")
+    assert (config.config.Labels or {})["dev.envgraph.drv"] == lock_drv(project, "serve")
     comments = [h.comment for h in config.history or ()]
     assert comments == [
         "envgraph: venv /opt/venv",
@@ -268,9 +134,9 @@ def test_images_are_tagged_by_drv_and_hold_the_declared_layers(graph_project: Pa
         assert member.mtime == DEFAULT_MTIME  # the CLI ran without SOURCE_DATE_EPOCH
 
 
-def test_entry_point_script_has_the_venv_shebang(graph_project: Path) -> None:
-    cli(graph_project, "build", "train", "-q")
-    store = store_of(graph_project)
+def test_entry_point_script_has_the_venv_shebang(project: Path) -> None:
+    cli(project, "build", "train", "-q")
+    store = store_of(project)
     manifest = read_manifest(store, store.tags()["train:latest"].digest)
     gamma = manifest.layers[2]
     members = layer_members(store, gamma.digest)
@@ -285,9 +151,9 @@ def test_entry_point_script_has_the_venv_shebang(graph_project: Path) -> None:
 
 
 @skopeo
-def test_skopeo_accepts_the_layout_and_every_tag(graph_project: Path) -> None:
-    cli(graph_project, "build", "-q")
-    store = store_of(graph_project)
+def test_skopeo_accepts_the_layout_and_every_tag(project: Path) -> None:
+    cli(project, "build", "-q")
+    store = store_of(project)
     for tag, desc in store.tags().items():
         raw = subprocess.run(
             ["skopeo", "inspect", "--raw", f"oci:{store.root}:{tag}"], capture_output=True, check=True
@@ -303,11 +169,11 @@ def test_skopeo_accepts_the_layout_and_every_tag(graph_project: Path) -> None:
 
 
 @pytest.mark.docker
-def test_docker_archive_export_loads_into_docker(graph_project: Path, docker_client: Any) -> None:
-    cli(graph_project, "build", "serve", "-q")
-    out = graph_project / "serve.tar"
-    proc = cli(graph_project, "export", "serve", "-o", str(out), "--format", "docker-archive")
-    drv12 = lock_drv(graph_project, "serve").removeprefix("sha256:")[:12]
+def test_docker_archive_export_loads_into_docker(project: Path, docker_client: Any) -> None:
+    cli(project, "build", "serve", "-q")
+    out = project / "serve.tar"
+    proc = cli(project, "export", "serve", "-o", str(out), "--format", "docker-archive")
+    drv12 = lock_drv(project, "serve").removeprefix("sha256:")[:12]
     assert f"serve:{drv12}" in proc.stdout
     ref = f"envgraph/serve:{drv12}"
     with open(out, "rb") as f:
@@ -318,34 +184,33 @@ def test_docker_archive_export_loads_into_docker(graph_project: Path, docker_cli
         assert "GREETING=hola" in attrs["Config"]["Env"]
         assert len(attrs["RootFS"]["Layers"]) == 4
     finally:
-        for t in (ref, "envgraph/serve:latest"):
-            docker_client.images.remove(t, force=True)
+        remove_images(docker_client, ref, "envgraph/serve:latest")
 
 
-def test_oci_archive_export_roundtrips(graph_project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_oci_archive_export_roundtrips(project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     from envgraph.oci._archive import import_oci_archive
 
-    cli(graph_project, "build", "core", "-q")
-    out = graph_project / "core.oci.tar"
-    cli(graph_project, "export", "core", "-o", str(out), "--format", "oci-archive")
+    cli(project, "build", "core", "-q")
+    out = project / "core.oci.tar"
+    cli(project, "export", "core", "-o", str(out), "--format", "oci-archive")
     fresh = Store.open(tmp_path_factory.mktemp("import") / "store")
     desc = import_oci_archive(out, fresh)
-    assert desc.digest == store_of(graph_project).tags()["core:latest"].digest
+    assert desc.digest == store_of(project).tags()["core:latest"].digest
     assert verify_store(fresh).problems == ()
 
 
 # --- sharing -------------------------------------------------------------------------------------------
 
 
-def test_two_envs_sharing_a_package_reference_one_blob(graph_project: Path) -> None:
-    cli(graph_project, "build", "-q", "--report", "r.json")
-    store = store_of(graph_project)
+def test_two_envs_sharing_a_package_reference_one_blob(project: Path) -> None:
+    cli(project, "build", "-q", "--report", "r.json")
+    store = store_of(project)
     tags = store.tags()
     serve = read_manifest(store, tags["serve:latest"].digest)
     batch = read_manifest(store, tags["batch:latest"].digest)
     # serve and batch lock delta 0.5 independently (batch has no parent): same layer, same blob.
     shared = {d.digest for d in serve.layers} & {d.digest for d in batch.layers}
-    report = read_report(graph_project / "r.json")
+    report = read_report(project / "r.json")
     by_env = {e["env"]: {layer["label"]: layer for layer in e["layers"]} for e in report["envs"]}
     assert by_env["serve"]["delta 0.5"]["key"] == by_env["batch"]["delta 0.5"]["key"]
     assert by_env["serve"]["delta 0.5"]["digest"] in shared
@@ -362,37 +227,39 @@ def test_two_envs_sharing_a_package_reference_one_blob(graph_project: Path) -> N
 # --- bad input ---------------------------------------------------------------------------------------
 
 
-def test_corrupted_wheel_is_one_line_error_naming_the_file(graph_project: Path) -> None:
-    wheel = graph_project / "wheels" / "delta-0.5-py3-none-any.whl"
+def test_corrupted_wheel_is_one_line_error_naming_the_file(project: Path) -> None:
+    wheel = project / "wheels" / "delta-0.5-py3-none-any.whl"
     corrupt(wheel)
-    proc = cli(graph_project, "build", "-q", check=False)
+    proc = cli(project, "build", "-q", check=False)
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("envgraph: error:")]
-    assert len(errors) == 1, proc.stderr
+    # One line for the failed layer, one for the env whose parent's image could not be built.
+    assert len(errors) == 2, proc.stderr
     assert "wheels/delta-0.5-py3-none-any.whl" in errors[0] and "does not match the lockfile" in errors[0]
-    assert "Traceback" not in proc.stderr
-    store = store_of(graph_project)
+    assert errors[1] == "envgraph: error: env api: parent env serve failed"
+    assert proc.stderr == "\n".join(errors) + "\n"  # nothing else: no traceback, no duplicate
+    store = store_of(project)
     assert_store_clean(store)
     # Independent images were built and kept; those needing delta were not.
-    assert {t.split(":")[0] for t in store.tags()} == {"core", "train"}
+    assert {t.split(":")[0] for t in store.tags()} == {"core", "train", "report"}
 
 
-def test_missing_lockfile_is_a_clear_error(graph_project: Path) -> None:
-    (graph_project / "lockfiles" / "train.lock.json").unlink()
-    proc = cli(graph_project, "build", check=False)
+def test_missing_lockfile_is_a_clear_error(project: Path) -> None:
+    (project / "lockfiles" / "train.lock.json").unlink()
+    proc = cli(project, "build", check=False)
     assert proc.returncode != 0
     assert proc.stderr.strip() == "envgraph: error: env train has no lockfile: run `envgraph lock`"
-    assert store_of(graph_project).tags() == {}
+    assert store_of(project).tags() == {}
 
 
-def test_stale_lockfile_is_a_clear_error(graph_project: Path) -> None:
-    toml = graph_project / "envgraph.toml"
+def test_stale_lockfile_is_a_clear_error(project: Path) -> None:
+    toml = project / "envgraph.toml"
     toml.write_text(toml.read_text().replace('requirements = ["gamma"]', 'requirements = ["gamma", "beta"]'))
-    proc = cli(graph_project, "build", check=False)
+    proc = cli(project, "build", check=False)
     assert proc.returncode != 0
     assert proc.stderr.startswith("envgraph: error: stale lockfiles: env train")
     assert "run `envgraph lock`" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    assert store_of(graph_project).tags() == {}
+    assert store_of(project).tags() == {}
 
 
 def test_two_packages_writing_one_path_is_an_error_naming_both(
@@ -529,8 +396,6 @@ python = "/usr/bin/python3.11"
 @pytest.fixture(scope="session")
 def debian_archive(debian_rootfs: DebianRootfs, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The suite's one Debian rootfs as an uncompressed one-layer docker-archive (made by copying)."""
-    from tests.test_docker import write_docker_archive
-
     out = tmp_path_factory.mktemp("debian-base") / "bookworm.tar"
     write_docker_archive(debian_rootfs.tar_path, out, "envgraph-test/bookworm:base")
     return out
@@ -564,17 +429,16 @@ workdir = "/srv/app"
 
 @pytest.fixture
 def loaded_cleanup(docker_client: Any) -> Iterator[list[str]]:
-    refs: list[str] = []
-    yield refs
-    for ref in refs:
-        for image in docker_client.images.list(name=ref):
-            for t in image.tags:
-                docker_client.images.remove(t, force=True)
+    """Repositories whose tags the test loaded into the daemon; removed afterwards, best effort."""
+    repos: list[str] = []
+    yield repos
+    remove_images(docker_client, *repos)
 
 
 def docker_run(project: Path, env: str, *command: str) -> subprocess.CompletedProcess[str]:
+    # A real process: `envgraph run` hands the container's exit code and output to its own.
     # No network: the tests need none, and it keeps them independent of the daemon's bridge.
-    return cli(project, "run", "--network", "none", env, "--", *command, check=False, timeout=600)
+    return cli_process(project, "run", "--network", "none", env, "--", *command, check=False, timeout=600)
 
 
 @pytest.mark.docker
@@ -616,9 +480,9 @@ requirements = ["numpy>=1.26,<2.3", "pandas>=2.1,<2.3"]
 """
     )
     lock(tmp_path / "envgraph.toml")
-    packages = json.loads((tmp_path / "lockfiles" / "sci.lock.json").read_text())["packages"]
+    packages = lock_json(tmp_path, "sci")["packages"]
     numpy_version = next(p["version"] for p in packages if p["name"] == "numpy")
-    cli(tmp_path, "build", "-q", timeout=600)
+    cli(tmp_path, "build", "-q")
     loaded_cleanup.append("envgraph/sci")
     proc = docker_run(tmp_path, "sci", "python", "-c", "import numpy, pandas; print(numpy.__version__)")
     assert proc.returncode == 0, proc.stderr

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from envgraph.debian._rootfs import DebianRootfs
 from envgraph.oci._image import read_config, read_manifest
 from envgraph.oci._store import Store
 from envgraph.plan import PackageLayer, WheelBuild
+from tests.support.cli import cli_process
 from tests.support.docker import cache_dir
 from tests.support.native import seed_debian_base
 from tests.support.sdists import C_SOURCE, make_sdist, make_source_tree
@@ -45,15 +45,7 @@ def shared_downloads() -> Iterator[None]:
 def cli(
     project: Path, *args: str, check: bool = True, timeout: float = 900
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("SOURCE_DATE_EPOCH", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "envgraph.cli", *args], cwd=project, capture_output=True, text=True,
-        timeout=timeout, env=env,
-    )  # fmt: skip
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+    return cli_process(project, *args, check=check, timeout=timeout)
 
 
 def history(store: Store, env: str) -> list[str]:

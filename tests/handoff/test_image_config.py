@@ -14,7 +14,7 @@ import envgraph
 from envgraph.errors import SpecError
 from envgraph.oci._image import read_manifest
 from envgraph.workspace import Workspace
-from tests.conftest import BUILD_HEADER
+from tests.support.project import BUILD_HEADER
 
 BODY = """
 [env.core]

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 import envgraph
 from envgraph.cli import main
-from tests.conftest import BUILD_HEADER
+from tests.support.project import BUILD_HEADER
 
 BODY = """
 [env.core]

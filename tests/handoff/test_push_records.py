@@ -17,7 +17,7 @@ from envgraph.errors import RegistryError, StoreError
 from envgraph.registry import PushRecord, push_records
 from envgraph.registry._records import PUSH_RECORDS_FILE, record_pushes
 from envgraph.workspace import Workspace
-from tests.conftest import BUILD_HEADER
+from tests.support.project import BUILD_HEADER
 from tests.support.registry import RunningRegistry
 
 BODY = """

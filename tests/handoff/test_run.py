@@ -15,7 +15,7 @@ import pytest
 
 from envgraph._docker import _environment, _volumes, parse_gpus, parse_ports
 from envgraph.errors import DockerError
-from tests.e2e.test_build import cli_env
+from tests.support.cli import cli_env
 
 
 def test_ports_parse_like_docker_run() -> None:

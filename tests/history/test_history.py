@@ -18,8 +18,9 @@ import pytest
 from envgraph.errors import SpecError
 from envgraph.history import EnvRecord, PushRecord, RunRecord, _fast, _schema, open_history
 from envgraph.history._url import database_url, driver_url, safe_url
-from tests.e2e.test_build import GRAPH, cli, copy_project, locked_template
+from tests.support.cli import cli
 from tests.support.postgres import RunningPostgres
+from tests.support.project import GRAPH, copy_project, locked_template
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 import envgraph
 from envgraph.workspace import Workspace
-from tests.conftest import BUILD_HEADER
+from tests.support.project import BUILD_HEADER
 from tests.support.wheels import make_wheel
 
 BODY = """

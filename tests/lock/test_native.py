@@ -20,7 +20,7 @@ import pytest
 from envgraph.errors import DebianError, LockError
 from envgraph.graph import build_graph
 from envgraph.identity import LOCK_VERSION, Compression
-from envgraph.lock import BaseLock, DebianPin, Locker, LockResult, read_base_lock
+from envgraph.lock import BaseLock, DebianPin, ImagePin, Locker, LockResult, read_base_lock
 from envgraph.lock._lockfile import read_lock
 from envgraph.plan import DebLayer, MergedLayer, PackageLayer, PlanTarget, make_plan
 from envgraph.spec import Base, libc_of, read_spec
@@ -89,9 +89,12 @@ def _pin_base(name: str, base: Base, existing: BaseLock | None) -> BaseLock:
             versions=BASE_VERSIONS,
             diff_id="sha256:" + "1" * 64,
         )
+    # A scratch base pins the image "scratch", as the real pinner does (a base lock holds debian or image).
+    image = ImagePin(reference="scratch") if base.image == "scratch" else None
     return BaseLock(
         version=LOCK_VERSION, name=name, python=base.python, libc=libc_of(base), inputs="", identity="",
-        debian=debian, architecture="amd64" if debian else None, python_version="3.11" if debian else None,
+        debian=debian, image=image, architecture="amd64" if debian else None,
+        python_version="3.11" if debian else None,
     )  # fmt: skip
 
 

@@ -33,8 +33,8 @@ from envgraph.oci._model import Platform
 from envgraph.oci._store import Store
 from envgraph.oci._verify import verify_store
 from envgraph.platforms import host_platform, parse_platform
-from tests.conftest import SCRATCH_PYTHON
-from tests.e2e.test_build import cli
+from tests.support.cli import cli
+from tests.support.project import SCRATCH_PYTHON
 from tests.support.registry import RunningRegistry
 from tests.support.wheels import make_wheel, standard_wheels
 

@@ -28,6 +28,7 @@ from envgraph.oci._layer import layer_from_directory
 from envgraph.oci._model import Descriptor, to_json
 from envgraph.oci._store import Store
 from envgraph.oci._verify import verify_store
+from tests.support.docker import remove_images
 
 skopeo = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed (CI installs it)")
 
@@ -209,4 +210,4 @@ def test_docker_loads_the_docker_archive(tmp_path: Path, docker_client: Any) -> 
         assert loaded.attrs["RootFS"]["Layers"] == list(config.rootfs.diff_ids)
         assert loaded.attrs["Config"]["Env"] == ["A=1"]
     finally:
-        docker_client.images.remove(tag, force=True)
+        remove_images(docker_client, tag)

@@ -1,11 +1,10 @@
-"""The registry as a shared layer cache, against a real registry (tests/registry_fixture.py)."""
+"""The registry as a shared layer cache, against a real registry (tests/support/registry.py)."""
 
 from __future__ import annotations
 
 import json
 import threading
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from envgraph.oci._verify import verify_store
 from envgraph.registry._cache import RegistryCache, cache_tag
 from envgraph.registry._client import RegistryClient
 from envgraph.workspace import Workspace
-from tests.registry.test_push import BODY, HEADER
+from tests.support.project import copy_project
 from tests.support.registry import RunningRegistry
 
 pytestmark = pytest.mark.registry
@@ -30,10 +29,9 @@ def unique(name: str) -> str:
 
 
 @pytest.fixture
-def project(make_project: Callable[..., Path]) -> Path:
-    path = make_project(BODY, header=HEADER)
-    envgraph.load(path).lock()
-    return path
+def project(two_envs_template: Path, tmp_path: Path) -> Path:
+    """A locked copy of TWO_ENVS (core, app on core); returns its envgraph.toml."""
+    return copy_project(two_envs_template, tmp_path / "project") / "envgraph.toml"
 
 
 def image_digests(ws: Workspace) -> dict[str, str]:

@@ -21,7 +21,6 @@ from envgraph.errors import RegistryError
 from envgraph.identity import MEDIA_TYPE_MANIFEST
 from envgraph.registry._auth import ENV_PASSWORD, ENV_USERNAME, Credentials
 from envgraph.registry._client import RegistryClient
-from envgraph.registry._reference import Reference
 
 if TYPE_CHECKING:
     from tests.support.registry import RunningRegistry
@@ -69,31 +68,6 @@ def no_ambient_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> P
 def client(registry: RunningRegistry, no_ambient_credentials: Path) -> Iterator[RegistryClient]:
     with RegistryClient(registry.host, insecure=True) as c:
         yield c
-
-
-# --- references -----------------------------------------------------------------------------------
-
-
-def test_reference_parse() -> None:
-    ref = Reference.parse("127.0.0.1:5000/team/envs")
-    assert (ref.host, ref.repository, ref.tag, ref.digest) == ("127.0.0.1:5000", "team/envs", None, None)
-    assert ref.ref == "latest"
-    ref = Reference.parse("localhost:5000/envs:train-v1")
-    assert (ref.host, ref.repository, ref.tag) == ("localhost:5000", "envs", "train-v1")
-    d = "sha256:" + "a" * 64
-    ref = Reference.parse(f"ghcr.io/org/team/envs:v2@{d}")
-    assert (ref.host, ref.repository, ref.tag, ref.digest, ref.ref) == (
-        "ghcr.io",
-        "org/team/envs",
-        "v2",
-        d,
-        d,
-    )
-    assert Reference.parse("python:3.11").repository == "library/python"
-    assert Reference.parse("python:3.11").host == "docker.io"
-    assert str(Reference.parse("127.0.0.1:5000/a/b:t")) == "127.0.0.1:5000/a/b:t"
-    with pytest.raises(RegistryError, match="invalid image reference"):
-        Reference.parse("127.0.0.1:5000/Team/Envs")
 
 
 # --- blobs ----------------------------------------------------------------------------------------

@@ -1,20 +1,17 @@
-"""Push and pull against a real registry (docker-registry on 127.0.0.1, see tests/registry_fixture.py)."""
+"""Push and pull against a real registry (docker-registry on 127.0.0.1, see tests/support/registry.py)."""
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import subprocess
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 import envgraph
-from envgraph._ui import PlainPushProgress, RichPushProgress, push_progress
 from envgraph.errors import EnvgraphError, RegistryError
 from envgraph.identity import MEDIA_TYPE_INDEX
 from envgraph.oci._known_blobs import KNOWN_BLOBS_FILE
@@ -23,25 +20,15 @@ from envgraph.oci._store import Store
 from envgraph.oci._verify import verify_store
 from envgraph.registry._auth import ENV_PASSWORD, ENV_USERNAME
 from envgraph.registry._client import RegistryClient
-from envgraph.registry._push import BlobEvent
 from envgraph.registry._transfer import pull_image
 from envgraph.workspace import Workspace
-from tests.conftest import BUILD_HEADER as HEADER
+from tests.support.docker import remove_images
 from tests.support.images import fake_python_base
+from tests.support.project import BUILD_HEADER as HEADER
+from tests.support.project import copy_project
 from tests.support.registry import RunningRegistry
 
 pytestmark = pytest.mark.registry
-
-
-BODY = """
-[env.core]
-base = "none"
-requirements = ["alpha"]
-
-[env.app]
-parent = "core"
-requirements = ["gamma"]
-"""
 
 
 def unique(name: str) -> str:
@@ -49,10 +36,9 @@ def unique(name: str) -> str:
 
 
 @pytest.fixture
-def built(make_project: Callable[..., Path]) -> Workspace:
+def built(two_envs_template: Path, tmp_path: Path) -> Workspace:
     """A locked and built two-env project (core, app on core) in its own store."""
-    ws = envgraph.load(make_project(BODY, header=HEADER))
-    ws.lock()
+    ws = envgraph.load(copy_project(two_envs_template, tmp_path / "project") / "envgraph.toml")
     result = ws.build(jobs=2)
     assert result.ok, result.failures
     return ws
@@ -175,10 +161,9 @@ def test_mount_from_named_repository_without_history(built: Workspace, registry:
 
 
 def test_push_unbuilt_env_is_one_line_error(
-    make_project: Callable[..., Path], registry: RunningRegistry
+    two_envs_template: Path, registry: RunningRegistry, tmp_path: Path
 ) -> None:
-    ws = envgraph.load(make_project(BODY, header=HEADER))
-    ws.lock()
+    ws = envgraph.load(copy_project(two_envs_template, tmp_path / "project") / "envgraph.toml")
     with pytest.raises(EnvgraphError, match=r"^env core is not built: run `envgraph build`$"):
         ws.push(["core"], [], f"{registry.host}/{unique('push/unbuilt')}", insecure=True)
 
@@ -374,7 +359,7 @@ def test_docker_pulls_and_runs_pushed_image(
             pytest.skip(f"cannot lend the host's interpreter to the container: {err}")
         assert out.strip() == b"hello from gamma"
     finally:
-        client.images.remove(f"{ref}:app", force=True)
+        remove_images(client, f"{ref}:app")
 
 
 def test_docker_base_from_a_registry(
@@ -408,32 +393,3 @@ def test_docker_base_from_a_registry(
     base_manifest = from_json(store.read_blob(base.digest), Manifest)
     assert manifest.layers[: len(base_manifest.layers)] == base_manifest.layers
     assert verify_store(store).problems == ()
-
-
-class _Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_push_progress_is_a_bar_on_a_terminal_and_lines_elsewhere() -> None:
-    events = [BlobEvent("", 0, "planned", 0, 3), BlobEvent("sha256:" + "a" * 64, 2_000_000, "uploaded", 1, 3),
-              BlobEvent("sha256:" + "b" * 64, 10, "skipped", 2, 3), BlobEvent("sha256:" + "c" * 64, 5, "mounted", 3, 3)]  # fmt: skip
-    term = _Terminal()
-    bar = push_progress(term)
-    assert isinstance(bar, RichPushProgress)
-    for ev in events:
-        bar(ev)
-    assert bar.uploaded == 2_000_000
-    assert bar.progress.tasks[0].completed == 3
-    bar.close()
-
-    pipe = io.StringIO()
-    lines = push_progress(pipe)
-    assert isinstance(lines, PlainPushProgress)
-    for ev in events:
-        lines(ev)
-    lines.close()
-    assert pipe.getvalue().splitlines() == [
-        "[1/3] uploaded sha256:aaaaaaaaaaaa 2.0 MB",
-        "[3/3] mounted sha256:cccccccccccc 5 B",
-    ]

@@ -12,7 +12,8 @@ from starlette.testclient import TestClient
 
 from envgraph.oci._store import Store
 from envgraph.server import create_app
-from tests.e2e.test_build import GRAPH, cli, locked_template
+from tests.support.cli import cli
+from tests.support.project import GRAPH, locked_template
 
 DASHBOARD_RUNS = 4  # runs the dashboard project's commands recorded (tests may add more after)
 

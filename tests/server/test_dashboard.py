@@ -18,7 +18,8 @@ from envgraph.oci._image import read_manifest
 from envgraph.oci._store import Store
 from envgraph.server import create_app
 from envgraph.server._dashboard import API, PAGES, Dashboard, dashboard_routes
-from tests.e2e.test_build import cli, lock_drv
+from tests.support.cli import cli
+from tests.support.project import lock_drv
 from tests.support.registry import RunningRegistry
 
 HOST = "testserver"  # the TestClient's Host header

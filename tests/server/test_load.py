@@ -18,10 +18,11 @@ from envgraph.oci._image import read_manifest
 from envgraph.oci._model import Manifest
 from envgraph.oci._store import Store
 from envgraph.server import BackgroundServer
-from tests.conftest import BUILD_HEADER
-from tests.e2e.test_build import cli, debian_archive, lock, run_project  # noqa: F401 - fixtures
+from tests.e2e.test_build import debian_archive, run_project  # noqa: F401 - fixtures
 from tests.server.test_api import flip_byte
 from tests.server.test_serve_cli import serving
+from tests.support.cli import cli
+from tests.support.project import BUILD_HEADER, lock
 from tests.support.wheels import make_wheel, standard_wheels
 
 pytestmark = pytest.mark.docker

@@ -22,8 +22,8 @@ import requests
 
 from envgraph.oci._image import read_manifest
 from envgraph.oci._store import Store
-from tests.e2e.test_build import cli_env
 from tests.server.conftest import snapshot
+from tests.support.cli import cli_env
 
 skopeo = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed (CI installs it)")
 STOP_TIMEOUT_S = 15

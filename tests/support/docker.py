@@ -1,23 +1,30 @@
-"""Session fixtures for tests that need a Docker daemon or a Debian base rootfs.
+"""Session fixtures for tests that need a Docker daemon or a Debian base rootfs, and daemon helpers.
 
-Registered for every test by ``pytest_plugins`` in ``tests/conftest.py``.
+Registered for every test by ``pytest_plugins`` in ``tests/conftest.py``. Daemon calls get a load-tolerant
+timeout (:data:`DAEMON_TIMEOUT_S`): on a busy CI machine a daemon can take well over 30 s to delete an image.
+Cleanup never fails a test: :func:`remove_images` is best effort and only warns.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
 import subprocess
+import tarfile
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker
+import docker.errors
 import pytest
 
 from envgraph._docker import DEFAULT_DOCKER_HOST, connect, docker_host
-from envgraph._hashing import digest_hex, digest_of
+from envgraph._hashing import canonical_json, digest_hex, digest_of, file_sha256, sha256_hex
 from envgraph.debian._rootfs import DEFAULT_EPOCH, DebianRootfs, build_debian_rootfs, default_mirror
 from envgraph.errors import DockerError
 
@@ -26,6 +33,8 @@ BASE_PACKAGES = ("python3-minimal", "libpython3.11-stdlib", "libstdc++6", "ca-ce
 # The suite moves at each point release; rebuilding a week-old base keeps pinned rebuilds possible.
 CACHE_MAX_AGE_S = 7 * 24 * 3600
 DOCKERD_START_TIMEOUT_S = 60.0
+# Every request of the tests' client; a timed-out DELETE once failed a whole CI run at 30 s.
+DAEMON_TIMEOUT_S = 300
 
 
 def cache_dir() -> Path:
@@ -34,7 +43,7 @@ def cache_dir() -> Path:
 
 def _try_connect() -> docker.DockerClient | None:
     try:
-        return connect(timeout=30)
+        return connect(timeout=DAEMON_TIMEOUT_S)
     except DockerError:
         return None
 
@@ -51,12 +60,16 @@ def _start_dockerd(log_path: Path) -> subprocess.Popen[bytes]:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the daemon we started; best effort (a daemon slow to die must not fail the session's last test)."""
     proc.terminate()
     try:
-        proc.wait(timeout=30)
+        proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            warnings.warn(f"dockerd (pid {proc.pid}) did not exit after SIGKILL", stacklevel=2)
 
 
 def _tail(path: Path, n: int = 5) -> str:
@@ -96,6 +109,54 @@ def docker_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[docker.D
         client.close()
     finally:
         _stop(proc)
+
+
+def remove_images(client: docker.DockerClient, *refs: str) -> None:
+    """Untag each ``repo:tag``, or every tag of each ``repo``, in ``refs`` (other names of the same image stay).
+
+    Best effort: cleanup must not fail a test, so errors (a slow or vanished daemon) only warn."""
+    for ref in refs:
+        try:
+            if ":" in ref.rsplit("/", 1)[-1]:
+                names = [ref]
+            else:
+                images = client.images.list(name=ref)
+                names = sorted({t for image in images for t in image.tags if t.rsplit(":", 1)[0] == ref})
+            for name in names:
+                with contextlib.suppress(docker.errors.ImageNotFound):
+                    client.images.remove(name, force=True)
+        except Exception as err:  # leftovers are harmless test images
+            warnings.warn(f"could not remove {ref} from the Docker daemon: {err}", stacklevel=2)
+
+
+def _add_bytes(tf: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tf.addfile(info, io.BytesIO(data))
+
+
+def write_docker_archive(layer_tar: Path, out: Path, repo_tag: str) -> str:
+    """A minimal one-layer docker-archive (``manifest.json`` + config + layer); returns the config digest.
+
+    Stand-in for the real exporter in ``envgraph.oci``: just enough for ``docker load``.
+    """
+    diff_id = "sha256:" + file_sha256(layer_tar)[0]
+    config = canonical_json(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        }
+    )
+    config_name = sha256_hex(config) + ".json"
+    layer_name = diff_id.removeprefix("sha256:") + "/layer.tar"
+    manifest = [{"Config": config_name, "RepoTags": [repo_tag], "Layers": [layer_name]}]
+    with tarfile.open(out, "w") as tf:
+        _add_bytes(tf, config_name, config)
+        tf.add(layer_tar, arcname=layer_name)  # copied in chunks, not read into memory
+        _add_bytes(tf, "manifest.json", json.dumps(manifest).encode())
+    return "sha256:" + sha256_hex(config)
 
 
 def base_inputs() -> dict[str, object]:
