@@ -115,6 +115,8 @@ class Env:
     workdir: str | None = None
     entrypoint: tuple[str, ...] | None = None
     cmd: tuple[str, ...] | None = None
+    # Direct requirements that may resolve to a release far older than their newest (a deliberate old pin).
+    allow_old: tuple[str, ...] = field(default=(), metadata=_key("allow-old"))
 
 
 @frozen

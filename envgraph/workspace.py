@@ -49,11 +49,25 @@ class Workspace:
         self.lockdir = self.root / LOCKDIR
         self.store_path = Path(store or os.environ.get("ENVGRAPH_STORE") or self.root / ".envgraph").resolve()
 
-    def locker(self, *, jobs: int | None = None, log: Callable[[str], None] = lambda _m: None) -> Locker:
+    def locker(
+        self,
+        *,
+        jobs: int | None = None,
+        log: Callable[[str], None] = lambda _m: None,
+        allow_old: Sequence[str] = (),
+    ) -> Locker:
         from envgraph._bases import BasePinner
 
         pinner = BasePinner(self.store_path, self.root, self.spec.project.platform)
-        return Locker(self.spec, self.graph, self.lockdir, pin_base=pinner, jobs=jobs or 4, log=log)
+        return Locker(
+            self.spec,
+            self.graph,
+            self.lockdir,
+            pin_base=pinner,
+            jobs=jobs or os.cpu_count() or 1,
+            log=log,
+            allow_old=allow_old,
+        )
 
     def lock(
         self,
@@ -65,9 +79,10 @@ class Workspace:
         check: bool = False,
         jobs: int | None = None,
         log: Callable[[str], None] = lambda _m: None,
+        allow_old: Sequence[str] = (),
     ) -> LockResult:
         """Lock (or with ``check=True`` only verify) the selected envs and their ancestors."""
-        return self.locker(jobs=jobs, log=log).lock(
+        return self.locker(jobs=jobs, log=log, allow_old=allow_old).lock(
             envs, pipelines, upgrade=upgrade, upgrade_packages=upgrade_packages, check=check
         )
 

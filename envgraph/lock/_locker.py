@@ -180,6 +180,7 @@ class Locker:
         pin_base: BasePinner,
         jobs: int = 4,
         log: Callable[[str], None] = lambda _msg: None,
+        allow_old: Sequence[str] = (),
     ) -> None:
         self.spec = spec
         self.graph = graph
@@ -187,6 +188,7 @@ class Locker:
         self.pin_base = pin_base
         self.jobs = jobs
         self.log = log
+        self.allow_old = tuple(allow_old)
         p = spec.project
         self.find_links = [spec.root / fl for fl in p.find_links]
         # An empty index-url means no index at all: only find-links (offline, like pip's --no-index).
@@ -368,6 +370,10 @@ class Locker:
         result = Declared(tuple(lines), tuple(constraints), tuple(local), tuple(git))
         self._declared[env] = result
         return result
+
+    def allowed_old(self, env: str) -> set[str]:
+        """Packages whose resolution to a far older release is deliberate: the env's allow-old and the command's."""
+        return {str(canonicalize_name(n)) for n in (*self.spec.env[env].allow_old, *self.allow_old)}
 
     def parent_pins(self, env: str, locks: Mapping[str, Lockfile]) -> dict[str, str]:
         pins: dict[str, str] = {}
@@ -615,22 +621,29 @@ class Locker:
             blockers = find_blockers(self.index, named, pins, target) if pins else []
             cause = self._blocker_text(blockers, parent) or _pip_conflict(e.output)
             raise ResolutionError(f"env {env}: cannot resolve: {cause}") from None
-        # A direct requirement resolved far behind its newest release usually means a parent pin holds it back.
+        # A direct requirement resolved far behind its newest release usually means a parent pin holds it back;
+        # whatever the cause, it is never written silently (unless the env or the command line allows it).
         if pins:
             resolved = {q.name: q.version for q in result.pins}
+            allowed = self.allowed_old(env)
+            # A pin kept from the existing lockfile (no --upgrade) was accepted when it was resolved.
+            kept = {} if upgrade or existing is None else {q.name: q.version for q in existing.packages}
             for r in named:
                 name = canonicalize_name(Requirement(r).name)
-                if name not in resolved or name in pins:
+                if name not in resolved or name in pins or name in allowed:
+                    continue
+                if kept.get(name) == resolved[name] and name not in upgrade_names:
                     continue
                 newer = is_far_older(self.index, r, resolved[name], target)
                 if newer is None:
                     continue
                 blockers = find_blockers(self.index, [r], pins, target)
-                if blockers:
-                    raise ResolutionError(
-                        f"env {env}: '{r}' resolved to {resolved[name]}, far older than {newer[0]}: "
-                        + self._blocker_text(blockers, parent)
-                    )
+                cause = self._blocker_text(blockers, parent) or "no parent pin explains it"
+                raise ResolutionError(
+                    f"env {env}: '{r}' resolved to {resolved[name]}, far older than {newer[0]}: {cause} "
+                    f'(to keep {resolved[name]} on purpose: allow-old = ["{name}"] in env.{env}, '
+                    f"or --allow-old {name})"
+                )
         parent_names = set(self.parent_pins(env, locks))
         own = [q for q in result.pins if q.name not in parent_names]
         direct = self._direct_sources(env, declared, [q for q in own if q.url is not None])
