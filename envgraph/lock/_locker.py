@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -59,6 +59,7 @@ from envgraph.lock._resolve import (
     pip_report,
     resolver_versions,
 )
+from envgraph.lock._schedule import run_dag
 from envgraph.lock._wheels import Target
 from envgraph.spec import Base, Env, Spec, libc_of
 
@@ -200,6 +201,7 @@ class Locker:
             extra_index_urls=p.extra_index_urls, find_links=self.find_links, timeout=p.resolve_timeout,
         )  # fmt: skip
         self._declared: dict[str, Declared] = {}
+        self._timing: dict[str, tuple[float, float]] = {}  # env -> (resolver, release checks) seconds
 
     # -- public -------------------------------------------------------------------
     def lock(
@@ -241,28 +243,26 @@ class Locker:
         resolved: dict[str, Lockfile] = {}
         env_outcomes: dict[str, LockOutcome] = {}
         sub = self.graph.dag.subgraph([("env", e) for e in selected])
-        for generation in nx.topological_generations(sub):
-            names = sorted(n for _, n in generation)
+        order = [n for _, n in nx.lexicographical_topological_sort(sub, key=lambda node: node[1])]
+        parents = {e: [p for p in [self.graph.parent(e)] if p is not None] for e in order}
+
+        def work(e: str) -> tuple[Lockfile | None, LockOutcome]:
             if check:
-                results = [
-                    self._resolve_env(e, locks, bases, check=True, upgrade=False, upgrade_names=set())
-                    for e in names
-                ]
-            else:
-                with ThreadPoolExecutor(max_workers=max(1, min(self.jobs, len(names)))) as pool:
-                    results = list(
-                        pool.map(
-                            lambda e: self._resolve_env(
-                                e, locks, bases, check=False, upgrade=upgrade, upgrade_names=upgrade_names
-                            ),
-                            names,
-                        )
-                    )
-            for e, (env_lock, env_outcome) in zip(names, results, strict=True):
-                env_outcomes[e] = env_outcome
-                if env_lock is not None:
-                    locks[e] = env_lock
-                    resolved[e] = env_lock
+                return self._resolve_env(e, locks, bases, check=True, upgrade=False, upgrade_names=set())
+            return self._resolve_env(
+                e, locks, bases, check=False, upgrade=upgrade, upgrade_names=upgrade_names
+            )
+
+        def finished(e: str, result: tuple[Lockfile | None, LockOutcome]) -> None:
+            # Runs in this thread before any child of e starts: the child reads its parent's new pins.
+            env_lock, env_outcome = result
+            env_outcomes[e] = env_outcome
+            if env_lock is not None:
+                locks[e] = env_lock
+                resolved[e] = env_lock
+
+        # Each env starts as soon as its parent is locked (not when the parent's whole generation is).
+        run_dag(order, parents, work, jobs=1 if check else self.jobs, done=finished)
 
         # Second pass: layer budget (needs every env's packages) and drvs, parents first.
         for e in selected:
@@ -311,7 +311,9 @@ class Locker:
                 why = "its content does not match its identity (edited?)"
             return existing, LockOutcome(name, "base", "stale", why)
         self.log(f"pinning base {name}")
+        started = time.monotonic()
         pinned = self.pin_base(name, base, existing or previous)
+        self.log(f"base {name}: pinned in {time.monotonic() - started:.1f} s")
         pinned = evolve(pinned, inputs=inputs)
         pinned = evolve(pinned, identity=base_identity(pinned))
         self._check_base_fits(name, pinned)
@@ -487,7 +489,13 @@ class Locker:
             self.log(
                 f"resolving env {env}" + (" (its lockfile was edited: resolving afresh)" if edited else "")
             )
+            started = time.monotonic()
             packages = self._resolve(env, locks, existing, upgrade=upgrade, upgrade_names=upgrade_names)
+            resolver_s, check_s = self._timing.get(env, (0.0, 0.0))
+            self.log(
+                f"env {env}: {len(packages)} packages resolved in {time.monotonic() - started:.1f} s "
+                f"({'pip-compile'} {resolver_s:.1f} s, checking releases {check_s:.1f} s)"
+            )
         apt: AptLock | None = None
         if requested:
             if apt_fresh and existing is not None:
@@ -621,6 +629,7 @@ class Locker:
             blockers = find_blockers(self.index, named, pins, target) if pins else []
             cause = self._blocker_text(blockers, parent) or _pip_conflict(e.output)
             raise ResolutionError(f"env {env}: cannot resolve: {cause}") from None
+        checking = time.monotonic()
         # A direct requirement resolved far behind its newest release usually means a parent pin holds it back;
         # whatever the cause, it is never written silently (unless the env or the command line allows it).
         if pins:
@@ -644,6 +653,7 @@ class Locker:
                     f'(to keep {resolved[name]} on purpose: allow-old = ["{name}"] in env.{env}, '
                     f"or --allow-old {name})"
                 )
+        self._timing[env] = (result.seconds, time.monotonic() - checking)
         parent_names = set(self.parent_pins(env, locks))
         own = [q for q in result.pins if q.name not in parent_names]
         direct = self._direct_sources(env, declared, [q for q in own if q.url is not None])

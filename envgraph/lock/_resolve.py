@@ -217,6 +217,10 @@ def pip_compile(
             interpreter, "-m", "piptools", "compile", "--quiet", "--generate-hashes", "--strip-extras",
             "--allow-unsafe", "--no-header", "--no-annotate", "--no-emit-index-url", "--no-emit-find-links",
             "--resolver=backtracking", "--pip-args", "--only-binary=:all:" if only_binary else "--prefer-binary",
+            # pip-tools' dependency cache is one JSON file rewritten in place: concurrent pip-compiles would read
+            # each other's half-written file, so each has its own. pip's download cache stays shared (it writes
+            # each entry atomically), so envs resolved at once download a file once.
+            "--cache-dir", str(d / "piptools-cache"),
             *(["--index-url", index_url] if index_url else ["--no-index"]), "-o", str(d / "requirements.txt"),
         ]  # fmt: skip
         for u in extra_index_urls:
