@@ -23,7 +23,7 @@ def lock(root: Path, jobs: int) -> float:
         p.unlink()
     start = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "envgraph", "-f", str(root / "envgraph.toml"), "lock", "-U", "-j", str(jobs)],
+        [str(Path(sys.executable).parent / "envgraph"), "-f", str(root / "envgraph.toml"), "lock", "-U", "-j", str(jobs)],
         capture_output=True, text=True,
     )  # fmt: skip
     took = time.monotonic() - start

@@ -7,6 +7,7 @@ inputs changed (or ``--upgrade``); its drv is recomputed every time, which is ch
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -17,12 +18,12 @@ import attrs
 import networkx as nx
 from attrs import evolve, frozen
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from envgraph import identity
 from envgraph._convert import unstructure
 from envgraph._hashing import tree_sha256
-from envgraph.errors import LockError, ResolutionError, StaleLockError
+from envgraph.errors import LockError, ResolutionError, StaleLockError, redact
 from envgraph.graph import EnvGraph
 from envgraph.identity import LOCK_VERSION
 from envgraph.lock._apt import AptResolver
@@ -31,6 +32,7 @@ from envgraph.lock._diagnose import Blocker, direct_conflicts, find_blockers, is
 from envgraph.lock._index import PackageIndex, local_distributions
 from envgraph.lock._lockfile import (
     base_identity,
+    index_options,
     lock_path,
     read_base_lock,
     read_base_lock_any_version,
@@ -280,11 +282,16 @@ class Locker:
                 else:
                     outcomes.append(outcome)
                 continue
-            wrote = write_lock(self.lockdir, final, closure(locks, self.graph, e))
+            wrote = write_lock(self.lockdir, final, closure(locks, self.graph, e), self._index_options())
             if outcome.status == "unchanged" and wrote:
                 outcome = LockOutcome(e, "env", "updated", self._what_changed(previous, final))
             outcomes.append(outcome)
         return LockResult(tuple(outcomes))
+
+    def _index_options(self) -> list[str]:
+        p = self.spec.project
+        rel = [Path(os.path.relpath(fl, self.lockdir)).as_posix() for fl in self.find_links]
+        return index_options(p.index_url, p.extra_index_urls, rel)
 
     # -- bases --------------------------------------------------------------------
     def _lock_base(self, name: str, check: bool) -> tuple[BaseLock | None, LockOutcome]:
@@ -627,7 +634,7 @@ class Locker:
             ) from None
         except ResolverFailed as e:
             blockers = find_blockers(self.index, named, pins, target) if pins else []
-            cause = self._blocker_text(blockers, parent) or _pip_conflict(e.output)
+            cause = self._blocker_text(blockers, parent) or _pip_conflict(e.output, pins, parent)
             raise ResolutionError(f"env {env}: cannot resolve: {cause}") from None
         checking = time.monotonic()
         # A direct requirement resolved far behind its newest release usually means a parent pin holds it back;
@@ -826,7 +833,9 @@ class Locker:
             for a in attrs.fields(Lockfile)
             if a.name != "drv" and getattr(old, a.name) != getattr(new, a.name)
         ]
-        return ", ".join(fields) or "drv"
+        if fields:
+            return ", ".join(fields)
+        return "drv" if old.drv != new.drv else "requirements.txt"
 
 
 def package_popularity(graph: EnvGraph, locks: Mapping[str, Lockfile]) -> dict[tuple[str, str], int]:
@@ -859,7 +868,7 @@ def previous_pins(path: Path) -> str:
 PIN_LINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9][A-Za-z0-9.+!_-]*\n$")
 
 
-def _pip_conflict(output: str) -> str:
+def _pip_conflict(output: str, pins: Mapping[str, str] | None = None, parent: str | None = None) -> str:
     """pip's own explanation, on one line."""
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
     try:
@@ -873,5 +882,40 @@ def _pip_conflict(output: str) -> str:
             return "; ".join(caused)
     except StopIteration:
         pass
+    # pip-compile hides pip's "The conflict is caused by" block, but its traceback keeps the resolver's causes.
+    causes = _backtrack_causes(output, pins or {}, parent)
+    if causes:
+        return "conflicting dependencies: " + "; ".join(causes)
     errors = [ln for ln in lines if ln.startswith("ERROR:")]
     return (errors[-1] if errors else lines[-1] if lines else "pip-compile failed").removeprefix("ERROR: ")
+
+
+_CAUSE = re.compile(
+    r"RequirementInformation\(requirement=\w+\('(?P<req>[^']*)'\), parent=(?:None|\w+\('(?P<parent>[^']*)'\))\)"
+)
+
+
+def _backtrack_causes(output: str, pins: Mapping[str, str], parent: str | None) -> list[str]:
+    """``needy 1.0 requires 'alpha>=2'`` for each cause in resolvelib's ResolutionImpossible, as pip-compile's
+    traceback shows it (the parent is a wheel URL or ``None``, a requirement of the env itself)."""
+    out: list[str] = []
+    for m in _CAUSE.finditer(output):
+        parent = m.group("parent")
+        who = "the env"
+        if parent:
+            name = parent.rsplit("/", 1)[-1].split("#", 1)[0]
+            try:
+                dist, version, *_ = parse_wheel_filename(name)
+                who = f"{dist} {version}"
+            except ValueError:
+                who = redact(parent)
+        text = f"{who} requires '{m.group('req')}'"
+        try:
+            name = str(canonicalize_name(Requirement(m.group("req")).name))
+        except ValueError:
+            name = ""
+        if name in pins:
+            text += f", but parent env {parent} pins {name}=={pins[name]}"
+        if text not in out:
+            out.append(text)
+    return out

@@ -80,3 +80,16 @@ def test_lock_in_parallel_gives_the_same_lockfiles_and_says_how_long(make_projec
         p.unlink()
     envgraph.load(path).lock(jobs=1)
     assert {p.name: p.read_bytes() for p in (tmp_path / "lockfiles").glob("*.*")} == first
+
+
+def test_failed_resolution_shows_which_requirements_conflict(make_project, wheelhouse: Path) -> None:
+    from envgraph.errors import ResolutionError
+    from tests.support.wheels import make_wheel
+
+    make_wheel(wheelhouse, "needy", "1.0", requires=["alpha>=2"])
+    path = make_project('[env.e]\nbase = "none"\nrequirements = ["needy", "alpha<2"]\n')
+    with pytest.raises(ResolutionError) as info:
+        envgraph.load(path).lock()
+    msg = str(info.value)
+    assert msg.startswith("env e: cannot resolve: conflicting dependencies: ")
+    assert "needy 1.0 requires 'alpha>=2'" in msg and "the env requires 'alpha<2'" in msg
