@@ -37,17 +37,24 @@ def main() -> None:
     ap.add_argument("workload", nargs="?", default="realistic")
     ap.add_argument("-j", dest="jobs", type=int, action="append")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--root", type=Path, help="keep the project here (its pinned base is reused next time)")
     args = ap.parse_args()
     w = get(args.workload, False)
-    root = Path(tempfile.mkdtemp(prefix="lockbench-"))
+    root = args.root or Path(tempfile.mkdtemp(prefix="lockbench-"))
+    root.mkdir(parents=True, exist_ok=True)
     try:
-        (root / "envgraph.toml").write_text(render_toml(w, w.versions[0]), encoding="utf-8")
+        # Without PEP 658 metadata pip reads candidate wheels whole: give resolution time on a shared machine.
+        toml = render_toml(w, w.versions[0]).replace(
+            'platform = "linux/amd64"\n', 'platform = "linux/amd64"\nresolve-timeout = 1200\n'
+        )
+        (root / "envgraph.toml").write_text(toml, encoding="utf-8")
         print(f"warm-up (bases, pip cache): {lock(root, 2):.1f} s", flush=True)
         for _ in range(args.repeat):
             for j in args.jobs or [1, 2]:
                 print(f"{args.workload} lock -j {j}: {lock(root, j):.1f} s", flush=True)
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if args.root is None:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

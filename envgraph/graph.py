@@ -71,11 +71,15 @@ class EnvGraph:
         envs, pipelines = list(envs), list(pipelines)
         for e in envs:
             if e not in self.spec.env:
-                raise GraphError(f"unknown env {e!r} (known: {', '.join(sorted(self.spec.env)) or 'none'})")
+                hint = f"; {e!r} is a pipeline: use --pipeline {e}" if e in self.spec.pipeline else ""
+                raise GraphError(
+                    f"unknown env {e!r} (known: {', '.join(sorted(self.spec.env)) or 'none'}){hint}"
+                )
         for p in pipelines:
             if p not in self.spec.pipeline:
                 known = ", ".join(sorted(self.spec.pipeline)) or "none"
-                raise GraphError(f"unknown pipeline {p!r} (known: {known})")
+                hint = f"; {p!r} is an env: name it without --pipeline" if p in self.spec.env else ""
+                raise GraphError(f"unknown pipeline {p!r} (known: {known}){hint}")
         if not envs and not pipelines:
             return self.envs()
         wanted: set[str] = set(envs)
@@ -150,7 +154,7 @@ def _tree(dag: nx.DiGraph) -> str:
         walk(root, 0)
     pipelines = sorted(n for n in dag.nodes if n[0] == "pipeline")
     for kind, name in pipelines:
-        steps = ", ".join(f"{s}={e}" for (_, e), s in _steps(dag, (kind, name)))
+        steps = ", ".join(f"{s}=env {e}" for (_, e), s in _steps(dag, (kind, name)))
         lines.append(f"pipeline {name}: {steps}")
     return "\n".join(lines)
 

@@ -201,12 +201,14 @@ def _validate(spec: Spec, origin: str) -> None:
     if p.resolve_timeout <= 0:
         fail("project.resolve-timeout must be positive")
 
+    # Pipelines have their own namespace (a pipeline is often named after its env: the command line says which
+    # with --pipeline); bases and envs share one, so an image name never reads as a base.
     seen: dict[str, str] = {}
     for kind, names in (("bases", spec.bases), ("env", spec.env), ("pipeline", spec.pipeline)):
         for name in names:
             if not NAME_RE.match(name):
                 fail(f"{kind}.{name}: names may use letters, digits, '.', '_' and '-' only")
-            if name in seen:
+            if kind != "pipeline" and name in seen:
                 fail(f"duplicate name {name!r}: used by both {seen[name]}.{name} and {kind}.{name}")
             seen[name] = kind
 

@@ -11,7 +11,7 @@ import pytest
 
 import envgraph
 from envgraph._spec_schema import spec_schema
-from envgraph.errors import SpecError
+from envgraph.errors import GraphError, SpecError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,7 +47,7 @@ BAD = [
     ),
     (GOOD.replace('[env.a]\nbase = "b"', "[env.a]"), "env.a: set exactly one of 'base' or 'parent'"),
     (GOOD.replace('two = "c"', 'two = "ghost"'), "pipeline.p: step 'two' uses unknown env 'ghost'"),
-    (GOOD + '[pipeline.a]\nsteps = { s = "a" }\n', "duplicate name 'a': used by both env.a and pipeline.a"),
+    (GOOD + '[env.b]\nparent = "a"\n', "duplicate name 'b': used by both bases.b and env.b"),
     (GOOD + '[env.a]\nbase = "b"\n', "invalid TOML: Cannot declare ('env', 'a') twice (at line"),
     (
         GOOD.replace('python = "3.11"', "python = 3.11"),
@@ -135,3 +135,21 @@ def test_readme_documents_every_key() -> None:
     for key in ["index-url", "extra-index-urls", "find-links", "max-layers", "resolve-timeout", "requirements-file",
                 "environment", "files", "workdir", "entrypoint", "libc"]:  # fmt: skip
         assert f"`{key}`" in readme, key
+
+
+def test_a_pipeline_may_share_its_name_with_an_env(tmp_path: Path) -> None:
+    from envgraph.graph import build_graph
+    from envgraph.spec import parse_spec
+
+    spec = parse_spec(GOOD + '[pipeline.c]\nsteps = { s = "a" }\n', root=tmp_path)
+    g = build_graph(spec)
+    assert g.select(["c"]) == ["a", "c"]  # the env c (and its parent)
+    assert g.select(pipelines=["c"]) == ["a"]  # the pipeline c's steps
+    tree = g.render("tree")
+    assert "env c" in tree and "pipeline c: s=env a" in tree
+    assert {"kind": "pipeline", "name": "c"} in json.loads(g.render("json"))["nodes"]
+    spec = parse_spec(GOOD, root=tmp_path)
+    with pytest.raises(
+        GraphError, match=r"unknown env 'p' \(known: a, c\); 'p' is a pipeline: use --pipeline p"
+    ):
+        build_graph(spec).select(["p"])
