@@ -74,6 +74,8 @@ class Project:
     # The Debian packages of the environment a package without a wheel is built in (on top of the env's base and
     # its `apt` packages); envs add their own with `build-apt`.
     build_apt: tuple[str, ...] = field(default=DEFAULT_BUILD_APT, metadata=_key("build-apt"))
+    # What resolves the envs: "pip-tools" (pip-compile) or "uv" (uv pip compile); the same lockfile either way.
+    resolver: str = "pip-tools"
 
 
 @frozen
@@ -200,6 +202,8 @@ def _validate(spec: Spec, origin: str) -> None:
         fail(f"project.max-layers must be between 3 and 125 (Docker's limit), got {p.max_layers}")
     if p.resolve_timeout <= 0:
         fail("project.resolve-timeout must be positive")
+    if p.resolver not in ("pip-tools", "uv"):
+        fail(f'project.resolver must be "pip-tools" or "uv", got {p.resolver!r}')
 
     # Pipelines have their own namespace (a pipeline is often named after its env: the command line says which
     # with --pipeline); bases and envs share one, so an image name never reads as a base.

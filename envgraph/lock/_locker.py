@@ -6,6 +6,7 @@ inputs changed (or ``--upgrade``); its drv is recomputed every time, which is ch
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -54,12 +55,14 @@ from envgraph.lock._model import (
 )
 from envgraph.lock._requirements import Declared, GitRef, LocalDir, classify, read_requirements_file
 from envgraph.lock._resolve import (
+    CompileResult,
     Pin,
     ResolverFailed,
     ResolverTimeout,
     pip_compile,
     pip_report,
     resolver_versions,
+    uv_compile,
 )
 from envgraph.lock._schedule import run_dag
 from envgraph.lock._wheels import Target
@@ -288,6 +291,10 @@ class Locker:
             outcomes.append(outcome)
         return LockResult(tuple(outcomes))
 
+    @property
+    def _resolver_name(self) -> str:
+        return "uv" if self.spec.project.resolver == "uv" else "pip-compile"
+
     def _index_options(self) -> list[str]:
         p = self.spec.project
         rel = [Path(os.path.relpath(fl, self.lockdir)).as_posix() for fl in self.find_links]
@@ -440,7 +447,7 @@ class Locker:
             indexes=[p.index_url, *p.extra_index_urls],
             find_links=fl,
             parent_pins=self.parent_pins(env, locks),
-            resolver=unstructure(resolver_versions()),
+            resolver=unstructure(resolver_versions(p.resolver)),
         )
 
     def _resolve_env(
@@ -501,7 +508,7 @@ class Locker:
             resolver_s, check_s = self._timing.get(env, (0.0, 0.0))
             self.log(
                 f"env {env}: {len(packages)} packages resolved in {time.monotonic() - started:.1f} s "
-                f"({'pip-compile'} {resolver_s:.1f} s, checking releases {check_s:.1f} s)"
+                f"({self._resolver_name} {resolver_s:.1f} s, checking releases {check_s:.1f} s)"
             )
         apt: AptLock | None = None
         if requested:
@@ -541,7 +548,7 @@ class Locker:
             entrypoint=None,
             cmd=None,
             merged=(),
-            resolver=resolver_versions(),
+            resolver=resolver_versions(self.spec.project.resolver),
             inputs=inputs,
             drv="",
             constraints=self.declared(env).constraints,
@@ -610,7 +617,10 @@ class Locker:
             # Pins of a lockfile in an older format are kept as a preference (hashes come from the index again).
             previous = previous_pins(lock_path(self.lockdir, env)) or None
         try:
-            result = pip_compile(
+            compile_fn: Callable[..., CompileResult] = (
+                functools.partial(uv_compile, platform=p.platform) if p.resolver == "uv" else pip_compile
+            )
+            result = compile_fn(
                 p.python,
                 pip_lines,
                 constraints=pins,
@@ -772,7 +782,7 @@ class Locker:
             entrypoint=decl.entrypoint,
             cmd=decl.cmd,
             merged=tuple(self._merged(env, locks, bases)),
-            resolver=resolver_versions(),
+            resolver=resolver_versions(self.spec.project.resolver),
             inputs=self._inputs(env, locks),
             drv="",
             constraints=self.declared(env).constraints,
@@ -882,6 +892,13 @@ def _pip_conflict(output: str, pins: Mapping[str, str] | None = None, parent: st
             return "; ".join(caused)
     except StopIteration:
         pass
+    # uv explains itself: "No solution found when resolving dependencies: Because ... we can conclude ...".
+    if any("No solution found" in ln for ln in lines):
+        i = next(i for i, ln in enumerate(lines) if "No solution found" in ln)
+        because = " ".join(ln.lstrip("×╰─▶│ ").strip() for ln in lines[i + 1 :] if not ln.startswith("hint:"))
+        because = re.sub(r"^(caused by|cause):\s*", "", because, flags=re.IGNORECASE)
+        if because:
+            return because
     # pip-compile hides pip's "The conflict is caused by" block, but its traceback keeps the resolver's causes.
     causes = _backtrack_causes(output, pins or {}, parent)
     if causes:

@@ -206,6 +206,8 @@ class BaseLock:
 class Resolver:
     pip: str
     pip_tools: str = field(metadata={"key": "pip-tools"})
+    # Set when uv resolved the env (pip and pip-tools still read directories' and sdists' metadata).
+    uv: str | None = field(default=None, metadata={"omit_if_default": True})
 
 
 @frozen
