@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("workload", nargs="?", default="realistic")
     ap.add_argument("-j", dest="jobs", type=int, action="append")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--resolver", choices=["pip-tools", "uv"], action="append")
     ap.add_argument("--root", type=Path, help="keep the project here (its pinned base is reused next time)")
     args = ap.parse_args()
     w = get(args.workload, False)
@@ -48,10 +49,13 @@ def main() -> None:
             'platform = "linux/amd64"\n', 'platform = "linux/amd64"\nresolve-timeout = 1200\n'
         )
         (root / "envgraph.toml").write_text(toml, encoding="utf-8")
-        print(f"warm-up (bases, pip cache): {lock(root, 2):.1f} s", flush=True)
-        for _ in range(args.repeat):
-            for j in args.jobs or [1, 2]:
-                print(f"{args.workload} lock -j {j}: {lock(root, j):.1f} s", flush=True)
+        for resolver in args.resolver or ["pip-tools"]:
+            text = toml.replace('python = "3.11"\n', f'python = "3.11"\nresolver = "{resolver}"\n', 1)
+            (root / "envgraph.toml").write_text(text, encoding="utf-8")
+            print(f"warm-up ({resolver}: bases, download cache): {lock(root, 2):.1f} s", flush=True)
+            for _ in range(args.repeat):
+                for j in args.jobs or [1, 2]:
+                    print(f"{args.workload} {resolver} lock -j {j}: {lock(root, j):.1f} s", flush=True)
     finally:
         if args.root is None:
             shutil.rmtree(root, ignore_errors=True)

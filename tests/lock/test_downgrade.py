@@ -140,3 +140,17 @@ def test_allow_old_accepts_a_deliberate_old_release(tmp_path: Path, index: tuple
     path = write(tmp_path, server.url, body + 'allow-old = ["Mid"]\n')  # in the env (any spelling)
     statuses = {o.name: o.status for o in envgraph.load(path).lock().outcomes}
     assert statuses["c"] == "resolved"
+
+
+def test_time_budget_names_the_constraining_parent_pin(tmp_path: Path, index: tuple[IndexServer, Path]) -> None:
+    # Like torchvision under a core that pins torch: the budget runs out, the message names the pin that constrains.
+    server, _ = index
+    path = write(tmp_path, server.url, CHILD.format(req="mid"))
+    envgraph.load(path).lock(["p"])
+    path.write_text(path.read_text().replace('python = "3.11"\n', 'python = "3.11"\nresolve-timeout = 0.001\n'))
+    with pytest.raises(ResolutionError) as info:
+        envgraph.load(path).lock()
+    assert str(info.value) == (
+        "env c: resolution did not finish within 0.001 s: mid 2.0 (newest release allowed by 'mid') requires "
+        "'alpha>=2', but parent env p pins alpha==1.0"
+    )
