@@ -99,6 +99,8 @@ class Base:
 class FileSpec:
     src: str
     dest: str
+    # Globs left out (besides __pycache__, *.pyc and the patterns of src/.envgraphignore): "*.log", "data/raw".
+    exclude: tuple[str, ...] = ()
 
 
 @frozen

@@ -23,7 +23,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from envgraph import identity
 from envgraph._convert import unstructure
-from envgraph._hashing import tree_sha256
+from envgraph._hashing import exclude_patterns, tree_paths, tree_sha256
 from envgraph.errors import LockError, ResolutionError, StaleLockError, redact
 from envgraph.graph import EnvGraph
 from envgraph.identity import LOCK_VERSION
@@ -813,7 +813,9 @@ class Locker:
             src = self.spec.root / f.src
             if not src.exists():
                 raise LockError(f"env {env}: files src {f.src!r} does not exist")
-            out.append(FilePin(f.src, f.dest, tree_sha256(src)))
+            patterns = exclude_patterns(src, f.exclude)
+            content = tree_sha256(src, tree_paths(src, patterns)) if src.is_dir() else tree_sha256(src)
+            out.append(FilePin(f.src, f.dest, content, tuple(f.exclude)))
         return out
 
     def _merged(self, env: str, locks: Mapping[str, Lockfile], bases: Mapping[str, BaseLock]) -> list[str]:

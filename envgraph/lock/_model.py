@@ -147,7 +147,8 @@ class AptLock:
 class FilePin:
     src: str
     dest: str
-    sha256: str
+    sha256: str  # over what is not excluded (envgraph._hashing.exclude_patterns)
+    exclude: tuple[str, ...] = field(default=(), metadata={"omit_if_default": True})
 
 
 @frozen

@@ -142,12 +142,16 @@ def test_allow_old_accepts_a_deliberate_old_release(tmp_path: Path, index: tuple
     assert statuses["c"] == "resolved"
 
 
-def test_time_budget_names_the_constraining_parent_pin(tmp_path: Path, index: tuple[IndexServer, Path]) -> None:
+def test_time_budget_names_the_constraining_parent_pin(
+    tmp_path: Path, index: tuple[IndexServer, Path]
+) -> None:
     # Like torchvision under a core that pins torch: the budget runs out, the message names the pin that constrains.
     server, _ = index
     path = write(tmp_path, server.url, CHILD.format(req="mid"))
     envgraph.load(path).lock(["p"])
-    path.write_text(path.read_text().replace('python = "3.11"\n', 'python = "3.11"\nresolve-timeout = 0.001\n'))
+    path.write_text(
+        path.read_text().replace('python = "3.11"\n', 'python = "3.11"\nresolve-timeout = 0.001\n')
+    )
     with pytest.raises(ResolutionError) as info:
         envgraph.load(path).lock()
     assert str(info.value) == (
