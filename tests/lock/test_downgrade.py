@@ -158,3 +158,30 @@ def test_time_budget_names_the_constraining_parent_pin(
         "env c: resolution did not finish within 0.001 s: mid 2.0 (newest release allowed by 'mid') requires "
         "'alpha>=2', but parent env p pins alpha==1.0"
     )
+
+
+def test_resolution_reads_candidates_metadata_without_downloading_them(tmp_path: Path) -> None:
+    # Like torch candidates under a parent's pin: heavy 3.0 and 2.0 are rejected by their metadata alone.
+    files = tmp_path / "files"
+    make_wheel(files, "alpha", "1.0")
+    make_wheel(files, "alpha", "2.0")
+    blob = os.urandom(4 * 1024 * 1024)
+    rejected = [
+        make_wheel(
+            files, "heavy", v, requires=["alpha>=2"], files={"heavy/blob.bin": blob, "heavy/__init__.py": ""}
+        )
+        for v in ("2.0", "3.0")
+    ]
+    make_wheel(files, "heavy", "1.0", requires=["alpha"])
+    with index_server(files) as server:
+        body = CHILD.format(req="heavy") + 'allow-old = ["heavy"]\n'
+        path = write(tmp_path, server.url, body)
+        lines: list[str] = []
+        envgraph.load(path).lock(log=lines.append)
+        assert (
+            json.loads((tmp_path / "lockfiles" / "c.lock.json").read_text())["packages"][0]["version"]
+            == "1.0"
+        )
+        # pip-compile (fast-deps) read the rejected candidates' metadata by range requests: a fraction of each.
+        for w in rejected:
+            assert server.file_bytes.get(w.name, 0) < w.stat().st_size // 4, w.name

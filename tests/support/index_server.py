@@ -95,9 +95,11 @@ def _handler(server: IndexServer) -> type[BaseHTTPRequestHandler]:
                     {"Content-Range": f"bytes {start}-{end}/{len(data)}"},
                 )
                 return
-            with server.lock:
-                server.file_bytes[f.name] = server.file_bytes.get(f.name, 0) + len(data)
-            self._send(200, data, "application/octet-stream")
+            if self.command != "HEAD":
+                with server.lock:
+                    server.file_bytes[f.name] = server.file_bytes.get(f.name, 0) + len(data)
+            extra = {"Accept-Ranges": "bytes"} if server.ranges else {}
+            self._send(200, data, "application/octet-stream", extra)
 
     return Handler
 
