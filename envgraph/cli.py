@@ -13,9 +13,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from envgraph.errors import EnvgraphError
+from envgraph.identity import MEDIA_TYPE_CYCLONEDX
 from envgraph.workspace import Workspace, load
 
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     from envgraph.oci._store import Store
     from envgraph.server import BackgroundServer
 
@@ -23,16 +26,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Context:
-    def __init__(self, file: str | None, store: str | None, debug: bool) -> None:
+    def __init__(self, file: str | None, store: str | None, debug: bool, db: str | None = None) -> None:
         self.file = file
         self.store = Path(store) if store else None
         self.debug = debug
+        self.db = db
         self._ws: Workspace | None = None
 
     @property
     def ws(self) -> Workspace:
         if self._ws is None:
-            self._ws = load(self.file, store=self.store)
+            self._ws = load(self.file, store=self.store, db=self.db)
         return self._ws
 
 
@@ -84,16 +88,44 @@ def handle_errors(fn: F) -> F:
     envvar="ENVGRAPH_STORE",
     help="Store directory (default: .envgraph/ beside the file).",
 )
+@click.option(
+    "--db",
+    metavar="URL",
+    envvar="ENVGRAPH_DB",
+    help="Build-history database: sqlite:///PATH or postgresql://USER[:PASSWORD]@HOST[:PORT]/DB "
+    "(default: [project] db, else history.sqlite in the store).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug log lines.")
 @click.version_option(package_name="envgraph")
 @click.pass_context
-def main(ctx: click.Context, file: str | None, store: str | None, debug: bool) -> None:
+def main(ctx: click.Context, file: str | None, store: str | None, db: str | None, debug: bool) -> None:
     """Declare, lock and build layered container images for ML pipeline environments."""
     _setup_logging(debug)
-    ctx.obj = Context(file, store, debug)
+    ctx.obj = Context(file, store, debug, db)
 
 
 pass_ctx = click.make_pass_decorator(Context)
+
+
+def _complete_names(ctx: click.Context, kind: str, incomplete: str) -> list[CompletionItem]:
+    """Names from the declaration (``-f`` if given, else found upward); nothing when it cannot be read."""
+    from click.shell_completion import CompletionItem
+
+    root = ctx.find_root()
+    try:
+        spec = load(root.params.get("file")).spec
+    except Exception:  # completion must never fail loudly  # noqa: BLE001
+        return []
+    names = spec.env if kind == "env" else spec.pipeline
+    return [CompletionItem(n, help=kind) for n in sorted(names) if n.startswith(incomplete)]
+
+
+def _complete_envs(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    return _complete_names(ctx, "env", incomplete)
+
+
+def _complete_pipelines(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    return _complete_names(ctx, "pipeline", incomplete)
 
 
 def _say(quiet: bool) -> Callable[[str], None]:
@@ -101,8 +133,15 @@ def _say(quiet: bool) -> Callable[[str], None]:
 
 
 @main.command()
-@click.argument("envs", nargs=-1)
-@click.option("--pipeline", "pipelines", multiple=True, metavar="P", help="Lock what pipeline P needs.")
+@click.argument("envs", nargs=-1, shell_complete=_complete_envs)
+@click.option(
+    "--pipeline",
+    "pipelines",
+    multiple=True,
+    metavar="P",
+    help="Lock what pipeline P needs.",
+    shell_complete=_complete_pipelines,
+)
 @click.option("--upgrade", "-U", is_flag=True, help="Resolve afresh, ignoring current pins.")
 @click.option(
     "--upgrade-package", "-P", "upgrade_packages", multiple=True, metavar="NAME", help="Upgrade one package."
@@ -154,18 +193,54 @@ def lock(
 
 
 @main.command()
-@click.option("--format", "fmt", type=click.Choice(["tree", "dot", "mermaid", "json"]), default="tree")
-@click.option("--pipeline", default=None, metavar="P", help="Only what pipeline P needs.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["tree", "dot", "mermaid", "json", "png", "svg"]), default="tree"
+)
+@click.option(
+    "--pipeline",
+    default=None,
+    metavar="P",
+    help="Only what pipeline P needs.",
+    shell_complete=_complete_pipelines,
+)
+@click.option(
+    "-o", "--output", default=None, type=click.Path(dir_okay=False), help="Write to FILE (png: required)."
+)
 @pass_ctx
 @handle_errors
-def graph(c: Context, fmt: str, pipeline: str | None) -> None:
-    """Print the graph of bases, envs and pipelines."""
-    click.echo(c.ws.graph.render(fmt, pipeline))
+def graph(c: Context, fmt: str, pipeline: str | None, output: str | None) -> None:
+    """Print the graph of bases, envs and pipelines (png and svg are drawn by Graphviz's dot)."""
+    from envgraph._fs import atomic_write
+
+    if fmt in ("png", "svg"):
+        from envgraph._graphviz import render_dot
+
+        data = render_dot(c.ws.graph.render("dot", pipeline), fmt)
+        if output is None:
+            if fmt == "png":
+                raise EnvgraphError("graph --format png writes binary data: give -o FILE")
+            click.echo(data.decode("utf-8"), nl=False)
+            return
+        atomic_write(Path(output), data)
+        click.echo(f"wrote {output}", err=True)
+        return
+    text = c.ws.graph.render(fmt, pipeline)
+    if output is None:
+        click.echo(text)
+    else:
+        atomic_write(Path(output), text + "\n")
 
 
 @main.command()
-@click.argument("envs", nargs=-1)
-@click.option("--pipeline", "pipelines", multiple=True, metavar="P", help="Build what pipeline P needs.")
+@click.argument("envs", nargs=-1, shell_complete=_complete_envs)
+@click.option(
+    "--pipeline",
+    "pipelines",
+    multiple=True,
+    metavar="P",
+    help="Build what pipeline P needs.",
+    shell_complete=_complete_pipelines,
+)
 @click.option("-j", "--jobs", type=int, default=None, help="Parallel layer builds (default: number of CPUs).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
 @click.option("--dry-run", is_flag=True, help="Print the plan: what would be built, what is reused, and why.")
@@ -185,6 +260,12 @@ def graph(c: Context, fmt: str, pipeline: str | None) -> None:
 )
 @click.option("--cache-mode", type=click.Choice(["read", "readwrite"]), default="readwrite")
 @click.option("--insecure", is_flag=True, help="Plain HTTP to the cache registry.")
+@click.option(
+    "--executor",
+    default=None,
+    metavar="local|dask://HOST:PORT",
+    help="Where layers are built: this machine (default) or a Dask cluster (needs --cache).",
+)
 @pass_ctx
 @handle_errors
 def build(
@@ -198,6 +279,7 @@ def build(
     cache_ref: str | None,
     cache_mode: str,
     insecure: bool,
+    executor: str | None,
 ) -> None:
     """Build images from the lockfiles into the store (default: every env)."""
     from envgraph._ui import make_reporter
@@ -214,8 +296,17 @@ def build(
         from envgraph.registry._cache import RegistryCache
 
         cache = RegistryCache.from_reference(cache_ref, mode=cache_mode, insecure=insecure)
-    result = ws.build(envs, pipelines, jobs=jobs, reporter=make_reporter(quiet), cache=cache)
-    if cache is not None:
+    result = ws.build(
+        envs, pipelines, jobs=jobs, reporter=make_reporter(quiet), cache=cache, executor=executor
+    )
+    if cache is not None and any(r.worker for r in result.layers.values()):
+        workers = {r.worker for r in result.layers.values() if r.worker}
+        built = sum(1 for r in result.layers.values() if r.worker and r.status != "failed")
+        click.echo(
+            f"dask: {built} layers built on {len(workers)} workers, {cache.stats.hits} found in the cache {cache.reference}",
+            err=True,
+        )
+    elif cache is not None:
         click.echo(f"cache: {cache.stats.hits} layers pulled, {cache.stats.published} published", err=True)
     report = build_report(result, ws.open_store())
     if report_path:
@@ -249,10 +340,14 @@ def _summary(report: dict[str, Any]) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document, for other tools.")
 @pass_ctx
 @handle_errors
-def images(c: Context) -> None:
+def images(c: Context, as_json: bool) -> None:
     """What the store holds: env, drv, digest, size, layer count."""
+    if as_json:
+        click.echo(json.dumps(c.ws.images_json(), indent=2, sort_keys=True))
+        return
     rows = c.ws.images()
     if not rows:
         click.echo("no images in the store: run `envgraph build`")
@@ -265,15 +360,139 @@ def images(c: Context) -> None:
 
 
 @main.command()
-@click.argument("env")
+@click.argument("env", shell_complete=_complete_envs)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Archive to write.")
-@click.option("--format", "fmt", type=click.Choice(["oci-archive", "docker-archive"]), default="oci-archive")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["docker-archive", "oci-archive"]),
+    default="docker-archive",
+    show_default=True,
+    help="docker-archive: `docker load` of every Docker version; oci-archive: skopeo, podman, crane, "
+    "and `docker load` of Docker 25 and later.",
+)
+@click.option("--sbom", is_flag=True, help="Include the image's SBOM as an OCI referrer (oci-archive only).")
 @pass_ctx
 @handle_errors
-def export(c: Context, env: str, output: str, fmt: str) -> None:
-    """Write an env's image as an OCI or docker archive."""
-    ref = c.ws.export(env, Path(output), fmt)  # type: ignore[arg-type]  # click.Choice checked it
+def export(c: Context, env: str, output: str, fmt: str, sbom: bool) -> None:
+    """Write an env's image as a docker or OCI archive."""
+    ref = c.ws.export(env, Path(output), fmt, sbom=sbom)  # type: ignore[arg-type]  # click.Choice checked it
     click.echo(f"wrote {output} ({fmt}, {ref})")
+
+
+@main.command()
+@click.argument("env")
+@click.option(
+    "--format", "fmt", type=click.Choice(["cyclonedx", "spdx"]), default="cyclonedx", show_default=True
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), default=None, help="File to write (default: stdout)."
+)
+@click.option("--validate", is_flag=True, help="Check the CycloneDX document against its JSON schema.")
+@pass_ctx
+@handle_errors
+def sbom(c: Context, env: str, fmt: str, output: str | None, validate: bool) -> None:
+    """The env's SBOM (CycloneDX 1.6 or SPDX 2.3 JSON): every Python and Debian package of its image."""
+    text = c.ws.sbom(env, fmt, validate=validate)  # type: ignore[arg-type]  # click.Choice checked it
+    _write_output(text, output)
+
+
+def _write_output(text: str, output: str | None) -> None:
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    from envgraph._fs import atomic_write
+
+    atomic_write(Path(output), text)
+    click.echo(f"wrote {output}", err=True)
+
+
+@main.command(name="export-lock")
+@click.argument("env")
+@click.option(
+    "-o",
+    "--output",
+    default="pylock.toml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="File to write.",
+)
+@pass_ctx
+@handle_errors
+def export_lock(c: Context, env: str, output: str) -> None:
+    """Write the env's full closure as a PEP 751 pylock.toml (uv pip install -r pylock.toml)."""
+    c.ws.export_lock(env, Path(output))
+    click.echo(f"wrote {output}", err=True)
+
+
+@main.command()
+@click.argument("package")
+@click.option("--env", default=None, metavar="ENV", help="Only this env (default: every env that has it).")
+@click.option("--all", "all_paths", is_flag=True, help="Every chain, not only the shortest per requirement.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+@handle_errors
+def why(c: Context, package: str, env: str | None, all_paths: bool, as_json: bool) -> None:
+    """Why PACKAGE is in an env: the chains of requirements that bring it in (like nix why-depends)."""
+    import attrs
+
+    results = c.ws.why(package, env, all_paths=all_paths)
+    if as_json:
+        click.echo(json.dumps([attrs.asdict(r) for r in results], indent=2, sort_keys=True))
+        return
+    for r in results:
+        versions = c.ws.versions(r.env)
+        pinned = "" if r.pinned_by == r.env else f" (pinned by parent env {r.pinned_by})"
+        click.echo(f"{r.package} {r.version} is in {r.env}{pinned}")
+        for ch in r.chains:
+            path = " -> ".join(f"{p} {versions.get(p, '?')}" for p in ch.packages)
+            click.echo(f"  {ch.declared_in} declares {ch.requirement}: {path}")
+        if not r.chains:
+            click.echo("  no declared requirement leads to it (required by a package built from source?)")
+
+
+@main.command()
+@click.argument("old")
+@click.argument("new")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+@handle_errors
+def diff(c: Context, old: str, new: str, as_json: bool) -> None:
+    """What changed from OLD to NEW, each ENV or ENV@GITREV (its lockfiles at that revision): Python and
+    Debian packages added, removed and changed; layers shared and different when both images are built."""
+    import attrs
+
+    from envgraph._ui import human
+
+    d = c.ws.diff(old, new)
+    if as_json:
+        click.echo(json.dumps(attrs.asdict(d), indent=2, sort_keys=True))
+        return
+    click.echo(f"{d.old.spec} ({d.old.drv[7:19]}) -> {d.new.spec} ({d.new.drv[7:19]})")
+    for title, pd in (("python", d.python), ("debian", d.debian)):
+        if pd.empty:
+            click.echo(f"{title}: no changes")
+            continue
+        click.echo(f"{title}:")
+        for name, version in pd.added:
+            click.echo(f"  + {name} {version}")
+        for name, version in pd.removed:
+            click.echo(f"  - {name} {version}")
+        for ch in pd.changed:
+            click.echo(f"  ~ {ch.name} {ch.old} -> {ch.new}")
+    im = d.images
+    if im is None:
+        missing = [s.spec for s in (d.old, d.new) if s.image is None]
+        click.echo(f"images: not compared ({', '.join(missing)} not built)")
+        return
+    click.echo(f"image {im.old[:19]} -> {im.new[:19]}")
+    click.echo(
+        f"  {len(im.shared)} layers shared ({human(im.size(im.shared))}); "
+        f"{len(im.removed)} removed ({human(im.size(im.removed))}); {len(im.added)} added ({human(im.size(im.added))})"
+    )
+    for sign, layers in (("-", im.removed), ("+", im.added)):
+        for layer in layers:
+            click.echo(f"  {sign} {layer.digest[:19]} {human(layer.size):>10}  {layer.what}")
 
 
 _via_option = click.option(
@@ -288,7 +507,7 @@ _via_option = click.option(
 
 
 @main.command(name="load")
-@click.argument("envs", nargs=-1, required=True)
+@click.argument("envs", nargs=-1, required=True, shell_complete=_complete_envs)
 @_via_option
 @pass_ctx
 @handle_errors
@@ -314,12 +533,13 @@ def load_cmd(c: Context, envs: tuple[str, ...], via: str) -> None:
 @pass_ctx
 @handle_errors
 def serve(c: Context, host: str, port: int) -> None:
-    """Serve the store as a read-only OCI registry: docker pull HOST:PORT/<env>:latest."""
+    """Serve the store as a read-only OCI registry (docker pull HOST:PORT/<env>:latest) and the dashboard."""
     from envgraph.workspace import serve_store
 
     def ready(server: BackgroundServer, store: Store) -> None:
         envs = sorted({ref.partition(":")[0] for ref in store.tags()})
         click.echo(f"serving {store.root} read-only at {server.url} (Ctrl-C stops)")
+        click.echo(f"  dashboard: {server.url}/ui/    API: {server.url}/api/openapi.json")
         example = envs[0] if envs else "<env>"
         click.echo(
             f"  docker pull {server.address}/{example}:latest    ({len(envs)} envs: {', '.join(envs)})"
@@ -330,26 +550,107 @@ def serve(c: Context, host: str, port: int) -> None:
                 err=True,
             )
 
-    # With --store (or ENVGRAPH_STORE) no declaration file is needed: a copied or mounted store serves too.
-    serve_store(c.store if c.store is not None else c.ws.store_path, host, port, ready)
+    # With --store (or ENVGRAPH_STORE) no declaration file is needed: a copied or mounted store serves too
+    # (the dashboard then shows the history but not the graph).
+    ws = None
+    try:
+        ws = c.ws
+    except EnvgraphError:
+        if c.store is None:
+            raise
+    root = c.store if c.store is not None else ws.store_path if ws is not None else Path(".")
+    serve_store(root, host, port, ready, workspace=ws, db=c.db)
     click.echo("envgraph: stopped", err=True)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.argument("env")
+@click.argument("env", shell_complete=_complete_envs)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("-e", "--env", "environment", multiple=True, metavar="KEY[=VALUE]", help="Set a variable.")
+@click.option(
+    "-v", "--volume", "volumes", multiple=True, metavar="SRC:DEST[:ro]", help="Bind a path or volume."
+)
+@click.option("-p", "--publish", "ports", multiple=True, metavar="[IP:][HOST:]PORT", help="Publish a port.")
+@click.option(
+    "-i", "--interactive", is_flag=True, help="Forward stdin (automatic when stdin is a pipe or file)."
+)
+@click.option("-t", "--tty", is_flag=True, help="Allocate a terminal.")
+@click.option("-u", "--user", default=None, metavar="USER[:GROUP]", help="Run as this user.")
+@click.option("--gpus", default=None, metavar="all|N|device=ID,..", help="GPUs for the container.")
 @click.option(
     "--network", default=None, metavar="NAME", help="Docker network for the container (none: no network)."
 )
 @_via_option
 @pass_ctx
 @handle_errors
-def run(c: Context, env: str, command: tuple[str, ...], network: str | None, via: str) -> None:
-    """Run a command in an env's image (loaded into Docker first): envgraph run ENV -- CMD ..."""
+def run(
+    c: Context,
+    env: str,
+    command: tuple[str, ...],
+    environment: tuple[str, ...],
+    volumes: tuple[str, ...],
+    ports: tuple[str, ...],
+    interactive: bool,
+    tty: bool,
+    user: str | None,
+    gpus: str | None,
+    network: str | None,
+    via: str,
+) -> None:
+    """Run a command in an env's image (loaded into Docker first), like docker run: envgraph run [OPTIONS] ENV -- CMD ...
+
+    Options come before ENV. Ctrl-C and SIGTERM stop and remove the container; the exit code is the command's."""
+    from envgraph._docker import RunOptions, forwardable_stdin
+
     args = list(command)
     if args[:1] == ["--"]:
         args = args[1:]
-    sys.exit(c.ws.run(env, args, network=network, via=via))  # type: ignore[arg-type]  # click.Choice checked it
+    stdin = sys.stdin.buffer if interactive else forwardable_stdin()
+    options = RunOptions(
+        environment=environment, volumes=volumes, ports=ports, user=user, gpus=gpus, tty=tty, network=network
+    )
+    sys.exit(c.ws.run(env, args, via=via, options=options, stdin=stdin))  # type: ignore[arg-type]  # click.Choice checked it
+
+
+@main.command()
+@click.option(
+    "--kind", type=click.Choice(["build", "push", "lock"]), default=None, help="Only runs of this kind."
+)
+@click.option("--env", "env", default=None, metavar="ENV", help="Only runs that touched ENV.")
+@click.option("-n", "--limit", type=click.IntRange(1, 100000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON (as GET /api/runs does).")
+@pass_ctx
+@handle_errors
+def history(c: Context, kind: str | None, env: str | None, limit: int, as_json: bool) -> None:
+    """The recorded builds, pushes and locks, newest last (the dashboard shows them: envgraph serve)."""
+    from envgraph.history import open_history
+    from envgraph.history._url import database_url
+    from envgraph.server._model import run_model
+
+    ws = None
+    try:
+        ws = c.ws
+    except EnvgraphError:
+        if c.store is None:
+            raise
+    url = ws.history_url if ws is not None else database_url(c.db, None, Path(c.store or ".").resolve())
+    h = open_history(url, readonly=True)
+    runs = [run_model(r) for r in h.runs(kind=kind, env=env, limit=limit)] if h is not None else []
+    if as_json:
+        click.echo(json.dumps(runs, indent=2))
+        return
+    if not runs:
+        click.echo("no runs recorded yet")
+        return
+    click.echo(
+        f"{'RUN':>5} {'KIND':<6} {'STARTED (UTC)':<20} {'BUILT':>5} {'REUSED':>6} {'PULLED':>6} {'SECONDS':>8}  RESULT"
+    )
+    for r in runs:
+        result = "ok" if r["ok"] else f"failed: {r['error'] or ''}"
+        click.echo(
+            f"{r['id']:>5} {r['kind']:<6} {r['started'][:19].replace('T', ' '):<20} {r['layers_built']:>5} "
+            f"{r['layers_reused']:>6} {r['layers_pulled']:>6} {r['seconds']:>8.2f}  {result}"
+        )
 
 
 @main.command()
@@ -424,14 +725,22 @@ def schema() -> None:
 
 
 @main.command()
-@click.argument("envs", nargs=-1)
-@click.option("--pipeline", "pipelines", multiple=True, metavar="P", help="Push the envs of a pipeline.")
+@click.argument("envs", nargs=-1, shell_complete=_complete_envs)
+@click.option(
+    "--pipeline",
+    "pipelines",
+    multiple=True,
+    metavar="P",
+    help="Push the envs of a pipeline.",
+    shell_complete=_complete_pipelines,
+)
 @click.option("--registry", "registry_ref", required=True, metavar="HOST[:PORT]/REPO", help="Where to push.")
 @click.option("--insecure", is_flag=True, help="Plain HTTP to the registry (localhost registries).")
 @click.option(
     "-j", "--jobs", type=click.IntRange(1, 64), default=4, show_default=True, help="Parallel uploads."
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only the pushed references.")
+@click.option("--no-sbom", is_flag=True, help="Do not attach each image's SBOM (an OCI referrer).")
 @pass_ctx
 @handle_errors
 def push(
@@ -442,18 +751,23 @@ def push(
     insecure: bool,
     jobs: int,
     quiet: bool,
+    no_sbom: bool,
 ) -> None:
     """Push built images, tagged <env>-<drv12> and <env>, uploading only blobs the registry lacks."""
     from envgraph._ui import human, push_progress
 
     progress = None if quiet else push_progress(sys.stderr)
     try:
-        results = c.ws.push(envs, pipelines, registry_ref, insecure=insecure, jobs=jobs, progress=progress)
+        results = c.ws.push(
+            envs, pipelines, registry_ref, insecure=insecure, jobs=jobs, progress=progress, sbom=not no_sbom
+        )
     finally:
         if progress is not None:
             progress.close()
     for r in results:
         click.echo(f"pushed {r.reference} {r.digest}")
+        if r.sbom is not None and not quiet:
+            click.echo(f"  sbom {r.sbom} ({MEDIA_TYPE_CYCLONEDX}, referrer of {r.digest})")
     if not quiet:
         total = sum(r.bytes_uploaded for r in results)
         up = sum(r.blobs_uploaded for r in results)
@@ -462,6 +776,76 @@ def push(
         click.echo(
             f"uploaded {human(total)} ({total} bytes) in {up} blobs; {mounted} mounted, {skipped} already there"
         )
+
+
+@main.command(name="export-settings")
+@click.option(
+    "--registry",
+    "registry_ref",
+    required=True,
+    metavar="HOST[:PORT]/REPO",
+    help="Where the images were pushed.",
+)
+@click.option("--format", "fmt", type=click.Choice(["json", "zenml"]), default="json", show_default=True)
+@click.option(
+    "--pipeline",
+    "pipelines",
+    multiple=True,
+    metavar="P",
+    help="Only pipeline P (repeatable).",
+    shell_complete=_complete_pipelines,
+)
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    type=click.Path(),
+    help="File to write (zenml with several pipelines: a directory, one P.yaml each). Default: stdout.",
+)
+@pass_ctx
+@handle_errors
+def export_settings(
+    c: Context, registry_ref: str, fmt: str, pipelines: tuple[str, ...], output: str | None
+) -> None:
+    """Per pipeline and step, the pushed image by digest (from the push records), as JSON or ZenML settings."""
+    from envgraph._fs import atomic_write
+
+    doc = c.ws.export_settings(registry_ref, fmt, pipelines)  # type: ignore[arg-type]  # click.Choice checked it
+
+    def dump(value: Any) -> str:
+        return json.dumps(value, indent=2, sort_keys=True) + "\n"
+
+    if fmt == "json" or len(doc) == 1:
+        text = dump(doc if fmt == "json" else next(iter(doc.values())))
+        if output is None:
+            click.echo(text, nl=False)
+        else:
+            atomic_write(Path(output), text)
+            click.echo(f"wrote {output}", err=True)
+        return
+    if output is None:
+        raise EnvgraphError(
+            f"--format zenml writes one configuration per pipeline ({', '.join(doc)}): "
+            "choose one with --pipeline P or give -o DIR"
+        )
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, config in doc.items():
+        atomic_write(out / f"{name}.yaml", dump(config))
+        click.echo(f"wrote {out / f'{name}.yaml'}", err=True)
+
+
+@main.command()
+@click.option("--name", default=None, help="Project name (default: the directory's name).")
+@click.option("--force", is_flag=True, help="Overwrite an existing envgraph.toml.")
+@click.argument("directory", default=".", type=click.Path(file_okay=False))
+@handle_errors
+def init(name: str | None, force: bool, directory: str) -> None:
+    """Write a starter envgraph.toml and keep the store out of git (.gitignore)."""
+    from envgraph._init import init_project
+
+    for line in init_project(Path(directory), name=name, force=force):
+        click.echo(line)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -91,3 +91,7 @@ class DockerError(EnvgraphError):
 
 class ServerError(EnvgraphError):
     """``envgraph serve`` (or the endpoint ``load`` starts) could not listen or stopped."""
+
+
+class HistoryError(EnvgraphError):
+    """The build-history database cannot be opened, migrated, written or read."""

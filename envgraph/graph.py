@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import Any
 
 import networkx as nx
 
@@ -104,6 +105,17 @@ class EnvGraph:
         return self.dag.subgraph(keep).copy()
 
     # -- rendering ----------------------------------------------------------------
+    def _json(self, dag: nx.DiGraph) -> dict[str, Any]:
+        """Nodes (an env's base/parent and the steps it runs; a pipeline's steps) and edges (env -> pipeline
+        edges name the steps)."""
+        edges = []
+        for a, b in sorted(dag.edges):
+            edge: dict[str, Any] = {"from": _label(a), "to": _label(b)}
+            if a[0] == "env" and b[0] == "pipeline":
+                edge["steps"] = sorted(s for s, e in self.spec.pipeline[b[1]].steps.items() if e == a[1])
+            edges.append(edge)
+        return {"nodes": [_node_json(self.spec, k, n) for k, n in sorted(dag.nodes)], "edges": edges}
+
     def render(self, fmt: str = "tree", pipeline: str | None = None) -> str:
         dag = self.dag
         if pipeline is not None:
@@ -128,12 +140,24 @@ class EnvGraph:
                 lines.append(f"  {ids[a]} --> {ids[b]}")
             return "\n".join(lines)
         if fmt == "json":
-            data = {
-                "nodes": [{"kind": k, "name": n} for k, n in sorted(dag.nodes)],
-                "edges": [{"from": _label(a), "to": _label(b)} for a, b in sorted(dag.edges)],
-            }
-            return json.dumps(data, indent=2, sort_keys=True)
+            return json.dumps(self._json(dag), indent=2, sort_keys=True)
         raise GraphError(f"unknown graph format {fmt!r} (use tree, dot, mermaid or json)")
+
+
+def _node_json(spec: Spec, kind: str, name: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": kind, "name": name}
+    if kind == "env":
+        env = spec.env[name]
+        out.update(base=env.base, parent=env.parent)
+        out["steps"] = [
+            {"pipeline": p, "step": s}
+            for p, pipe in sorted(spec.pipeline.items())
+            for s, e in sorted(pipe.steps.items())
+            if e == name
+        ]
+    elif kind == "pipeline":
+        out["steps"] = dict(sorted(spec.pipeline[name].steps.items()))
+    return out
 
 
 def _tree(dag: nx.DiGraph) -> str:

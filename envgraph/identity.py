@@ -60,6 +60,12 @@ __all__ = [
     "MANIFEST_ACCEPT",
     "LAYER_ARTIFACT_TYPE",
     "PATHS_MEDIA_TYPE",
+    "MEDIA_TYPE_CYCLONEDX",
+    "MEDIA_TYPE_SPDX",
+    "MEDIA_TYPE_EMPTY",
+    "EMPTY_JSON",
+    "ANNOTATION_TITLE",
+    "referrers_tag",
     "ANNOTATION_LAYER_KEY",
     "GZIP_LEVEL",
     "GZIP_MEMBER_SIZE",
@@ -155,6 +161,13 @@ MANIFEST_ACCEPT = (
 # The registry cache's entries (one small OCI artifact per layer key).
 LAYER_ARTIFACT_TYPE = "application/vnd.envgraph.layer.v1+json"
 PATHS_MEDIA_TYPE = "application/vnd.envgraph.layer.paths.v1+json"
+# OCI 1.1 referrers: an SBOM is an image manifest with this artifactType, the empty config and the SBOM as its
+# one layer, whose `subject` is the image it describes.
+MEDIA_TYPE_CYCLONEDX = "application/vnd.cyclonedx+json"
+MEDIA_TYPE_SPDX = "application/spdx+json"
+MEDIA_TYPE_EMPTY = "application/vnd.oci.empty.v1+json"
+EMPTY_JSON = b"{}"
+ANNOTATION_TITLE = "org.opencontainers.image.title"
 ANNOTATION_LAYER_KEY = "dev.envgraph.layer.key"
 
 # --- the compressor ---------------------------------------------------------------------------------------
@@ -263,6 +276,15 @@ def image_tag(env: str, drv: str) -> str:
 def registry_tag(env: str, drv: str) -> str:
     """An env's image in a registry repository: ``<env>-<drv12>`` (and ``<env>``)."""
     return f"{env}-{drv12(drv)}"
+
+
+def referrers_tag(digest: str) -> str:
+    """The OCI referrers tag schema: ``<alg>-<ref>`` (alg truncated to 32, ref to 64 characters), where a registry
+    without the referrers API keeps the image index of the manifests whose subject is ``digest``."""
+    alg, sep, ref = digest.partition(":")
+    if not sep or not alg or not ref:
+        raise ValueError(f"not a digest: {digest!r}")
+    return f"{alg[:32]}-{ref[:64]}"
 
 
 def cache_tag(key: str) -> str:
@@ -403,13 +425,17 @@ def derivation(
     debian: Sequence[tuple[str, str, str, str, int, str]] = (),
     built: Sequence[Mapping[str, object]] = (),
     build_debian: Sequence[tuple[str, str, str, str, int, str]] = (),
+    user: str | None = None,
+    ports: Sequence[str] = (),
+    labels: Mapping[str, str] | None = None,
 ) -> str:
     """The drv: everything that determines an env's image, and everything its lockfile pins. ``source`` is the
     parent's drv or the base's identity; ``packages`` are (name, version, wheel file name, sha256, size, url);
     ``files`` (dest, content hash). ``debian`` are the Debian packages the env adds and ``build_debian`` those
     of its build environment, each (name, version, architecture, sha256, size, pool path); ``built`` the packages
-    built from source, each every field its lockfile pins. The last three are hashed only when present, so
-    envs without them keep their drvs."""
+    built from source, each every field its lockfile pins. ``user``, ``ports`` and ``labels`` (full label keys,
+    an explicit ``org.opencontainers.image.created`` included) are the env's own image settings. These six are
+    hashed only when present, so envs without them keep their drvs."""
     doc: dict[str, object] = {
         "kind": "envgraph-derivation",
         "layout": LAYOUT_VERSION,
@@ -432,6 +458,12 @@ def derivation(
         doc["built"] = sorted((dict(b) for b in built), key=lambda b: str(b.get("name")))
     if build_debian:
         doc["build-debian"] = [list(d) for d in sorted(build_debian)]
+    if user is not None:
+        doc["user"] = user
+    if ports:
+        doc["ports"] = sorted(ports)
+    if labels:
+        doc["labels"] = dict(labels)
     return digest_of(doc)
 
 

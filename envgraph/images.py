@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
+import attrs
 from attrs import frozen
 
 from envgraph._fs import cache_dir, locked_temp_dir
-from envgraph.errors import DockerError, StoreError
+from envgraph.errors import DockerError, EnvgraphError, StoreError
 from envgraph.identity import LABEL_DRV, LABEL_ENV
 from envgraph.oci._archive import export_docker_archive, export_oci_archive
 from envgraph.oci._image import read_config, read_image, read_manifest
@@ -18,6 +20,8 @@ from envgraph.oci._store import Store
 
 if TYPE_CHECKING:
     import docker
+
+    from envgraph._docker import RunOptions
 
 __all__ = [
     "ArchiveFormat",
@@ -72,11 +76,20 @@ def docker_names(env: str, tag: str) -> list[str]:
 
 
 def export_image(
-    store: Store, env: str, tag: str, desc: Descriptor, output: Path, fmt: ArchiveFormat
+    store: Store,
+    env: str,
+    tag: str,
+    desc: Descriptor,
+    output: Path,
+    fmt: ArchiveFormat,
+    artifacts: Sequence[tuple[Descriptor, Mapping[str, bytes]]] = (),
 ) -> None:
+    """Write the image as an archive; ``artifacts`` (referrers such as its SBOM) only fit an OCI archive."""
     read_image(store, desc)  # never export what does not check out
+    if artifacts and fmt != "oci-archive":
+        raise EnvgraphError("a docker-archive has no place for an SBOM: use --format oci-archive")
     if fmt == "oci-archive":
-        export_oci_archive(store, {tag: desc}, output)
+        export_oci_archive(store, {tag: desc}, output, artifacts)
     else:
         export_docker_archive(store, desc, docker_names(env, tag), output)
 
@@ -210,14 +223,25 @@ def _load_via_serve(
     )
 
 
-def run_image(name: str, command: list[str], *, network: str | None = None) -> int:
+def run_image(
+    name: str,
+    command: list[str],
+    *,
+    network: str | None = None,
+    options: RunOptions | None = None,
+    stdin: BinaryIO | None = None,
+) -> int:
     """Run a command in a loaded image, streaming its output; returns its exit code.
 
     A given command replaces the image's entrypoint (like `docker run --entrypoint`); none runs the image's own.
     ``network`` is a Docker network name (``none`` for no network); default: the daemon's default network.
+    ``options``: docker run's ``-e -v -p --user --gpus -t``; ``stdin`` is copied into the container's stdin.
     """
-    from envgraph._docker import connect, run
+    from envgraph._docker import RunOptions, connect, run
 
+    opts = options or RunOptions()
+    if network is not None:
+        opts = attrs.evolve(opts, network=network)
     if command:
-        return run(connect(), name, command[1:], entrypoint=command[:1], network=network)
-    return run(connect(), name, [], network=network)
+        return run(connect(), name, command[1:], entrypoint=command[:1], options=opts, stdin=stdin)
+    return run(connect(), name, [], options=opts, stdin=stdin)

@@ -38,6 +38,27 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 PYTHON_RE = re.compile(r"^3\.\d+$")
 PLATFORM_RE = re.compile(r"^linux/(amd64|arm64)$")
 LIBC_RE = re.compile(r"^(glibc|musl)-(\d+)\.(\d+)$")
+USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$")
+RFC3339_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+PORT_RE = re.compile(r"^\d{1,5}(/(tcp|udp|sctp))?$")
+# The pre-defined annotation keys of the OCI image spec, usable as `labels` keys without their prefix.
+OCI_LABEL_PREFIX = "org.opencontainers.image."
+OCI_LABELS = ("created", "authors", "url", "documentation", "source", "version", "revision", "vendor",
+              "licenses", "ref.name", "title", "description", "base.digest", "base.name")  # fmt: skip
+
+
+def label_key_ok(key: str) -> bool:
+    """An OCI short name, or a reverse-DNS style key (``com.example.team``)."""
+    if key.startswith("dev.envgraph."):  # envgraph's own (env, drv)
+        return False
+    return key in OCI_LABELS or bool(re.match(r"^[a-z0-9]+(\.[a-z0-9-]+)+(\.[A-Za-z0-9_-]+)*$", key))
+
+
+def label_name(key: str) -> str:
+    """``source`` -> ``org.opencontainers.image.source``; full keys are kept."""
+    return OCI_LABEL_PREFIX + key if key in OCI_LABELS else key
+
+
 IMAGE_TRANSPORTS = ("docker://", "oci:", "oci-archive:", "docker-archive:", "docker-daemon:")
 
 # glibc shipped by each Debian suite: decides which manylinux wheels fit a Debian base.
@@ -68,6 +89,8 @@ class Project:
     max_layers: int = field(default=100, metadata=_key("max-layers"))
     resolve_timeout: float = field(default=120.0, metadata=_key("resolve-timeout"))
     cache: str | None = None
+    # Where layer tasks run: "local" (this machine's pool) or "dask://HOST:PORT" (a Dask cluster; needs `cache`).
+    executor: str | None = None
     # Ship hash-checked .pyc files, compiled by a local interpreter of the target version when there is one.
     # Off by default, as in uv: compiling doubles the cold build time; turn it on for faster container start-up.
     bytecode: bool = False
@@ -76,6 +99,11 @@ class Project:
     build_apt: tuple[str, ...] = field(default=DEFAULT_BUILD_APT, metadata=_key("build-apt"))
     # What resolves the envs: "pip-tools" (pip-compile) or "uv" (uv pip compile); the same lockfile either way.
     resolver: str = "pip-tools"
+    # The build-history database (sqlite:///PATH or postgresql://USER@HOST/DB); default: SQLite in the store.
+    # Prefer ENVGRAPH_DB or --db for a URL with a password: this file is usually committed.
+    db: str | None = None
+    # Image labels every env gets (OCI short names such as source, revision, version, or full label keys).
+    labels: dict[str, str] = field(factory=dict)
 
 
 @frozen
@@ -121,6 +149,12 @@ class Env:
     cmd: tuple[str, ...] | None = None
     # Direct requirements that may resolve to a release far older than their newest (a deliberate old pin).
     allow_old: tuple[str, ...] = field(default=(), metadata=_key("allow-old"))
+    # The user the image runs as ("app", "1000", "1000:1000"); inherited unless set.
+    user: str | None = None
+    # Ports the image exposes ("8000", "53/udp"); children add to their parent's.
+    ports: tuple[str, ...] = ()
+    # Image labels (OCI short names or full keys); children override their parent's, which override the project's.
+    labels: dict[str, str] = field(factory=dict)
 
 
 @frozen
@@ -250,9 +284,28 @@ def _validate(spec: Spec, origin: str) -> None:
                 fail(f"env.{name}: files src {f.src!r} must be a path inside the project directory")
         if env.workdir is not None and not env.workdir.startswith("/"):
             fail(f"env.{name}: workdir {env.workdir!r} must be an absolute path")
+        if env.user is not None and not USER_RE.match(env.user):
+            fail(f"env.{name}: user {env.user!r} must be NAME or UID, optionally :GROUP or :GID")
+        for port in env.ports:
+            if not PORT_RE.match(port) or not 0 < int(port.split("/")[0]) < 65536:
+                fail(f"env.{name}: port {port!r} must be a number 1-65535, optionally /tcp, /udp or /sctp")
+        for key, value in env.labels.items():
+            if key in ("created", OCI_LABEL_PREFIX + "created") and not RFC3339_RE.match(value):
+                fail(f"env.{name}: label {key} must be an RFC 3339 time such as 2026-01-31T12:00:00Z")
+            if not label_key_ok(key):
+                fail(
+                    f"env.{name}: label {key!r} is neither an OCI short name ({', '.join(OCI_LABELS)}) nor a dotted key"
+                )
         _check_apt(fail, f"env.{name}.apt", env.apt)
         _check_apt(fail, f"env.{name}.build-apt", env.build_apt)
     _check_apt(fail, "project.build-apt", p.build_apt)
+    for key, value in p.labels.items():
+        if key in ("created", OCI_LABEL_PREFIX + "created") and not RFC3339_RE.match(value):
+            fail(f"project.labels: {key} must be an RFC 3339 time such as 2026-01-31T12:00:00Z")
+        if not label_key_ok(key):
+            fail(
+                f"project.labels: {key!r} is neither an OCI short name ({', '.join(OCI_LABELS)}) nor a dotted key"
+            )
 
 
 def _check_apt(fail: Any, where: str, requests: tuple[str, ...]) -> None:

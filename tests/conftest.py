@@ -12,7 +12,7 @@ import pytest
 from tests.support.debian import TestKeys
 from tests.support.wheels import standard_wheels
 
-pytest_plugins = ["tests.support.registry", "tests.support.docker"]
+pytest_plugins = ["tests.support.registry", "tests.support.docker", "tests.support.postgres"]
 
 
 @pytest.fixture

@@ -154,3 +154,43 @@ def test_bundled_example_builds_to_the_readme_digests(tmp_path: Path) -> None:
     result = ws.build()
     assert result.ok, result.failures
     assert {i.env: i.descriptor.digest for i in result.images if i.descriptor} == expected
+
+
+# Image settings (issue 16): user, ports and labels are hashed into the drv only when declared, so the pins
+# above did not move; this project pins what they add. env -> (drv, image manifest digest)
+IMAGE_CONFIG_PROJECT = """
+[env.core]
+base = "none"
+requirements = ["alpha<2"]
+user = "1000:1000"
+ports = ["8000"]
+labels = { source = "https://example.org/repo", revision = "0123456789abcdef0123456789abcdef01234567", created = "2026-01-31T12:00:00Z" }
+
+[env.train]
+parent = "core"
+requirements = ["gamma"]
+labels = { title = "train" }
+"""
+IMAGE_CONFIG_PINS: dict[str, tuple[str, str]] = {
+    "core": (
+        "sha256:8fac582283ffe2eda0d4a9a97daa2ddfbafeeb57a22936607f744a6e3339055a",
+        "sha256:525d27c4832cbabe4c50f3b5fa13474cf07235762cae73c6d6d67cab2e32b241",
+    ),
+    "train": (
+        "sha256:8eaec5e077d7f33ed1eefbf21b1dfcc255291728fc676585dc80e4c3932802f2",
+        "sha256:b020050fea8af8daf188f26aa0ed014d33708dbeefa910160e30ba6599cf9b08",
+    ),
+}
+
+
+def test_image_settings_identities_are_pinned(tmp_path: Path) -> None:
+    standard_wheels(tmp_path / "wheels")
+    (tmp_path / "envgraph.toml").write_text(
+        textwrap.dedent(BUILD_HEADER) + textwrap.dedent(IMAGE_CONFIG_PROJECT)
+    )
+    ws = envgraph.load(tmp_path / "envgraph.toml", store=tmp_path / "store")
+    ws.lock()
+    result = ws.build(jobs=2)
+    assert result.ok, result.failures
+    got = {img.env: (img.drv, img.descriptor.digest) for img in result.images if img.descriptor is not None}
+    assert got == IMAGE_CONFIG_PINS

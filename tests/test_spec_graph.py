@@ -133,7 +133,7 @@ def test_shipped_schema_is_generated_from_the_models() -> None:
 def test_readme_documents_every_key() -> None:
     readme = (ROOT / "README.md").read_text()
     for key in ["index-url", "extra-index-urls", "find-links", "max-layers", "resolve-timeout", "requirements-file",
-                "environment", "files", "workdir", "entrypoint", "libc"]:  # fmt: skip
+                "environment", "files", "workdir", "entrypoint", "libc", "db"]:  # fmt: skip
         assert f"`{key}`" in readme, key
 
 

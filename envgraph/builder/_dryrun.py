@@ -37,7 +37,9 @@ def describe_plan(store: Store, plan: Plan) -> str:
             if gone:
                 parts.append("gone: " + ", ".join(gone))
             if not added and not gone:
-                parts.append("config changed (environment, workdir, entrypoint or a parent)")
+                parts.append(
+                    "config changed (environment, workdir, entrypoint, user, ports, labels or a parent)"
+                )
             why = "; ".join(parts)
         lines.append(f"env {img.env}: build image ({why})")
         for label in new:

@@ -32,6 +32,7 @@ def build_report(result: BuildResult, store: Store) -> dict[str, Any]:
                     "size": rec.size if rec else 0,
                     "status": "reused" if r.status in ("reused",) else r.status,
                     "seconds": round(r.seconds, 4),
+                    "worker": r.worker,  # the Dask worker that built it; None when built (or found) here
                 }
             )
             if rec is not None:

@@ -43,6 +43,7 @@ from envgraph.plan import (
     VenvLayer,
     WheelBuild,
 )
+from envgraph.spec import OCI_LABEL_PREFIX
 
 LayerStatus = Literal["built", "reused", "pulled", "failed"]
 ImageStatus = Literal["built", "reused", "failed"]
@@ -57,6 +58,7 @@ __all__ = [
     "Reporter",
     "RemoteCache",
     "ImageBases",
+    "LayerRunner",
     "Scheduler",
 ]
 
@@ -69,6 +71,7 @@ class LayerResult:
     record: LayerRecord | None
     seconds: float
     error: str | None = None
+    worker: str | None = None  # the remote worker that built it (a Dask executor); None when built here
 
 
 @frozen
@@ -112,6 +115,17 @@ class RemoteCache(Protocol):
     def publish(self, record: LayerRecord, store: Store) -> None: ...
 
 
+class LayerRunner(Protocol):
+    """Builds layers somewhere else (a Dask cluster): the seam between the plan and where its work runs.
+
+    ``submit`` returns at once; ``finish`` is called exactly once per task, from any thread, with the
+    result (its record names a layer the runner's cache holds, not necessarily this store). ``close``
+    waits for outstanding work, or drops it with ``cancel``."""
+
+    def submit(self, task: LayerTask, plan: Plan, finish: Callable[[LayerResult], None]) -> None: ...
+    def close(self, *, cancel: bool) -> None: ...
+
+
 class ImageBases(Protocol):
     """Provides a pinned image base in the store (imported or pulled when missing): its manifest descriptor."""
 
@@ -149,6 +163,9 @@ class SilentReporter:
         pass
 
 
+OCI_CREATED = OCI_LABEL_PREFIX + "created"
+
+
 class Scheduler:
     def __init__(
         self,
@@ -161,6 +178,7 @@ class Scheduler:
         cache: RemoteCache | None = None,
         wheels: WheelCache | None = None,
         image_bases: ImageBases | None = None,
+        runner: LayerRunner | None = None,
     ) -> None:
         self.store = store
         self.root = project_root
@@ -170,6 +188,8 @@ class Scheduler:
         self.cache = cache
         self.wheels = wheels or WheelCache(project_root)
         self.image_bases: ImageBases = image_bases or _no_image_bases
+        # With a runner, layers are built and kept elsewhere: images are written from their descriptors alone.
+        self.runner = runner
         self._written = 0
         self._lock = threading.Lock()
         self._ensured: set[str] = (
@@ -215,8 +235,12 @@ class Scheduler:
         builds = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="build")
         try:
             for task in todo:
-                self._submit(task, plan, downloads, builds, done, stop)
-            if self.cache is not None:
+                if self.runner is not None:
+                    self.reporter.started(task)
+                    self.runner.submit(task, plan, done.put)
+                else:
+                    self._submit(task, plan, downloads, builds, done, stop)
+            if self.cache is not None and self.runner is None:
                 # Layers the store already had may be missing from the cache (built before it was used): share them too.
                 for key, r in results.items():
                     if r.record is not None:
@@ -229,10 +253,14 @@ class Scheduler:
             images = self._assemble(plan, results, done, len(todo), base_descs, base_errors, stop)
         except BaseException:
             stop.set()
+            if self.runner is not None:
+                self.runner.close(cancel=True)
             downloads.shutdown(wait=True, cancel_futures=True)
             builds.shutdown(wait=True, cancel_futures=True)
             self.reporter.close()
             raise
+        if self.runner is not None:
+            self.runner.close(cancel=False)
         downloads.shutdown(wait=True)
         builds.shutdown(wait=True)
         self.reporter.close()
@@ -324,6 +352,22 @@ class Scheduler:
             start()
 
         downloads.submit(try_cache)
+
+    def build_here(self, task: LayerTask, plan: Plan) -> tuple[LayerStatus, LayerRecord]:
+        """One layer task in this thread, for a remote executor's worker: from this store, or fetched and built
+        now; then published to the cache, where failing is an error (the client reaches the layer only there)."""
+        with self.store.in_use():
+            with self.store.building(task.key):
+                record = self.store.get_key(task.key)
+                status: LayerStatus = "reused"
+                if record is None:
+                    record = self._make(task, plan, [fetch() for fetch in self._fetches(task)])
+                    status = "built"
+            if self.cache is not None:
+                self.cache.publish(record, self.store)
+        with self._lock:
+            self._written += record.size if status == "built" else 0
+        return status, record
 
     def _fetches(self, task: LayerTask | BuildTask) -> list[Callable[[], Path]]:
         """What must be downloaded (and verified) before the task can be built, in the order ``_make`` takes it."""
@@ -539,14 +583,25 @@ class Scheduler:
                 working_dir=img.workdir,
                 entrypoint=img.entrypoint,
                 cmd=img.cmd,
-                labels={LABEL_ENV: img.env, LABEL_DRV: img.drv},
+                labels={**img.image_labels, LABEL_ENV: img.env, LABEL_DRV: img.drv},
+                user=img.user,
+                exposed_ports=img.ports,
+                # No creation time unless declared (then it is a label, and in the drv): digests stay reproducible.
+                created=img.image_labels.get(OCI_CREATED),
             )
             # An image tagged with exactly these layers passed this check when it was written.
             if existing is None or self._layer_digests(existing) != [
                 layer.descriptor.digest for layer in layers
             ]:
                 self._check_conflicts(img, tasks, records)
-            desc = write_image(self.store, layers, config, Platform.parse(self.platform), base=base_cfg)
+            desc = write_image(
+                self.store,
+                layers,
+                config,
+                Platform.parse(self.platform),
+                base=base_cfg,
+                elsewhere={r.digest for r in records if r is not None} if self.runner is not None else (),
+            )
         except EnvgraphError as e:
             return failed(str(e))
         status: ImageStatus = "reused" if existing is not None and existing.digest == desc.digest else "built"

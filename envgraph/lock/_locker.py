@@ -65,8 +65,9 @@ from envgraph.lock._resolve import (
     uv_compile,
 )
 from envgraph.lock._schedule import run_dag
+from envgraph.lock._sources import git_revision
 from envgraph.lock._wheels import Target
-from envgraph.spec import Base, Env, Spec, libc_of
+from envgraph.spec import Base, Env, Spec, label_name, libc_of
 
 __all__ = [
     "LockOutcome",
@@ -125,6 +126,9 @@ def lock_drv(lock: Lockfile) -> str:
         debian=_deb_tuples(lock.apt),
         built=[unstructure(q) for q in lock.packages if q.wheel is None],
         build_debian=_deb_tuples(lock.build_apt),
+        user=lock.user,
+        ports=lock.ports,
+        labels=lock.labels,
         merged=lock.merged,
         environment=lock.environment,
         files=[(f.dest, f.sha256) for f in lock.files],
@@ -790,8 +794,23 @@ class Locker:
                 draft.apt, self.apt_requested(env), bases, env, self._parent_debs(env, locks)
             ),
             build_apt=self._final_apt(draft.build_apt, self.build_apt_requested(env), bases, env, {}),
+            user=decl.user,
+            ports=tuple(sorted(set(decl.ports))),
+            labels=self._labels(env, draft),
         )
         return evolve(lock, drv=lock_drv(lock))
+
+    def _labels(self, env: str, draft: Lockfile) -> dict[str, str]:
+        """The env's own labels by full key (a root env's include the project's). ``revision = "git"`` is the
+        commit the declaration's repository had when the env was first locked with it: kept afterwards, so a
+        new commit neither makes the lock stale nor changes the image."""
+        declared = dict(self.spec.project.labels) if self.graph.parent(env) is None else {}
+        declared.update(self.spec.env[env].labels)
+        out = {label_name(k): v for k, v in declared.items()}
+        revision = label_name("revision")
+        if out.get(revision) == "git":
+            out[revision] = draft.labels.get(revision) or git_revision(self.spec.root)
+        return dict(sorted(out.items()))
 
     def _final_apt(
         self,

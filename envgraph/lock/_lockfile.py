@@ -32,6 +32,7 @@ __all__ = [
     "read_lock",
     "read_base_lock",
     "read_base_lock_any_version",
+    "parse_lock_text",
     "write_lock",
     "write_base_lock",
     "requirements_txt",
@@ -68,16 +69,27 @@ def write_atomic(path: Path, text: str) -> bool:
 
 def _read(path: Path, cls: type[T], *, any_version: bool = False) -> T | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
+        raise StaleLockError(f"{path}: unreadable lockfile ({e}): run `envgraph lock`") from None
+    return parse_lock_text(text, str(path), cls, any_version=any_version)
+
+
+def parse_lock_text(text: str, path: str, cls: type[T], *, any_version: bool = False) -> T:
+    """A lockfile's text (from a file, or from git at some revision: untrusted either way), strictly parsed;
+    ``path`` names it in errors. ``any_version``: an older format whose fields still read is accepted."""
+    try:
+        data = json.loads(text)
+    except ValueError as e:
         raise StaleLockError(f"{path}: unreadable lockfile ({e}): run `envgraph lock`") from None
     if any_version and isinstance(data, dict):
         data = {**data, "version": LOCK_VERSION}
     if not isinstance(data, dict) or data.get("version") != LOCK_VERSION:
         raise StaleLockError(
-            f"{path}: lockfile version {data.get('version')!r} is not {LOCK_VERSION}: run `envgraph lock`"
+            f"{path}: lockfile version {data.get('version') if isinstance(data, dict) else None!r} is not "
+            f"{LOCK_VERSION}: run `envgraph lock`"
         )
     try:
         result: T = structure(data, cls)

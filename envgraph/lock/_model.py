@@ -241,3 +241,8 @@ class Lockfile:
     # The Debian packages of the environment this env's packages without a wheel are built in, on top of the
     # base (the whole set, not only what the parent's build environment lacks).
     build_apt: AptLock | None = field(default=None, metadata={"key": "build-apt", "omit_if_default": True})
+    # Image settings of this env (children inherit user, add ports, override labels); labels by full key, the
+    # project's labels recorded in root envs' lockfiles.
+    user: str | None = field(default=None, metadata=_OMIT)
+    ports: tuple[str, ...] = field(default=(), metadata=_OMIT)
+    labels: dict[str, str] = field(factory=dict, metadata=_OMIT)

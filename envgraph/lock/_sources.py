@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -183,6 +184,15 @@ def _git(args: list[str], cwd: Path | None, what: str) -> str:
         lines = [ln.strip() for ln in proc.output.splitlines() if ln.strip()]
         raise LockError(f"{what}: git {args[0]} failed: {lines[-1] if lines else 'no output'}")
     return proc.output
+
+
+def git_revision(root: Path) -> str:
+    """The commit checked out in the git repository holding ``root`` (``labels.revision = "git"``)."""
+    what = f'labels revision = "git" in {root}'
+    commit = _git(["rev-parse", "--verify", "HEAD"], root, what).strip()
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
+        raise LockError(f"{what}: git rev-parse printed {commit[:80]!r}, not a commit")
+    return commit
 
 
 def git_checkout(url: str, commit: str, what: str, cache: Path | None = None) -> Path:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import posixpath
 import tarfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -60,18 +61,27 @@ def _blob_name(digest: str) -> str:
     return "blobs/sha256/" + digest.removeprefix("sha256:")
 
 
-def export_oci_archive(store: Store, refs: dict[str, Descriptor], out_path: Path) -> None:
+def export_oci_archive(
+    store: Store,
+    refs: dict[str, Descriptor],
+    out_path: Path,
+    artifacts: Sequence[tuple[Descriptor, Mapping[str, bytes]]] = (),
+) -> None:
     """A tar of an OCI image layout holding the images ``refs`` (tag -> manifest descriptor) and only
-    the blobs they need."""
+    the blobs they need; ``artifacts`` (a referrer's manifest descriptor and its blobs by digest, manifest
+    included) are listed in ``index.json`` beside them, as the image-layout spec allows for referrers."""
     manifests = []
     for ref, desc in sorted(refs.items()):
         ann = {**(desc.annotations or {}), ANNOTATION_REF_NAME: ref}
         manifests.append(desc.evolve(annotations=dict(sorted(ann.items()))))
+    manifests += [desc for desc, _ in artifacts]
     digests = set(store.reachable([d for d in refs.values()]))
+    extra = {d: data for _, blobs in artifacts for d, data in blobs.items() if d not in digests}
     entries = [
         LayerEntry.from_bytes("oci-layout", _LAYOUT),
         LayerEntry.from_bytes("index.json", to_json(Index(manifests=tuple(manifests)))),
         *_blob_entries(store, digests),
+        *(LayerEntry.from_bytes(_blob_name(d), b) for d, b in extra.items()),  # write_tar sorts entries
     ]
     with atomic_output(out_path) as out:
         write_tar(entries, out)

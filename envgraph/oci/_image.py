@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 import attrs
 
@@ -51,9 +51,10 @@ def read_manifest(store: Store, digest: str) -> Manifest:
     return m
 
 
-def read_image(store: Store, desc: Descriptor) -> Manifest:
+def read_image(store: Store, desc: Descriptor, *, elsewhere: Callable[[str], bool] | None = None) -> Manifest:
     """The manifest a tag points at, checked against the tag's descriptor (digest, size and media type) and
-    with every blob it names present and known good: what export, load and push may use."""
+    with every blob it names present and known good: what export, load and push may use. A layer for which
+    ``elsewhere(digest)`` holds may be absent (a push mounts it from the registry repository that has it)."""
     data = store.read_blob(desc.digest)
     m = from_json(data, Manifest)
     if m.media_type not in MANIFEST_MEDIA_TYPES or (m.media_type, len(data)) != (desc.media_type, desc.size):
@@ -62,6 +63,13 @@ def read_image(store: Store, desc: Descriptor) -> Manifest:
             f"manifest is {m.media_type} of {len(data)} bytes: run `envgraph verify --repair`"
         )
     for blob in (m.config, *m.layers):
+        if (
+            blob is not m.config
+            and elsewhere is not None
+            and elsewhere(blob.digest)
+            and not store.has_blob(blob.digest)
+        ):
+            continue
         if not store.verified(blob.digest, size=blob.size):
             raise StoreError(
                 f"blob {blob.digest} of image {desc.digest} is missing or damaged: run `envgraph build` to rebuild it"
@@ -100,6 +108,10 @@ def _sorted_dict(m: Mapping[str, str]) -> dict[str, str]:
     return dict(sorted(m.items()))
 
 
+def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
 @attrs.frozen
 class ImageConfigSpec:
     """What an envgraph image sets in its config; ``env`` takes a mapping or ``NAME=value`` strings."""
@@ -110,7 +122,7 @@ class ImageConfigSpec:
     cmd: tuple[str, ...] | None = attrs.field(default=None, converter=_opt_tuple)
     labels: Mapping[str, str] = attrs.field(factory=dict, converter=_sorted_dict)
     user: str | None = None
-    exposed_ports: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    exposed_ports: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
     created: str | None = None
     created_by: str = "envgraph"
 
@@ -146,16 +158,20 @@ def write_image(
     *,
     base: ImageConfig | None = None,
     annotations: Mapping[str, str] | None = None,
+    elsewhere: Collection[str] = (),
 ) -> Descriptor:
     """Write the config and manifest blobs of an image; returns the manifest descriptor (with platform).
 
     ``layers`` are in image order (base layers first) and must already be in ``store``. With ``base`` (the
     base image's config), its diff_ids must be the first of ``layers``; its config (user, ports, env...)
-    is inherited, ``config`` overriding it, and its history kept.
+    is inherited, ``config`` overriding it, and its history kept. Layers whose digest is in ``elsewhere``
+    are kept by a registry (built on a remote executor and published there): only their descriptors are used.
     """
     diff_ids = tuple(layer.diff_id for layer in layers)
     for layer in layers:
         compression_of_media_type(layer.descriptor.media_type)  # raises on a non-layer descriptor
+        if layer.descriptor.digest in elsewhere:
+            continue
         if not store.verified(layer.descriptor.digest, size=layer.descriptor.size):
             raise BuildError(f"layer {layer.descriptor.digest} ({layer.history_comment}) is not in the store")
 

@@ -51,6 +51,14 @@ class KnownBlobs:
         with self._mutex:
             return self._data.get(host, {}).get(digest)
 
+    def anywhere(self, digest: str) -> str | None:
+        """``HOST/REPO`` of a registry repository known to hold ``digest``, on any host."""
+        with self._mutex:
+            for host, blobs in sorted(self._data.items()):
+                if digest in blobs:
+                    return f"{host}/{blobs[digest]}"
+        return None
+
     def saw(self, host: str, digest: str, repo: str) -> None:
         with self._mutex:
             if self._data.get(host, {}).get(digest) == repo:

@@ -82,6 +82,7 @@ class Descriptor:
     size: int
     annotations: dict[str, str] | None = _opt()
     platform: Platform | None = _opt()
+    artifact_type: str | None = _opt("artifactType")  # OCI 1.1: a referrer's type, in an index
 
     def evolve(self, **changes: Any) -> Descriptor:
         return attrs.evolve(self, **changes)

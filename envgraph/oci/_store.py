@@ -67,6 +67,8 @@ _LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 _STORE_NAMES = {
     "oci-layout", "index.json", "blobs", "keys", "tmp", "lock", "in-use", "building", "stamps", "corrupt",
     "roots", "registry-blobs.json", "logs", "build-roots",
+    # The build history (envgraph.history): SQLite and its journal files.
+    "history.sqlite", "history.sqlite-journal", "history.sqlite-wal", "history.sqlite-shm",
 }  # fmt: skip
 _REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]*$")
 

@@ -15,6 +15,7 @@ from envgraph._hashing import CHUNK, file_sha256
 from envgraph.errors import StoreError
 from envgraph.identity import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, compression_of_media_type
 from envgraph.oci._compress import Decompressor
+from envgraph.oci._known_blobs import KnownBlobs
 from envgraph.oci._model import Descriptor, Index, Manifest, from_json
 from envgraph.oci._store import LayerRecord, Store
 
@@ -65,9 +66,11 @@ def verify_store(store: Store, *, repair: bool = False) -> VerifyReport:
             store._stamp(digest)
         return None
 
-    # Images: every part of every tagged image must be there and good.
+    # Images: every part of every tagged image must be there and good, except layers a registry repository
+    # keeps for this store (an image built on a Dask cluster: its layers are in the cache, see envgraph._dask).
+    known = store.known_blobs()
     for ref, desc in store.tags().items():
-        why = _image_problem(store, desc, blob_problem)
+        why = _image_problem(store, desc, blob_problem, known)
         if why is not None:
             problems.append(f"image {ref}: {why}")
             if repair:
@@ -93,10 +96,15 @@ def verify_store(store: Store, *, repair: bool = False) -> VerifyReport:
     return VerifyReport(tuple(problems), tuple(actions))
 
 
-def _image_problem(store: Store, desc: Descriptor, blob_problem: Callable[..., str | None]) -> str | None:
+def _image_problem(
+    store: Store, desc: Descriptor, blob_problem: Callable[..., str | None], known: KnownBlobs
+) -> str | None:
     stack = [desc]
+    layers: set[str] = set()
     while stack:
         d = stack.pop()
+        if d.digest in layers and not store.has_blob(d.digest) and known.anywhere(d.digest) is not None:
+            continue
         why = blob_problem(d.digest, d.size)
         if why is not None:
             return why
@@ -106,6 +114,7 @@ def _image_problem(store: Store, desc: Descriptor, blob_problem: Callable[..., s
                 if d.media_type in MANIFEST_MEDIA_TYPES:
                     m = from_json(data, Manifest)
                     stack += [m.config, *m.layers]
+                    layers.update(layer.digest for layer in m.layers)
                 else:
                     stack += list(from_json(data, Index).manifests)
             except (OSError, StoreError) as err:

@@ -221,6 +221,9 @@ class ImagePlan:
     workdir: str | None
     entrypoint: tuple[str, ...] | None
     cmd: tuple[str, ...] | None
+    user: str | None = None
+    ports: tuple[str, ...] = ()  # "8000/tcp"
+    image_labels: dict[str, str] = field(factory=dict)  # the declared labels, by full key
 
     @property
     def tag(self) -> str:

@@ -135,7 +135,9 @@ def make_plan(
                 )
             )
         environment: dict[str, str] = {}
-        workdir = entrypoint = cmd = None
+        image_labels: dict[str, str] = {}
+        ports: set[str] = set()
+        workdir = entrypoint = cmd = user = None
         for a in graph.chain(e):
             al = locks[a]
             for f in al.files:
@@ -145,6 +147,9 @@ def make_plan(
             workdir = al.workdir or workdir
             entrypoint = al.entrypoint if al.entrypoint is not None else entrypoint
             cmd = al.cmd if al.cmd is not None else cmd
+            user = al.user or user
+            ports.update(p if "/" in p else f"{p}/tcp" for p in al.ports)
+            image_labels.update(al.labels)
         images.append(
             ImagePlan(
                 env=e,
@@ -157,6 +162,9 @@ def make_plan(
                 workdir=workdir,
                 entrypoint=entrypoint,
                 cmd=cmd,
+                user=user,
+                ports=tuple(sorted(ports)),
+                image_labels=dict(sorted(image_labels.items())),
             )
         )
     return Plan(layers, tuple(images), used_bases, builds)

@@ -11,11 +11,15 @@ if TYPE_CHECKING:
     from envgraph.registry._client import RegistryClient as RegistryClient
     from envgraph.registry._push import PushedImage as PushedImage
     from envgraph.registry._push import push_images as push_images
+    from envgraph.registry._records import PushRecord as PushRecord
+    from envgraph.registry._records import push_records as push_records
     from envgraph.registry._reference import Reference as Reference
     from envgraph.registry._transfer import pull_image as pull_image
 
 _EXPORTS = {
     "PushedImage": "envgraph.registry._push",
+    "PushRecord": "envgraph.registry._records",
+    "push_records": "envgraph.registry._records",
     "Reference": "envgraph.registry._reference",
     "RegistryCache": "envgraph.registry._cache",
     "RegistryClient": "envgraph.registry._client",
@@ -24,10 +28,12 @@ _EXPORTS = {
 }
 __all__ = [
     "PushedImage",
+    "PushRecord",
     "Reference",
     "RegistryCache",
     "RegistryClient",
     "pull_image",
     "push_images",
+    "push_records",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -3,10 +3,11 @@
 Where credentials come from, first match wins (:func:`find_credentials`):
 
 1. ``ENVGRAPH_REGISTRY_USERNAME`` / ``ENVGRAPH_REGISTRY_PASSWORD`` (both set);
-2. the Docker config, ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``:
-   ``credHelpers[host]``, then ``credsStore`` (both run ``docker-credential-<helper> get`` with the
-   server on stdin), then ``auths[host].auth`` (base64 ``user:password``) or ``username``/``password``;
-   an ``identitytoken`` is used as an OAuth2 refresh token against the token realm.
+2. the Docker config, read by the Docker SDK's own ``docker.auth`` (``$DOCKER_CONFIG/config.json``,
+   ``~/.docker/config.json``): ``credHelpers[host]``, then ``credsStore`` (both run
+   ``docker-credential-<helper> get`` with the server on stdin), then ``auths`` (matched by host name, as the
+   docker CLI does); an identity token is used as an OAuth2 refresh token against the token realm.
+   envgraph reads no Docker config itself: what ``docker login`` and ``docker pull`` use is what it uses.
 
 :class:`Authenticator` answers a registry's ``WWW-Authenticate`` challenge: Basic sends the credentials
 on every request, Bearer fetches a token per scope set from the realm (anonymously when there are no
@@ -17,20 +18,20 @@ a lock guards the cache and token fetches.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
-import subprocess
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import Any
 
 import attrs
+import docker.auth
+import docker.errors
+import docker.utils.config
 import requests
 
-from envgraph.errors import RegistryError
+from envgraph.errors import RegistryError, redact
 
 __all__ = [
     "ENV_USERNAME",
@@ -39,7 +40,7 @@ __all__ = [
     "Challenge",
     "Authenticator",
     "find_credentials",
-    "docker_config_path",
+    "docker_config_file",
     "parse_challenge",
     "repository_scope",
 ]
@@ -47,14 +48,11 @@ __all__ = [
 ENV_USERNAME = "ENVGRAPH_REGISTRY_USERNAME"
 ENV_PASSWORD = "ENVGRAPH_REGISTRY_PASSWORD"
 
-# Docker Hub is spelled many ways; the Docker config keys it by the old index URL.
+# Docker Hub is spelled many ways; the Docker SDK finds its entry when asked for no registry.
 DOCKER_HUB_ALIASES = ("docker.io", "index.docker.io", "registry-1.docker.io")
-DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
 
 # Docker stores identity tokens with this placeholder user name.
 IDENTITY_TOKEN_USER = "<token>"
-
-HELPER_TIMEOUT = 30.0
 
 
 @attrs.frozen
@@ -105,103 +103,41 @@ def repository_scope(repo: str, actions: Iterable[str]) -> str:
 # --- finding credentials -------------------------------------------------------------------------
 
 
-def docker_config_path() -> Path:
-    base = os.environ.get("DOCKER_CONFIG")
-    return (Path(base) if base else Path.home() / ".docker") / "config.json"
-
-
-def _config_keys(host: str) -> list[str]:
-    if host in DOCKER_HUB_ALIASES:
-        return [DOCKER_HUB_CONFIG_KEY, *DOCKER_HUB_ALIASES]
-    return [host, f"https://{host}", f"http://{host}", f"https://{host}/v1/", f"https://{host}/v2/"]
-
-
-def _lookup(mapping: dict[str, Any], host: str) -> Any:
-    keys = _config_keys(host)
-    for key in keys:
-        if key in mapping:
-            return mapping[key]
-    # Entries written as URLs with a path ("https://host/v1/") or a trailing slash.
-    for key, value in mapping.items():
-        bare = re.sub(r"^https?://", "", key).split("/", 1)[0]
-        if bare == host or (host in DOCKER_HUB_ALIASES and bare in DOCKER_HUB_ALIASES):
-            return value
-    return None
-
-
-def run_credential_helper(helper: str, host: str) -> Credentials | None:
-    """``docker-credential-<helper> get``; None when the helper knows nothing about ``host``."""
-    program = f"docker-credential-{helper}"
-    server = DOCKER_HUB_CONFIG_KEY if host in DOCKER_HUB_ALIASES else host
-    try:
-        proc = subprocess.run(
-            [program, "get"],
-            input=server,
-            capture_output=True,
-            text=True,
-            timeout=HELPER_TIMEOUT,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise RegistryError(
-            f"Docker config names credential helper {helper!r} for {host} but {program} is not on PATH"
-        ) from None
-    except subprocess.TimeoutExpired:
-        raise RegistryError(
-            f"credential helper {program} did not answer within {HELPER_TIMEOUT:.0f} s"
-        ) from None
-    if proc.returncode != 0:
-        out = (proc.stdout + proc.stderr).strip()
-        if "credentials not found" in out.lower():
-            return None
-        raise RegistryError(
-            f"credential helper {program} failed for {host}: {out or f'exit {proc.returncode}'}"
-        )
-    try:
-        data = json.loads(proc.stdout)
-        return Credentials(data["Username"], data["Secret"], source=f"credential helper {program}")
-    except (ValueError, KeyError, TypeError):
-        raise RegistryError(
-            f"credential helper {program} printed something that is not credentials"
-        ) from None
+def docker_config_file() -> str | None:
+    """The Docker config: ``$DOCKER_CONFIG/config.json`` when ``DOCKER_CONFIG`` is set (only that, as the docker
+    CLI does), else what the SDK finds (``~/.docker/config.json``, ``~/.dockercfg``); None when there is none."""
+    if os.environ.get("DOCKER_CONFIG"):
+        path = docker.utils.config.config_path_from_environment()
+        return str(path) if path and os.path.exists(path) else None
+    return docker.utils.config.find_config_file()  # type: ignore[no-any-return]
 
 
 def _from_docker_config(host: str) -> Credentials | None:
-    path = docker_config_path()
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    """The Docker SDK's answer for ``host``: ``credHelpers``, ``credsStore`` (running
+    ``docker-credential-<name> get``), then ``auths``, matched as the docker CLI matches them."""
+    path = docker_config_file()
+    if path is None:
         return None
-    except (OSError, ValueError) as e:
-        raise RegistryError(f"cannot read Docker config {path}: {e}") from None
-    if not isinstance(config, dict):
-        raise RegistryError(f"Docker config {path} is not a JSON object")
-
-    helper = _lookup(config.get("credHelpers") or {}, host)
-    if helper:
-        return run_credential_helper(str(helper), host)
-
-    entry = _lookup(config.get("auths") or {}, host)
-    source = f"Docker config {path}"
-    if isinstance(entry, dict):
-        if entry.get("identitytoken"):
-            return Credentials(IDENTITY_TOKEN_USER, str(entry["identitytoken"]), source=source)
-        if entry.get("auth"):
-            try:
-                user, sep, password = base64.b64decode(str(entry["auth"])).decode("utf-8").partition(":")
-            except ValueError:
-                raise RegistryError(
-                    f"Docker config {path}: the auth entry for {host} is not base64"
-                ) from None
-            if not sep:
-                raise RegistryError(f"Docker config {path}: the auth entry for {host} is not user:password")
-            return Credentials(user, password, source=source)
-        if entry.get("username") and entry.get("password"):
-            return Credentials(str(entry["username"]), str(entry["password"]), source=source)
-
-    store = config.get("credsStore")
-    if store:
-        return run_credential_helper(str(store), host)
+    # The SDK keys Docker Hub by its index URL, and any other registry by its host name.
+    registry = None if host in DOCKER_HUB_ALIASES else host
+    try:
+        with warnings.catch_warnings():  # "helper not installed" is a UserWarning first, then our error below
+            warnings.simplefilter("ignore", UserWarning)
+            config = docker.auth.load_config(path)
+            entry = config.resolve_authconfig(registry)
+    except (docker.errors.DockerException, ValueError, TypeError, AttributeError) as e:
+        raise RegistryError(redact(f"cannot use the Docker config {path} for {host}: {e}")) from None
+    if not entry:
+        return None
+    helper = config.get_credential_store(registry) if (config.creds_store or config.cred_helpers) else None
+    source = f"credential helper docker-credential-{helper}" if helper else f"Docker config {path}"
+    token = entry.get("IdentityToken")
+    if token:
+        return Credentials(IDENTITY_TOKEN_USER, str(token), source=source)
+    user = entry.get("Username") or entry.get("username")
+    password = entry.get("Password") or entry.get("password")
+    if user and password is not None:
+        return Credentials(str(user), str(password), source=source)
     return None
 
 

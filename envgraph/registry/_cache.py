@@ -193,6 +193,31 @@ class RegistryCache:
         self.stats.add(hits=1)
         return record
 
+    def lookup(self, key: str, store: Store) -> LayerRecord | None:
+        """The record for ``key`` when the cache holds it, without downloading the layer (a remote executor's
+        client writes images from descriptors); its small path list comes into ``store``. None on a miss."""
+        tag = cache_tag(key)
+        try:
+            digest = self.client.manifest_exists(self.repo, tag, [MEDIA_TYPE_MANIFEST])
+            if digest is None:
+                self.stats.add(misses=1)
+                return None
+            body, _, _ = self.client.get_manifest(self.repo, digest, [MEDIA_TYPE_MANIFEST])
+            record, _, paths = self._parse_entry(key, body)
+            if paths is not None:
+                self._download_small(paths, store)
+        except RegistryError as err:
+            raise self._fail(f"looking up layer {key[:19]}", err) from None
+        self.saw(record.digest, store)
+        self.stats.add(hits=1)
+        return record
+
+    def saw(self, digest: str, store: Store) -> None:
+        """Remember that this cache's repository holds ``digest`` (so a push mounts it from there)."""
+        known = self._known_for(store)
+        known.saw(self.client.host, digest, self.repo)
+        known.save()
+
     def _parse_entry(self, key: str, body: bytes) -> tuple[LayerRecord, Descriptor, Descriptor | None]:
         try:
             doc = json.loads(body)

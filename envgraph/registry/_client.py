@@ -537,6 +537,13 @@ class RegistryClient:
 
     def put_manifest(self, repo: str, ref: str, body: bytes, media_type: str) -> str:
         """PUT a manifest under a tag or its digest; returns its digest."""
+        return self.put_manifest_subject(repo, ref, body, media_type)[0]
+
+    def put_manifest_subject(
+        self, repo: str, ref: str, body: bytes, media_type: str
+    ) -> tuple[str, str | None]:
+        """PUT a manifest; returns its digest and the registry's ``OCI-Subject`` header (set by registries with
+        the referrers API when the manifest has a subject)."""
         digest = sha256_digest(body)
         if is_digest(ref) and ref != digest:
             raise RegistryError(f"manifest for {repo} hashes to {digest}, not to the reference {ref}")
@@ -561,7 +568,30 @@ class RegistryClient:
         echoed = resp.headers.get("Docker-Content-Digest")
         if echoed and echoed.startswith("sha256:") and echoed != digest:
             raise RegistryError(f"registry {self.host} stored manifest {name} as {echoed}, expected {digest}")
-        return digest
+        return digest, resp.headers.get("OCI-Subject")
+
+    def get_referrers(self, repo: str, digest: str) -> bytes | None:
+        """The referrers API's image index for ``digest``; None when the registry has no referrers API (404)."""
+        _check_digest(digest)
+        what = f"listing referrers of {repo}@{digest}"
+        resp = self._request(
+            "GET", self._url(repo, "referrers", digest), scopes=self._pull(repo), what=what, stream=True
+        )
+        try:
+            if resp.status_code == 404:
+                return None
+            if resp.status_code != 200:
+                raise self._fail(resp, what)
+            body = b""
+            for chunk in resp.iter_content(CHUNK):
+                body += chunk
+                if len(body) > MAX_MANIFEST_BYTES:
+                    raise RegistryError(f"the referrers of {repo}@{digest} on {self.host} exceed 4 MiB")
+            return body
+        except requests.RequestException as e:
+            raise RegistryError(f"{what} from {self.host} broke off: {_connection_reason(e)}") from None
+        finally:
+            resp.close()
 
     def _manifest_headers(self, accept: list[str] | tuple[str, ...] | None) -> dict[str, str]:
         return {"Accept": ", ".join(accept or MANIFEST_ACCEPT)}

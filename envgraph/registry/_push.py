@@ -22,6 +22,7 @@ import attrs
 from envgraph.errors import EnvgraphError, RegistryError
 from envgraph.identity import image_tag, registry_tag
 from envgraph.oci._image import read_image
+from envgraph.oci._known_blobs import KnownBlobs
 from envgraph.oci._model import Descriptor
 from envgraph.oci._store import Store
 from envgraph.registry._client import RegistryClient
@@ -42,6 +43,11 @@ class PushedImage:
     blobs_uploaded: int
     blobs_skipped: int
     blobs_mounted: int
+    registry: str = ""  # HOST[:PORT]
+    repository: str = ""
+    tag: str = ""  # <env>-<drv12>
+    drv: str = ""
+    sbom: str | None = None  # the digest of the SBOM artifact attached to it (an OCI referrer)
 
 
 @attrs.frozen
@@ -63,9 +69,10 @@ def parse_repository(text: str, what: str = "--registry") -> Reference:
     return ref
 
 
-def _image_blobs(store: Store, env: str, desc: Descriptor) -> list[Descriptor]:
+def _image_blobs(store: Store, env: str, desc: Descriptor, known: KnownBlobs, host: str) -> list[Descriptor]:
+    # Layers built on a Dask cluster stay in the cache repository: they are mounted from there, not uploaded.
     try:
-        manifest = read_image(store, desc)
+        manifest = read_image(store, desc, elsewhere=lambda digest: known.where(host, digest) is not None)
     except EnvgraphError as err:
         raise EnvgraphError(f"env {env}: {err}") from None
     return [manifest.config, *manifest.layers]
@@ -87,16 +94,17 @@ def push_images(
     target = parse_repository(registry_ref)
     repo = target.repository
     tags = store.tags()
+    known = store.known_blobs()
     todo: list[tuple[str, str, Descriptor, list[Descriptor]]] = []
+    drvs = dict(images)
     for env, drv in images:
         desc = tags.get(image_tag(env, drv))
         if desc is None:
             raise EnvgraphError(f"env {env} is not built: run `envgraph build`")
-        todo.append((env, registry_tag(env, drv), desc, _image_blobs(store, env, desc)))
+        todo.append((env, registry_tag(env, drv), desc, _image_blobs(store, env, desc, known, target.host)))
 
     own = client is None
     cl = client or open_client(target.host, insecure=insecure)
-    known = store.known_blobs()
     try:
         cl.ping()
         owner: dict[str, str] = {}  # digest -> first env that needs it (counted there)
@@ -152,6 +160,10 @@ def push_images(
                     blobs_uploaded=counts["uploaded"],
                     blobs_skipped=counts["skipped"],
                     blobs_mounted=counts["mounted"],
+                    registry=target.host,
+                    repository=repo,
+                    tag=pushed_tag,
+                    drv=drvs[env],
                 )
             )
         return results

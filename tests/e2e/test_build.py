@@ -327,7 +327,7 @@ def test_oci_archive_export_roundtrips(graph_project: Path, tmp_path_factory: py
 
     cli(graph_project, "build", "core", "-q")
     out = graph_project / "core.oci.tar"
-    cli(graph_project, "export", "core", "-o", str(out))
+    cli(graph_project, "export", "core", "-o", str(out), "--format", "oci-archive")
     fresh = Store.open(tmp_path_factory.mktemp("import") / "store")
     desc = import_oci_archive(out, fresh)
     assert desc.digest == store_of(graph_project).tags()["core:latest"].digest

@@ -79,7 +79,8 @@ def test_push_then_pull_back_gives_identical_digests(
 
     client = RegistryClient(registry.host, insecure=True)
     tags = set(client.list_tags(repo))
-    assert tags == {f"{e}-{drv12[e]}" for e in expected} | set(expected)
+    sbom_tags = {f"sha256-{d.removeprefix('sha256:')}" for d in expected.values()}  # referrers (the SBOMs)
+    assert tags == {f"{e}-{drv12[e]}" for e in expected} | set(expected) | sbom_tags
 
     fresh = Store.open(tmp_path / "fresh-store")
     for env, digest in expected.items():
@@ -100,11 +101,13 @@ def test_push_then_pull_back_gives_identical_digests(
 def test_second_push_uploads_nothing(built: Workspace, registry: RunningRegistry) -> None:
     repo = unique("push/again")
     first_client = RegistryClient(registry.host, insecure=True)
-    first = built.push([], [], f"{registry.host}/{repo}", insecure=True, jobs=2, client=first_client)
+    first = built.push(
+        [], [], f"{registry.host}/{repo}", insecure=True, jobs=2, client=first_client, sbom=False
+    )
     assert first_client.stats.bytes_uploaded == sum(p.bytes_uploaded for p in first) > 0
 
     client = RegistryClient(registry.host, insecure=True)
-    second = built.push([], [], f"{registry.host}/{repo}", insecure=True, jobs=2, client=client)
+    second = built.push([], [], f"{registry.host}/{repo}", insecure=True, jobs=2, client=client, sbom=False)
     assert [p.digest for p in second] == [p.digest for p in first]
     assert client.stats.bytes_uploaded == 0
     assert client.stats.blobs_uploaded == 0
@@ -129,7 +132,7 @@ def test_interrupted_push_completes_without_reuploading(built: Workspace, regist
     assert client.manifest_exists(repo, "app") is None
 
     resumed = RegistryClient(registry.host, insecure=True)
-    built.push(["app"], [], f"{registry.host}/{repo}", insecure=True, jobs=2, client=resumed)
+    built.push(["app"], [], f"{registry.host}/{repo}", insecure=True, jobs=2, client=resumed, sbom=False)
     assert resumed.stats.blobs_uploaded == len(manifest.layers) - 1
     assert resumed.stats.bytes_uploaded == sum(d.size for d in manifest.layers[1:])
     assert resumed.manifest_exists(repo, "app") == desc.digest
@@ -137,12 +140,14 @@ def test_interrupted_push_completes_without_reuploading(built: Workspace, regist
 
 def test_cross_repository_mount(built: Workspace, registry: RunningRegistry) -> None:
     first_repo, second_repo = unique("push/first"), unique("push/second")
-    built.push([], [], f"{registry.host}/{first_repo}", insecure=True, jobs=2)
+    built.push([], [], f"{registry.host}/{first_repo}", insecure=True, jobs=2, sbom=False)
     known = json.loads((built.store_path / KNOWN_BLOBS_FILE).read_text())
     assert first_repo in set(known[registry.host].values())
 
     client = RegistryClient(registry.host, insecure=True)
-    second = built.push([], [], f"{registry.host}/{second_repo}", insecure=True, jobs=2, client=client)
+    second = built.push(
+        [], [], f"{registry.host}/{second_repo}", insecure=True, jobs=2, client=client, sbom=False
+    )
     assert client.stats.bytes_uploaded == 0
     assert client.stats.blobs_mounted > 0
     assert sum(p.blobs_mounted for p in second) == client.stats.blobs_mounted
@@ -153,7 +158,7 @@ def test_cross_repository_mount(built: Workspace, registry: RunningRegistry) -> 
 def test_mount_from_named_repository_without_history(built: Workspace, registry: RunningRegistry) -> None:
     """Without the local record, repositories the caller names are tried for mounts."""
     first_repo, second_repo = unique("push/named-a"), unique("push/named-b")
-    built.push(["core"], [], f"{registry.host}/{first_repo}", insecure=True)
+    built.push(["core"], [], f"{registry.host}/{first_repo}", insecure=True, sbom=False)
     (built.store_path / KNOWN_BLOBS_FILE).unlink()
     client = RegistryClient(registry.host, insecure=True)
     built.push(
@@ -163,6 +168,7 @@ def test_mount_from_named_repository_without_history(built: Workspace, registry:
         insecure=True,
         client=client,
         mount_from=[first_repo],
+        sbom=False,
     )
     assert client.stats.bytes_uploaded == 0
     assert client.stats.blobs_mounted > 0

@@ -24,6 +24,7 @@ def make_wheel(
     files: Mapping[str, str | bytes] | None = None,
     scripts: Mapping[str, str] | None = None,
     tag: str = "py3-none-any",
+    metadata: Sequence[str] = (),
 ) -> Path:
     """Write ``name-version-tag.whl`` into ``directory``; by default it holds ``<name>/__init__.py`` with ``__version__``."""
     dist = name.replace("-", "_")
@@ -35,6 +36,7 @@ def make_wheel(
     info = f"{dist}-{version}.dist-info"
     meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     meta += [f"Requires-Dist: {r}" for r in requires]
+    meta += list(metadata)  # further METADATA lines, e.g. "License-Expression: MIT"
     contents[f"{info}/METADATA"] = ("\n".join(meta) + "\n").encode()
     py, abi, plat = tag.split("-")
     contents[f"{info}/WHEEL"] = (

@@ -1,0 +1,104 @@
+"""What a run record says about envs, read from the lockfiles (and, for builds, the build report)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from envgraph.errors import EnvgraphError
+from envgraph.graph import EnvGraph
+from envgraph.history._records import EnvRecord, PushRecord
+from envgraph.lock import Lockfile, lock_path, read_lock
+
+__all__ = ["LockFacts", "build_envs", "lock_envs", "package_set", "push_records", "read_lock_facts"]
+
+
+class LockFacts:
+    """The lockfiles of some envs as read once: each lock, its file's sha256, and each env's whole package set."""
+
+    def __init__(self, graph: EnvGraph, locks: Mapping[str, Lockfile], digests: Mapping[str, str]) -> None:
+        self.graph = graph
+        self.locks = locks
+        self.digests = digests
+
+    def packages(self, env: str) -> dict[str, str]:
+        return package_set(self.graph.chain(env), self.locks)
+
+
+def package_set(chain: Sequence[str], locks: Mapping[str, Lockfile]) -> dict[str, str]:
+    """Every package an env's image holds (its ancestors' too), name -> version; Debian ones as ``deb:NAME``."""
+    out: dict[str, str] = {}
+    for a in chain:
+        lock = locks.get(a)
+        if lock is None:
+            continue
+        if lock.apt is not None:
+            out.update({f"deb:{d.name}": d.version for d in lock.apt.packages})
+        out.update({p.name: p.version for p in lock.packages})
+    return out
+
+
+def read_lock_facts(graph: EnvGraph, lockdir: Any, envs: Iterable[str]) -> LockFacts:
+    """The lockfiles of ``envs`` and their ancestors; an env without a (readable) lockfile is left out."""
+    locks: dict[str, Lockfile] = {}
+    digests: dict[str, str] = {}
+    for env in {a for e in envs for a in graph.chain(e)}:
+        try:
+            data = lock_path(lockdir, env).read_bytes()
+            lock = read_lock(lockdir, env)
+        except (OSError, EnvgraphError):
+            continue
+        if lock is not None:
+            locks[env] = lock
+            digests[env] = "sha256:" + hashlib.sha256(data).hexdigest()
+    return LockFacts(graph, locks, digests)
+
+
+def build_envs(report: Mapping[str, Any], facts: LockFacts) -> list[EnvRecord]:
+    """One record per env of a build report (``envgraph build --report``)."""
+    out = []
+    for e in report.get("envs", ()):
+        statuses = [layer["status"] for layer in e.get("layers", ())]
+        env = e["env"]
+        out.append(
+            EnvRecord(
+                env=env,
+                drv=e["drv"],
+                lock_digest=facts.digests.get(env),
+                packages=facts.packages(env),
+                status=e.get("status") or "",
+                digest=e.get("digest"),
+                bytes=int(e.get("bytes") or 0),
+                seconds=float(e.get("seconds") or 0.0),
+                layers_built=statuses.count("built"),
+                layers_reused=statuses.count("reused"),
+                layers_pulled=statuses.count("pulled"),
+            )
+        )
+    return out
+
+
+def lock_envs(statuses: Mapping[str, str], facts: LockFacts) -> list[EnvRecord]:
+    """One record per locked env (``statuses``: env -> outcome), with the lockfile as it is now."""
+    return [
+        EnvRecord(
+            env=env,
+            drv=facts.locks[env].drv,
+            lock_digest=facts.digests.get(env),
+            packages=facts.packages(env),
+            status=status,
+        )
+        for env, status in sorted(statuses.items())
+        if env in facts.locks
+    ]
+
+
+def push_records(pushed: Iterable[tuple[str, str, str, int]]) -> list[PushRecord]:
+    """(env, ``HOST/REPO:TAG`` reference, digest, bytes uploaded) -> push records."""
+    out = []
+    for env, reference, digest, uploaded in pushed:
+        name, _, tag = reference.rpartition(":")
+        registry, _, repository = name.partition("/")
+        out.append(PushRecord(env, registry, repository, tag, digest, uploaded))
+    return out
