@@ -19,6 +19,7 @@ from envgraph.lock._model import BaseLock, ImagePin
 from envgraph.oci._image import read_manifest
 from envgraph.oci._probe import probe_interpreter
 from envgraph.oci._store import Store
+from envgraph.platforms import parse_platform
 from envgraph.spec import Base, libc_of
 
 __all__ = ["BasePinner"]
@@ -45,7 +46,8 @@ class BasePinner:
             from envgraph.builder._debian_base import pin_debian_base
 
             previous = existing.debian if existing is not None else None
-            pin, blob = pin_debian_base(store, base, previous=previous)
+            arch = parse_platform(self.platform).debian_arch
+            pin, blob = pin_debian_base(store, base, previous=previous, arch=arch)
             lock = evolve(lock, debian=pin)
             layers = [blob.descriptor()]
         else:

@@ -48,6 +48,7 @@ class PlainReporter(QuietReporter):
 
     def plan(self, total_layers: int, to_build: int, total_bytes: int) -> None:
         self.total = total_layers
+        self.count = 0  # a multi-platform build plans once per platform
         self._say(f"plan: {total_layers} layers, {to_build} to build, {total_layers - to_build} in the store")
 
     def finished(self, result: LayerResult, task: LayerTask) -> None:

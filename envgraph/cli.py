@@ -288,7 +288,11 @@ def build(
 
     ws = c.ws
     if dry_run:
-        click.echo(describe_plan(ws.open_store(), ws.plan(envs, pipelines)))
+        plans = ws.plans(envs, pipelines)
+        for plat, plan in zip(ws.platforms, plans, strict=True):
+            if len(plans) > 1:
+                click.echo(f"platform {plat}:")
+            click.echo(describe_plan(ws.open_store(), plan))
         return
     cache = None
     cache_ref = cache_ref or ws.spec.project.cache
@@ -329,9 +333,8 @@ def _summary(report: dict[str, Any]) -> None:
         digest = e["digest"] or "FAILED"
         extra = f", {pulled} pulled" if pulled else ""
         extra += f", {failed} failed" if failed else ""
-        click.echo(
-            f"{e['env']:<16} {digest}  layers: {built} built, {reused} reused{extra}  {e['seconds']:.2f}s"
-        )
+        name = f"{e['env']} {e['platform']}" if "platform" in e else e["env"]
+        click.echo(f"{name:<16} {digest}  layers: {built} built, {reused} reused{extra}  {e['seconds']:.2f}s")
     t = report["totals"]
     click.echo(
         f"total: {t['layers_built']} layers built, {t['layers_reused']} reused, {t['layers_pulled']} pulled; "
@@ -352,10 +355,11 @@ def images(c: Context, as_json: bool) -> None:
     if not rows:
         click.echo("no images in the store: run `envgraph build`")
         return
-    click.echo(f"{'ENV':<16} {'DRV':<14} {'DIGEST':<20} {'SIZE':>10} {'LAYERS':>6}  TAGS")
+    click.echo(f"{'ENV':<16} {'PLATFORM':<12} {'DRV':<14} {'DIGEST':<20} {'SIZE':>10} {'LAYERS':>6}  TAGS")
     for r in rows:
         click.echo(
-            f"{r.env:<16} {r.drv[7:19]:<14} {r.digest[:19]:<20} {r.size / 1e6:>8.1f}MB {r.layers:>6}  {', '.join(r.tags)}"
+            f"{r.env:<16} {r.platform:<12} {r.drv[7:19]:<14} {r.digest[:19]:<20} {r.size / 1e6:>8.1f}MB "
+            f"{r.layers:>6}  {', '.join(r.tags)}"
         )
 
 

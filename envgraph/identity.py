@@ -36,6 +36,7 @@ from envgraph.errors import BuildError
 
 __all__ = [
     "LOCK_VERSION",
+    "MULTI_PLATFORM_LOCK_VERSION",
     "LAYOUT_VERSION",
     "LAYER_FORMAT",
     "TAR_FORMAT",
@@ -83,6 +84,7 @@ __all__ = [
     "resolution_inputs",
     "base_inputs",
     "derivation",
+    "index_derivation",
     "base_identity",
     "apt_inputs",
     "wheel_build_key",
@@ -104,6 +106,12 @@ LOCK_VERSION = 3
 git commit (``source``, ``build``; ``wheel`` is then absent) and ``constraints``; Debian base locks may record
 ``merged-usr``. Lockfiles without any of these hold the same fields as in 2 (and the same drvs): only their
 ``version`` and ``inputs`` move, and ``envgraph lock`` rewrites them keeping every pin."""
+
+MULTI_PLATFORM_LOCK_VERSION = 4
+"""Env lockfiles of a multi-platform project (``[project] platforms``): format 3 plus, per package, the wheel of
+each further platform whose wheel differs (``platforms``; a pure-Python wheel stays one shared entry) and, per
+lock, each further platform's drv and sources (``platforms``). One-platform lockfiles stay format 3 byte for byte
+(and keep their inputs and drvs); an envgraph that reads only format 3 refuses these instead of misreading them."""
 
 LAYOUT_VERSION = 2
 """The image layout (venv layer, layer order, config fields) and what the drv covers. Part of every drv.
@@ -465,6 +473,14 @@ def derivation(
     if labels:
         doc["labels"] = dict(labels)
     return digest_of(doc)
+
+
+def index_derivation(drvs: Mapping[str, str]) -> str:
+    """The drv of a multi-platform env's image index (what its store tag and registry tag name): the drv of
+    each platform's image, by platform name."""
+    return digest_of(
+        {"kind": "envgraph-image-index", "layout": LAYOUT_VERSION, "platforms": dict(sorted(drvs.items()))}
+    )
 
 
 # --- layer keys -------------------------------------------------------------------------------------------

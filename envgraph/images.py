@@ -12,11 +12,12 @@ from attrs import frozen
 
 from envgraph._fs import cache_dir, locked_temp_dir
 from envgraph.errors import DockerError, EnvgraphError, StoreError
-from envgraph.identity import LABEL_DRV, LABEL_ENV
+from envgraph.identity import INDEX_MEDIA_TYPES, LABEL_DRV, LABEL_ENV
 from envgraph.oci._archive import export_docker_archive, export_oci_archive
-from envgraph.oci._image import read_config, read_image, read_manifest
-from envgraph.oci._model import Descriptor, Manifest
+from envgraph.oci._image import pick_platform, platform_manifests, read_config, read_image, read_manifest
+from envgraph.oci._model import Descriptor, Manifest, Platform
 from envgraph.oci._store import Store
+from envgraph.platforms import host_platform
 
 if TYPE_CHECKING:
     import docker
@@ -51,23 +52,27 @@ class ImageRow:
     size: int
     layers: int
     tags: tuple[str, ...]
+    platform: str = "linux/amd64"  # os/architecture of the image's config
 
 
 def list_images(store: Store) -> list[ImageRow]:
+    """One row per image manifest (each platform of an image index is a row, with the index's tags too)."""
     by_digest: dict[str, list[str]] = {}
     descs: dict[str, Descriptor] = {}
     for ref, desc in store.tags().items():
-        by_digest.setdefault(desc.digest, []).append(ref)
-        descs[desc.digest] = desc
+        for m in platform_manifests(store, desc):
+            by_digest.setdefault(m.digest, []).append(ref)
+            descs[m.digest] = m
     rows = []
     for digest, refs in by_digest.items():
         manifest = read_manifest(store, digest)
-        config = read_config(store, manifest.config.digest).config
+        cfg = read_config(store, manifest.config.digest)
+        config = cfg.config
         labels = (config.Labels if config is not None else None) or {}
         size = descs[digest].size + manifest.config.size + sum(layer.size for layer in manifest.layers)
         rows.append(ImageRow(labels.get(LABEL_ENV, "?"), labels.get(LABEL_DRV, "?"), digest, size,
-                             len(manifest.layers), tuple(sorted(refs))))  # fmt: skip
-    return sorted(rows, key=lambda r: (r.env, r.tags))
+                             len(manifest.layers), tuple(sorted(refs)), f"{cfg.os}/{cfg.architecture}"))  # fmt: skip
+    return sorted(rows, key=lambda r: (r.env, r.platform, r.tags))
 
 
 def docker_names(env: str, tag: str) -> list[str]:
@@ -84,14 +89,29 @@ def export_image(
     fmt: ArchiveFormat,
     artifacts: Sequence[tuple[Descriptor, Mapping[str, bytes]]] = (),
 ) -> None:
-    """Write the image as an archive; ``artifacts`` (referrers such as its SBOM) only fit an OCI archive."""
-    read_image(store, desc)  # never export what does not check out
+    """Write the image as an archive. An OCI archive holds the tag as it is (an image index over every platform
+    for a multi-platform env) and ``artifacts`` (referrers such as its SBOM); a docker-archive holds one image: the
+    host's platform of an index (``docker load`` takes one platform)."""
+    for m in platform_manifests(store, desc):
+        read_image(store, m)  # never export what does not check out
     if artifacts and fmt != "oci-archive":
         raise EnvgraphError("a docker-archive has no place for an SBOM: use --format oci-archive")
     if fmt == "oci-archive":
         export_oci_archive(store, {tag: desc}, output, artifacts)
     else:
-        export_docker_archive(store, desc, docker_names(env, tag), output)
+        export_docker_archive(store, host_image(store, desc), docker_names(env, tag), output)
+
+
+def host_image(store: Store, desc: Descriptor) -> Descriptor:
+    """The image a tag means on this machine: itself, or the host's platform of an image index."""
+    host = host_platform()
+    if host is None:
+        if desc.media_type in INDEX_MEDIA_TYPES:
+            raise StoreError(
+                "this machine's architecture is neither amd64 nor arm64: no image of the index runs here"
+            )
+        return desc
+    return pick_platform(store, desc, Platform(host.architecture, host.os))
 
 
 @frozen

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import cattrs
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 
 from envgraph._convert import converter
 from envgraph.errors import SpecError
+from envgraph.platforms import check_platforms
 
 __all__ = [
     "DECLARATION_FILE",
@@ -83,6 +84,9 @@ class Project:
     name: str
     python: str
     platform: str = "linux/amd64"
+    # Several platforms from one declaration (one image per platform under one image index); the first is the
+    # primary one (its pins are the lockfile's plain fields). Set `platform` or `platforms`, not both.
+    platforms: tuple[str, ...] = ()
     index_url: str = field(default="https://pypi.org/simple", metadata=_key("index-url"))
     extra_index_urls: tuple[str, ...] = field(default=(), metadata=_key("extra-index-urls"))
     find_links: tuple[str, ...] = field(default=(), metadata=_key("find-links"))
@@ -104,6 +108,15 @@ class Project:
     db: str | None = None
     # Image labels every env gets (OCI short names such as source, revision, version, or full label keys).
     labels: dict[str, str] = field(factory=dict)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """Every platform built, the primary one first."""
+        return self.platforms or (self.platform,)
+
+    @property
+    def multi_platform(self) -> bool:
+        return len(self.targets) > 1
 
 
 @frozen
@@ -201,11 +214,18 @@ def parse_spec(text: str, *, root: Path, origin: str = DECLARATION_FILE) -> Spec
         raise SpecError(f"{origin}: invalid TOML: {e}") from None
     if "project" not in data:
         raise SpecError(f"{origin}: missing [project] table")
+    if isinstance(data["project"], dict) and {"platform", "platforms"} <= data["project"].keys():
+        raise SpecError(
+            f"{origin}: set project.platform (one platform) or project.platforms (several), not both"
+        )
     try:
         spec: Spec = converter.structure({**data, "root": str(root)}, Spec)
     except cattrs.BaseValidationError as e:
         raise SpecError(f"{origin}: {_first_error(e)}") from None
-    _validate(spec, origin)
+    _validate(spec, origin, declared=data["project"])
+    if spec.project.platforms:
+        # Everything that builds one platform reads `platform`: the primary one.
+        spec = evolve(spec, project=evolve(spec.project, platform=spec.project.platforms[0]))
     return spec
 
 
@@ -225,15 +245,24 @@ def _first_error(exc: cattrs.BaseValidationError) -> str:
     return f"{where}: {text}"
 
 
-def _validate(spec: Spec, origin: str) -> None:
+def _validate(spec: Spec, origin: str, declared: dict[str, Any] | None = None) -> None:
     def fail(msg: str) -> None:
         raise SpecError(f"{origin}: {msg}")
 
     p = spec.project
+    declared = declared if declared is not None else {"platforms": p.platforms} if p.platforms else {}
     if not PYTHON_RE.match(p.python):
         fail(f'project.python must be a major.minor version such as "3.11", got {p.python!r}')
     if not PLATFORM_RE.match(p.platform):
         fail(f'project.platform must be "linux/amd64" or "linux/arm64", got {p.platform!r}')
+    if "platforms" in declared:
+        try:
+            check_platforms(p.platforms)
+        except ValueError as e:
+            fail(f"project.platforms: {e}")
+        bad = [x for x in p.platforms if not PLATFORM_RE.match(x)]
+        if bad:
+            fail(f'project.platforms: use "linux/amd64" and "linux/arm64", got {bad[0]!r}')
     if not 3 <= p.max_layers <= 125:
         fail(f"project.max-layers must be between 3 and 125 (Docker's limit), got {p.max_layers}")
     if p.resolve_timeout <= 0:

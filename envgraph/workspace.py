@@ -9,14 +9,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from attrs import frozen
+from attrs import evolve, frozen
 from packaging.utils import canonicalize_name
 
 from envgraph.builder._layers import bytecode_interpreter
-from envgraph.builder._scheduler import BuildResult, LayerRunner, RemoteCache, Reporter, Scheduler
+from envgraph.builder._scheduler import (
+    BuildResult,
+    ImageResult,
+    LayerResult,
+    LayerRunner,
+    RemoteCache,
+    Reporter,
+    Scheduler,
+)
 from envgraph.errors import BuildError, EnvgraphError, SpecError, StaleLockError
 from envgraph.graph import EnvGraph, build_graph
-from envgraph.identity import DEFAULT_COMPRESSION, LABEL_ENV, image_tag
+from envgraph.identity import ANNOTATION_REF_NAME, DEFAULT_COMPRESSION, LABEL_ENV, image_tag
 from envgraph.images import (
     ArchiveFormat,
     ImageRow,
@@ -24,16 +32,20 @@ from envgraph.images import (
     LoadVia,
     docker_names,
     export_image,
+    host_image,
     list_images,
     load_image,
     run_image,
 )
 from envgraph.lock import LOCKDIR, BaseLock, ImagePin, Locker, Lockfile, LockResult, read_base_lock, read_lock
+from envgraph.lock._model import for_platform, image_drv
 from envgraph.oci._gc import GcResult, collect_garbage, read_roots, record_roots
+from envgraph.oci._image import write_index
 from envgraph.oci._model import Descriptor
 from envgraph.oci._store import Store
 from envgraph.oci._verify import VerifyReport, verify_store
 from envgraph.plan import Plan, PlanTarget, make_plan
+from envgraph.platforms import parse_platform
 from envgraph.registry._client import RegistryClient
 from envgraph.registry._push import BlobEvent, PushedImage, parse_repository, push_images
 from envgraph.registry._records import PushRecord, push_records, record_pushes
@@ -163,6 +175,7 @@ class Workspace:
             self.graph,
             self.lockdir,
             pin_base=pinner,
+            pin_base_for=lambda platform: BasePinner(self.store_path, self.root, platform),
             jobs=jobs or os.cpu_count() or 1,
             log=log,
             allow_old=allow_old,
@@ -215,8 +228,26 @@ class Workspace:
     def open_store(self, *, readonly: bool = False) -> Store:
         return Store.open(self.store_path, readonly=readonly)
 
-    def plan(self, envs: Iterable[str] = (), pipelines: Iterable[str] = ()) -> Plan:
-        """Every layer and image the request needs, from the lockfiles (which must be fresh)."""
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        """Every platform the project builds, the primary one first."""
+        return self.spec.project.targets
+
+    def plan(
+        self, envs: Iterable[str] = (), pipelines: Iterable[str] = (), *, platform: str | None = None
+    ) -> Plan:
+        """Every layer and image the request needs for one platform (default: the primary one), from the
+        lockfiles (which must be fresh)."""
+        return self.plans(envs, pipelines, platforms=[platform or self.spec.project.platform])[0]
+
+    def plans(
+        self, envs: Iterable[str] = (), pipelines: Iterable[str] = (), *, platforms: Sequence[str] = ()
+    ) -> list[Plan]:
+        """One plan per platform (default: every platform of the project), from one freshness check."""
+        platforms = list(platforms or self.platforms)
+        for plat in platforms:
+            if plat not in self.platforms:
+                raise BuildError(f"platform {plat} is not one of the project's ({', '.join(self.platforms)})")
         selected = self.graph.select(envs, pipelines)
         locks: dict[str, Lockfile] = {}
         for e in selected:
@@ -229,17 +260,21 @@ class Workspace:
         if stale:
             names = ", ".join(f"{o.kind} {o.name} ({o.reason})" for o in stale)
             raise StaleLockError(f"stale lockfiles: {names}: run `envgraph lock`")
-        bases: dict[str, BaseLock] = {}
-        for name in {self.graph.root_base(e) for e in selected}:
-            blk = read_base_lock(self.lockdir, name)
-            if blk is not None:
-                bases[name] = blk
         p = self.spec.project
         # The layer key says whether .pyc files are in the layer: only when they can really be compiled here.
         bytecode = p.bytecode and bytecode_interpreter(p.python) is not None
-        return make_plan(
-            self.graph, locks, bases, PlanTarget(p.python, bytecode, DEFAULT_COMPRESSION), selected
-        )
+        out: list[Plan] = []
+        for plat in platforms:
+            slug = None if plat == p.platform else parse_platform(plat).slug
+            bases: dict[str, BaseLock] = {}
+            for name in {self.graph.root_base(e) for e in selected}:
+                blk = read_base_lock(self.lockdir, name, slug)
+                if blk is not None:
+                    bases[name] = blk
+            views = {e: for_platform(lock, plat) for e, lock in locks.items()}
+            target = PlanTarget(p.python, bytecode, DEFAULT_COMPRESSION)
+            out.append(make_plan(self.graph, views, bases, target, selected))
+        return out
 
     def build(
         self,
@@ -251,7 +286,9 @@ class Workspace:
         cache: RemoteCache | None = None,
         executor: str | None = None,
     ) -> BuildResult:
-        """Build the selected envs (default: all) into the store; returns what was built, reused and failed.
+        """Build the selected envs (default: all) into the store, for every platform of the project; returns what
+        was built, reused and failed. A multi-platform env's tag (``<env>:<drv12>`` of its index drv, and
+        ``<env>:latest``) points at an OCI image index over its platforms' images.
 
         ``executor`` (default ``[project] executor``, else local): ``dask://HOST:PORT`` builds the layers on a
         Dask cluster, which needs ``cache`` (a :class:`RegistryCache` the workers publish to); the store then
@@ -297,37 +334,70 @@ class Workspace:
         from envgraph._dask import parse_executor
 
         address = parse_executor(executor or self.spec.project.executor)
-        plan = self.plan(envs, pipelines)
+        plans = self.plans(envs, pipelines)
         store = self.open_store()
-        platform = self.spec.project.platform
-        runner = None
-        if address is not None:
-            runner = self._dask_runner(address, cache, store)
+        results: list[BuildResult] = []
+        for plat, plan in zip(self.platforms, plans, strict=True):
 
-        def image_bases(pin: ImagePin) -> Descriptor:
-            from envgraph._image_bases import ensure_image_base
+            def image_bases(pin: ImagePin, plat: str = plat) -> Descriptor:
+                from envgraph._image_bases import ensure_image_base
 
-            return ensure_image_base(store, pin, self.root, platform)
+                return ensure_image_base(store, pin, self.root, plat)
 
-        scheduler = Scheduler(
-            store,
-            self.root,
-            platform=platform,
-            jobs=jobs,
-            reporter=reporter,
-            cache=cache,
-            image_bases=image_bases,
-            runner=runner,
-        )
-        try:
-            result = scheduler.run(plan)
-        finally:
-            if runner is not None:
-                runner.close(cancel=True)  # a no-op after a run that got to the end
-        self._record_roots(store, plan, complete=set(self.graph.envs()) == {i.env for i in plan.images})
+            runner = None if address is None else self._dask_runner(address, cache, store, plat)
+            scheduler = Scheduler(
+                store,
+                self.root,
+                platform=plat,
+                jobs=jobs,
+                reporter=reporter,
+                cache=cache,
+                image_bases=image_bases,
+                runner=runner,
+            )
+            try:
+                results.append(scheduler.run(plan))
+            finally:
+                if runner is not None:
+                    runner.close(cancel=True)  # a no-op after a run that got to the end
+        result = results[0] if len(results) == 1 else self._index_images(store, plans, results)
+        everything = set(self.graph.envs()) == {i.env for i in plans[0].images}
+        self._record_roots(store, plans, complete=everything)
         return result
 
-    def _dask_runner(self, address: str, cache: RemoteCache | None, store: Store) -> LayerRunner:
+    def _index_images(
+        self, store: Store, plans: Sequence[Plan], results: Sequence[BuildResult]
+    ) -> BuildResult:
+        """Tag each env's image index (over its platforms' images); one result for all platforms."""
+        images: list[ImageResult] = []
+        failures: list[str] = []
+        layers: dict[str, LayerResult] = {}
+        for plat, result in zip(self.platforms, results, strict=True):
+            images += [evolve(img, platform=plat) for img in result.images]
+            failures += [f"{plat}: {f}" for f in result.failures]
+            for key, r in result.layers.items():
+                if key not in layers or layers[key].status == "reused":
+                    layers[key] = r
+        for env in dict.fromkeys(img.env for img in plans[0].images):
+            lock = read_lock(self.lockdir, env)
+            per = [i for i in images if i.env == env]
+            if lock is None or any(i.descriptor is None for i in per):
+                continue
+            manifests = [i.descriptor for i in per if i.descriptor is not None]
+            index = write_index(store, manifests, {ANNOTATION_REF_NAME: env})
+            store.tag(image_tag(env, image_drv(lock)), index, f"{env}:latest")
+        return BuildResult(
+            layers=layers,
+            images=tuple(images),
+            seconds=sum(r.seconds for r in results),
+            bytes_written=sum(r.bytes_written for r in results),
+            failures=tuple(failures),
+            warnings=tuple(dict.fromkeys(w for r in results for w in r.warnings)),
+        )
+
+    def _dask_runner(
+        self, address: str, cache: RemoteCache | None, store: Store, platform: str
+    ) -> LayerRunner:
         from envgraph._dask import DaskRunner, WorkerJob
         from envgraph.registry._cache import RegistryCache
 
@@ -336,13 +406,16 @@ class Workspace:
                 "a Dask build needs a registry cache (--cache HOST[:PORT]/REPO or [project] cache): "
                 "its workers publish the layers they build there"
             )
-        job = WorkerJob(str(self.root), self.spec.project.platform, cache.reference, cache.client.insecure)
+        job = WorkerJob(str(self.root), platform, cache.reference, cache.client.insecure)
         return DaskRunner(address, cache, store, job)
 
-    def _record_roots(self, store: Store, plan: Plan, *, complete: bool) -> None:
+    def _record_roots(self, store: Store, plans: Sequence[Plan], *, complete: bool) -> None:
         """Tell a shared store what this project's current lockfiles need, so another project's gc keeps it."""
-        tags = {img.tag for img in plan.images}
-        keys = set(plan.layers) | set(plan.builds)
+        tags = {img.tag for plan in plans for img in plan.images}
+        if len(plans) > 1:
+            tags |= {image_tag(e, image_drv(lock)) for e in {i.env for i in plans[0].images}
+                     if (lock := read_lock(self.lockdir, e)) is not None}  # fmt: skip
+        keys = {k for plan in plans for k in (*plan.layers, *plan.builds)}
         if not complete:
             for _, roots in read_roots(store):
                 if roots is not None and Path(roots.declaration) == self.path.absolute():
@@ -514,7 +587,7 @@ class Workspace:
         lock = read_lock(self.lockdir, env)
         if lock is None:
             raise BuildError(f"env {env} has no lockfile: run `envgraph lock` and `envgraph build`")
-        tag = image_tag(env, lock.drv)
+        tag = image_tag(env, image_drv(lock))
         desc = self.open_store(readonly=True).tags().get(tag) if self.has_store() else None
         if desc is None:
             raise BuildError(f"env {env} is not built (no {tag} in the store): run `envgraph build {env}`")
@@ -589,7 +662,9 @@ class Workspace:
     def load_into_docker(self, env: str, *, via: LoadVia = "auto") -> LoadResult:
         """Load the env's image into the Docker daemon (see :func:`envgraph.images.load_image` for ``via``)."""
         tag, desc = self.image(env)
-        return load_image(self.open_store(), env, tag, desc, via=via)
+        store = self.open_store()
+        # A multi-platform env runs here as the host's platform (as `docker pull` picks from an index).
+        return load_image(store, env, tag, host_image(store, desc), via=via)
 
     def run(
         self,
@@ -627,6 +702,8 @@ class Workspace:
         for p in pipelines:
             wanted.update(self.spec.pipeline[p].steps.values())
         images = [(img.env, img.drv) for img in plan.images if not wanted or img.env in wanted]
+        if self.spec.project.multi_platform:  # the image index over every platform's image
+            images = [(env, image_drv(lock)) for env, _ in images if (lock := read_lock(self.lockdir, env))]
         started = _now()
         try:
             pushed = push_images(
@@ -755,10 +832,11 @@ class Workspace:
         for env in self.spec.env:
             lock = read_lock(self.lockdir, env)
             if lock is not None:
+                current.add(image_tag(env, image_drv(lock)))
+                current.update(image_tag(env, pin.drv) for pin in lock.platforms.values())
                 current.add(image_tag(env, lock.drv))
         try:
-            plan = self.plan()
-            current_keys = set(plan.layers) | set(plan.builds)
+            current_keys = {k for plan in self.plans() for k in (*plan.layers, *plan.builds)}
         except EnvgraphError:  # stale or missing lockfiles: keep what the tags reach
             current_keys = set()
         return collect_garbage(

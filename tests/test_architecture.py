@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
         "envgraph._subprocess",
         "envgraph._guardian",
     ),
-    ("envgraph.identity",),
+    ("envgraph.identity", "envgraph.platforms"),
     ("envgraph.spec", "envgraph._spec_schema"),
     ("envgraph.graph",),
     ("envgraph.debian",),

@@ -11,6 +11,7 @@ from envgraph.identity import DEFAULT_COMPRESSION, Compression, debian_key
 from envgraph.lock._model import BaseLock, DebianPin
 from envgraph.oci._layer import LayerBlob, layer_from_tarstream, record_layer
 from envgraph.oci._store import LayerRecord, Store
+from envgraph.platforms import host_platform
 from envgraph.spec import Base
 
 __all__ = ["pin_debian_base", "ensure_debian_layer"]
@@ -23,10 +24,18 @@ def _build(
     pins: dict[str, str] | None,
     mirror: str,
     compression: Compression,
+    arch: str = "amd64",
+    extract: bool = False,
 ) -> tuple[LayerBlob, dict[str, str], tuple[str, ...]]:
     with store.temp_dir("rootfs-") as tmp:
         rootfs = build_debian_rootfs(
-            suite, packages, pins=pins, out_tar=Path(tmp) / "rootfs.tar", mirror=mirror
+            suite,
+            packages,
+            pins=pins,
+            out_tar=Path(tmp) / "rootfs.tar",
+            mirror=mirror,
+            arch=arch,
+            extract=extract,
         )
         with open(rootfs.tar_path, "rb") as f:
             blob = layer_from_tarstream(store, f, compression)
@@ -39,12 +48,18 @@ def pin_debian_base(
     base: Base,
     compression: Compression = DEFAULT_COMPRESSION,
     previous: DebianPin | None = None,
+    arch: str = "amd64",
 ) -> tuple[DebianPin, LayerBlob]:
     """Build the root filesystem once to learn every installed version, its content (diff_id) and its merged-/usr
     links; the layer is recorded under the key the build will look for, so the first build reuses it.
 
     ``previous`` is the base's earlier pin (say, a lockfile of an older format): when it was made for the same
-    suite, packages and mirror its versions are kept, as pip-compile keeps a lock's pins."""
+    suite, packages and mirror its versions are kept, as pip-compile keeps a lock's pins.
+
+    ``arch``: Debian's architecture name. One this machine cannot run is made with mmdebstrap's ``extract``
+    variant (no binfmt_misc here, so no foreign maintainer script can run): the declared packages and their
+    dependencies unpacked, nothing configured — enough for an interpreter and wheels, not for packages whose
+    maintainer scripts must run (see the README's "Multiple platforms")."""
     assert base.debian is not None
     mirror = base.debian.mirror or default_mirror()
     packages = tuple(sorted(base.debian.packages))
@@ -55,7 +70,11 @@ def pin_debian_base(
         mirror,
     ):
         keep = dict(previous.versions)
-    blob, versions, merged = _build(store, base.debian.suite, packages, keep, mirror, compression)
+    host = host_platform()
+    extract = host is None or host.debian_arch != arch
+    blob, versions, merged = _build(
+        store, base.debian.suite, packages, keep, mirror, compression, arch, extract
+    )
     pin = DebianPin(
         suite=base.debian.suite,
         packages=packages,
@@ -63,6 +82,8 @@ def pin_debian_base(
         versions=versions,
         diff_id=blob.diff_id,
         merged_usr=merged,
+        architecture=None if arch == "amd64" else arch,
+        variant="extract" if extract else None,
     )
     record_layer(store, debian_key(pin.suite, pin.versions, pin.diff_id, compression), blob, [])
     return pin, blob
@@ -72,7 +93,16 @@ def ensure_debian_layer(store: Store, key: str, lock: BaseLock, compression: Com
     """Rebuild a locked Debian base with exactly its pinned versions; it must reproduce the locked content."""
     assert lock.debian is not None
     d = lock.debian
-    blob, _, _ = _build(store, d.suite, d.packages, dict(d.versions), d.mirror, compression)
+    arch = d.architecture or "amd64"
+    host = host_platform()
+    if d.variant is None and (host is None or host.debian_arch != arch):
+        raise BuildError(
+            f"base {lock.name}: its {arch} root filesystem was pinned with maintainer scripts run (on an {arch} "
+            f"machine); this machine cannot run them: build on {arch}, or relock here (an extract-only root)"
+        )
+    blob, _, _ = _build(
+        store, d.suite, d.packages, dict(d.versions), d.mirror, compression, arch, d.variant == "extract"
+    )
     if blob.diff_id != d.diff_id:
         raise BuildError(
             f"base {lock.name}: rebuilt layer content {blob.diff_id} differs from the locked {d.diff_id} "

@@ -45,6 +45,7 @@ def build_report(result: BuildResult, store: Store) -> dict[str, Any]:
         logical += image_bytes
         envs.append(
             {
+                **({"platform": img.platform} if img.platform else {}),
                 "env": img.env,
                 "drv": img.drv,
                 "digest": img.descriptor.digest if img.descriptor else None,

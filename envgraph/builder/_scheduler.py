@@ -84,6 +84,8 @@ class ImageResult:
     base_layers: tuple[Descriptor, ...]
     seconds: float
     error: str | None = None
+    # Set for the images of a multi-platform project (one per platform and env).
+    platform: str | None = None
 
 
 @frozen

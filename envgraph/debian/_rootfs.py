@@ -133,11 +133,16 @@ def mmdebstrap_command(
     mirror: str,
     arch: str = "amd64",
     mode: str | None = None,
+    extract: bool = False,
 ) -> list[str]:
-    """The mmdebstrap argv; ``versions_file`` receives ``status<TAB>package<TAB>version`` lines."""
+    """The mmdebstrap argv; ``versions_file`` receives ``status<TAB>package<TAB>version`` lines.
+
+    ``extract``: a root filesystem for a foreign architecture (this machine cannot run its maintainer scripts:
+    no binfmt_misc here): mmdebstrap's ``extract`` variant unpacks exactly ``packages`` and their dependencies
+    (not the Essential set) and configures nothing; the versions are read from the downloaded .debs."""
     cmd = [
         "mmdebstrap",
-        "--variant=essential",
+        "--variant=extract" if extract else "--variant=essential",
         f"--mode={mode or _default_mode()}",
         "--format=tar",
         f"--architectures={arch}",
@@ -149,6 +154,18 @@ def mmdebstrap_command(
     includes = _includes(packages, pins)
     if includes:
         cmd.append("--include=" + ",".join(includes))
+    if extract:
+        # The extract variant runs no customize hooks: the same clean-up after extracting, and the versions
+        # from the .debs apt downloaded (nothing is installed, so dpkg has no database to ask).
+        quoted = shlex.quote(str(versions_file))
+        cmd.append(
+            '--extract-hook=rm -f "$1/etc/resolv.conf" "$1/etc/hostname" "$1/var/lib/apt/extended_states"; '
+            'for f in "$1"/var/cache/apt/archives/*.deb; do '
+            "dpkg-deb --show --showformat='ii\\t${Package}\\t${Version}\\n' \"$f\"; done"
+            f" > {quoted}"
+        )
+        cmd += [suite, str(out_tar), mirror]
+        return cmd
     # "$1" is the chroot directory; the hooks run on the host, so dpkg-query reads the new root's database.
     # resolv.conf and hostname are copied from the host; extended_states only records which packages
     # were asked for, so without it a build pinned from a lock gives the same bytes as the first build.
@@ -197,6 +214,7 @@ def build_debian_rootfs(
     epoch: int = DEFAULT_EPOCH,
     arch: str = "amd64",
     mode: str | None = None,
+    extract: bool = False,
 ) -> DebianRootfs:
     """Build ``suite`` with ``packages`` (pinned to ``pins`` where given) into the tar ``out_tar``.
 
@@ -229,6 +247,7 @@ def build_debian_rootfs(
             mirror=mirror,
             arch=arch,
             mode=mode,
+            extract=extract,
         )
         # mmdebstrap's own chroot goes under our scratch dir too (TMPDIR), so a kill leaves nothing elsewhere.
         env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch), LC_ALL="C.UTF-8", TMPDIR=str(tmp))

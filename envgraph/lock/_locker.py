@@ -26,7 +26,7 @@ from envgraph._convert import unstructure
 from envgraph._hashing import exclude_patterns, tree_paths, tree_sha256
 from envgraph.errors import LockError, ResolutionError, StaleLockError, redact
 from envgraph.graph import EnvGraph
-from envgraph.identity import LOCK_VERSION
+from envgraph.identity import LOCK_VERSION, MULTI_PLATFORM_LOCK_VERSION
 from envgraph.lock._apt import AptResolver
 from envgraph.lock._built import SourceLocker, wheel_for
 from envgraph.lock._diagnose import Blocker, direct_conflicts, find_blockers, is_far_older
@@ -50,8 +50,10 @@ from envgraph.lock._model import (
     LockedPackage,
     Lockfile,
     ParentRef,
+    PlatformPin,
     Source,
     Wheel,
+    for_platform,
 )
 from envgraph.lock._requirements import Declared, GitRef, LocalDir, classify, read_requirements_file
 from envgraph.lock._resolve import (
@@ -67,6 +69,7 @@ from envgraph.lock._resolve import (
 from envgraph.lock._schedule import run_dag
 from envgraph.lock._sources import git_revision
 from envgraph.lock._wheels import Target
+from envgraph.platforms import parse_platform
 from envgraph.spec import Base, Env, Spec, label_name, libc_of
 
 __all__ = [
@@ -141,6 +144,21 @@ def lock_drv(lock: Lockfile) -> str:
     )
 
 
+def lock_edited(lock: Lockfile) -> bool:
+    """Whether any drv of the lock (the primary platform's, each further platform's) is not what its content
+    gives."""
+    if lock_drv(lock) != lock.drv:
+        return True
+    for plat, pin in lock.platforms.items():
+        try:
+            view = for_platform(lock, plat)
+        except KeyError:
+            return True
+        if lock_drv(view) != pin.drv:
+            return True
+    return False
+
+
 def _deb_tuples(apt: AptLock | None) -> list[tuple[str, str, str, str, int, str]]:
     if apt is None:
         return []
@@ -188,6 +206,7 @@ class Locker:
         lockdir: Path,
         *,
         pin_base: BasePinner,
+        pin_base_for: Callable[[str], BasePinner] | None = None,
         jobs: int = 4,
         log: Callable[[str], None] = lambda _msg: None,
         allow_old: Sequence[str] = (),
@@ -196,6 +215,10 @@ class Locker:
         self.graph = graph
         self.lockdir = lockdir
         self.pin_base = pin_base
+        # Multi-platform projects: a pinner for each further platform (the primary one is `pin_base`).
+        self.pin_base_for = pin_base_for
+        self.more_platforms = spec.project.targets[1:]
+        self._platform_bases: dict[str, dict[str, BaseLock]] = {}
         self.jobs = jobs
         self.log = log
         self.allow_old = tuple(allow_old)
@@ -231,6 +254,14 @@ class Locker:
             outcomes.append(base_outcome)
             if base_lock is not None:
                 bases[b] = base_lock
+        self._platform_bases = {}
+        for plat in self.more_platforms:
+            self._platform_bases[plat] = {}
+            for b in sorted({self.graph.root_base(e) for e in selected}):
+                base_lock, base_outcome = self._lock_base(b, check, plat)
+                outcomes.append(base_outcome)
+                if base_lock is not None:
+                    self._platform_bases[plat][b] = base_lock
 
         # All existing env locks, read once: unselected envs still count for layer popularity and as parents.
         locks: dict[str, Lockfile] = {}
@@ -305,48 +336,60 @@ class Locker:
         return index_options(p.index_url, p.extra_index_urls, rel)
 
     # -- bases --------------------------------------------------------------------
-    def _lock_base(self, name: str, check: bool) -> tuple[BaseLock | None, LockOutcome]:
+    def _lock_base(
+        self, name: str, check: bool, platform: str | None = None
+    ) -> tuple[BaseLock | None, LockOutcome]:
+        """Pin a base for the primary platform, or (``platform``) for a further one, in its own lockfile."""
         base = self.spec.bases[name]
-        inputs = base_inputs(base, self.spec.project.platform)
+        slug = parse_platform(platform).slug if platform else None
+        shown = f"{name} ({platform})" if platform else name
+        inputs = base_inputs(base, platform or self.spec.project.platform)
         previous: BaseLock | None = None
         try:
-            existing = read_base_lock(self.lockdir, name)
+            existing = read_base_lock(self.lockdir, name, slug)
         except StaleLockError as err:
             if check:
-                return None, LockOutcome(name, "base", "stale", str(err))
+                return None, LockOutcome(shown, "base", "stale", str(err))
             existing = None
             # A lock in an older format: its pins are kept (a Debian base is rebuilt from its pinned versions).
-            previous = read_base_lock_any_version(self.lockdir, name)
+            previous = read_base_lock_any_version(self.lockdir, name, slug)
         edited = existing is not None and (
             existing.identity != base_identity(existing) or existing.name != name
         )
         if existing is not None and existing.inputs == inputs and not edited:
-            self._check_base_fits(name, existing)
-            return existing, LockOutcome(name, "base", "unchanged")
+            self._check_base_fits(name, existing, platform)
+            return existing, LockOutcome(shown, "base", "unchanged")
         if check:
             why = "no lockfile" if existing is None else "declaration changed"
             if edited:
                 why = "its content does not match its identity (edited?)"
-            return existing, LockOutcome(name, "base", "stale", why)
-        self.log(f"pinning base {name}")
+            return existing, LockOutcome(shown, "base", "stale", why)
+        self.log(f"pinning base {shown}")
         started = time.monotonic()
-        pinned = self.pin_base(name, base, existing or previous)
-        self.log(f"base {name}: pinned in {time.monotonic() - started:.1f} s")
+        if platform is None:
+            pinned = self.pin_base(name, base, existing or previous)
+        else:
+            if self.pin_base_for is None:
+                raise LockError(f"base {name}: no way to pin it for {platform} (a locker for one platform)")
+            pinned = self.pin_base_for(platform)(name, base, existing or previous)
+        self.log(f"base {shown}: pinned in {time.monotonic() - started:.1f} s")
         pinned = evolve(pinned, inputs=inputs)
         pinned = evolve(pinned, identity=base_identity(pinned))
-        self._check_base_fits(name, pinned)
-        write_base_lock(self.lockdir, pinned)
-        return pinned, LockOutcome(name, "base", "resolved")
+        self._check_base_fits(name, pinned, platform)
+        write_base_lock(self.lockdir, pinned, slug)
+        return pinned, LockOutcome(shown, "base", "resolved")
 
-    def _check_base_fits(self, name: str, lock: BaseLock) -> None:
+    def _check_base_fits(self, name: str, lock: BaseLock, platform: str | None = None) -> None:
         """An image that cannot run is never built: the base's interpreter must be of the target's architecture
         and Python version."""
         p = self.spec.project
-        arch = p.platform.partition("/")[2]
+        target = platform or p.platform
+        arch = target.partition("/")[2]
         if lock.architecture is not None and lock.architecture != arch:
+            which = "project.platform" if not p.multi_platform else "one of project.platforms"
             raise LockError(
                 f"base {name}: its interpreter {lock.python} is built for {lock.architecture}, "
-                f"but project.platform is {p.platform}: the images could not run"
+                f"but {which} is {target}: the images could not run"
             )
         if lock.python_version is not None and lock.python_version != p.python:
             raise LockError(
@@ -355,9 +398,9 @@ class Locker:
             )
 
     # -- envs ---------------------------------------------------------------------
-    def target(self, env: str) -> Target:
+    def target(self, env: str, platform: str | None = None) -> Target:
         p = self.spec.project
-        return Target(p.python, p.platform, libc_of(self.spec.bases[self.graph.root_base(env)]))
+        return Target(p.python, platform or p.platform, libc_of(self.spec.bases[self.graph.root_base(env)]))
 
     def requirements(self, env: str) -> list[str]:
         """The env's own requirement lines, as declared (a requirements-file's includes expanded)."""
@@ -446,7 +489,8 @@ class Locker:
             constraints=declared.constraints,
             sources=declared.sources(),
             python=p.python,
-            platform=p.platform,
+            # One platform: its name, as before; several: all of them (adding one relocks).
+            platform=" ".join(p.targets),
             libc=self.target(env).libc,
             indexes=[p.index_url, *p.extra_index_urls],
             find_links=fl,
@@ -475,9 +519,13 @@ class Locker:
             raise
         if self.graph.root_base(env) not in bases:
             return None, LockOutcome(env, "env", "stale", f"base {self.graph.root_base(env)} is not locked")
+        for plat, pbases in self._platform_bases.items():
+            if self.graph.root_base(env) not in pbases:
+                why = f"base {self.graph.root_base(env)} is not locked for {plat}"
+                return None, LockOutcome(env, "env", "stale", why)
         # A lockfile whose content does not give its own drv was edited: its pins are not trusted (lock never
         # writes a lock around a hash it did not obtain from the index itself).
-        edited = existing is not None and lock_drv(existing) != existing.drv
+        edited = existing is not None and lock_edited(existing)
         if edited:
             existing = None
             if check:
@@ -754,7 +802,15 @@ class Locker:
                         f"env {env}: {f.filename} sha256 {f.sha256} is not among the hashes pip-compile pinned"
                     )
                 size = f.size if f.size is not None else self.index.size_of(f.url)
-                return LockedPackage(q.name, q.version, wheel=Wheel(f.filename, f.sha256, size, f.url))
+                wheel = Wheel(f.filename, f.sha256, size, f.url)
+                return LockedPackage(
+                    q.name, q.version, wheel=wheel, platforms=self._more_wheels(env, q, wheel)
+                )
+            if self.more_platforms:
+                raise ResolutionError(
+                    f"env {env}: {q.name} {q.version} has no wheel for {target.platform}: building from source "
+                    "is for one-platform projects only (pin a release with wheels for every platform)"
+                )
             version = q.version
             source = self.sources.sdist(env, q.name, q.version, q.hashes, target)
         self.log(
@@ -762,6 +818,32 @@ class Locker:
         )
         build = self.sources.build_pin(env, q.name, source, target)
         return LockedPackage(q.name, version, source=source, build=build)
+
+    def _more_wheels(self, env: str, q: Pin, wheel: Wheel) -> dict[str, Wheel]:
+        """The wheel of each further platform, where it is another file than the primary platform's (a pure-Python
+        wheel fits all and is shared). The resolution is the primary platform's: pip-compile runs once, on this
+        machine; the other platforms get the same versions, and each its best file of that release."""
+        out: dict[str, Wheel] = {}
+        for plat in self.more_platforms:
+            target = self.target(env, plat)
+            f = wheel_for(self.index, q.name, q.version, target)
+            if f is None:
+                names = sorted(x.filename for x in self.index.release_files(q.name, q.version))
+                raise ResolutionError(
+                    f"env {env}: {q.name} {q.version} has no wheel for {plat} ({target.libc}, Python "
+                    f"{target.python}); its files: {', '.join(names) or 'none'}"
+                )
+            if f.filename == wheel.filename:
+                continue
+            if f.sha256 is None:
+                raise ResolutionError(f"env {env}: the index gives no sha256 for {f.filename}")
+            if q.hashes and f.sha256 not in q.hashes:
+                raise ResolutionError(
+                    f"env {env}: {f.filename} sha256 {f.sha256} is not among the hashes pip-compile pinned"
+                )
+            size = f.size if f.size is not None else self.index.size_of(f.url)
+            out[plat] = Wheel(f.filename, f.sha256, size, f.url)
+        return out
 
     def _finalise(self, env: str, locks: Mapping[str, Lockfile], bases: Mapping[str, BaseLock]) -> Lockfile:
         """The whole lockfile from the declaration, the code's versions and the resolved packages: every field but
@@ -798,7 +880,29 @@ class Locker:
             ports=tuple(sorted(set(decl.ports))),
             labels=self._labels(env, draft),
         )
-        return evolve(lock, drv=lock_drv(lock))
+        lock = evolve(lock, drv=lock_drv(lock))
+        if not self.more_platforms:
+            return lock
+        if lock.apt is not None or lock.build_apt is not None:
+            raise LockError(
+                f"env {env}: Debian packages (apt) are for one-platform projects only, for now: "
+                "remove apt from this env or declare one platform"
+            )
+        pins: dict[str, PlatformPin] = {}
+        for plat in self.more_platforms:
+            pbases = self._platform_bases[plat]
+            pbase = BaseRef(decl.base, pbases[decl.base].identity) if decl.base else None
+            pparent = None
+            if parent:
+                ppin = locks[parent].platforms.get(plat)
+                if ppin is None:
+                    raise StaleLockError(f"env {env}: parent env {parent} is not locked for {plat}")
+                pparent = ParentRef(parent, ppin.drv)
+            pins[plat] = PlatformPin(drv="", base=pbase, parent=pparent)
+        lock = evolve(lock, version=MULTI_PLATFORM_LOCK_VERSION, platforms=pins)
+        for plat, pin in pins.items():
+            pins[plat] = evolve(pin, drv=lock_drv(for_platform(lock, plat)))
+        return evolve(lock, platforms=dict(pins))
 
     def _labels(self, env: str, draft: Lockfile) -> dict[str, str]:
         """The env's own labels by full key (a root env's include the project's). ``revision = "git"`` is the

@@ -8,8 +8,9 @@ from __future__ import annotations
 import re
 from pathlib import PurePosixPath
 
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 
+from envgraph import identity
 from envgraph.debian._resolve import DebPin
 from envgraph.debian._rootfs import MERGED_USR
 
@@ -24,11 +25,14 @@ __all__ = [
     "FilePin",
     "ParentRef",
     "BaseRef",
+    "PlatformPin",
     "DebianPin",
     "ImagePin",
     "BaseLock",
     "Resolver",
     "Lockfile",
+    "for_platform",
+    "image_drv",
 ]
 
 
@@ -127,10 +131,16 @@ class LockedPackage:
     wheel: Wheel | None = field(default=None, metadata=_OMIT)
     source: Source | None = field(default=None, metadata=_OMIT)
     build: BuildPin | None = field(default=None, metadata=_OMIT)
+    # Multi-platform projects: the wheel of each further platform whose wheel differs from `wheel` (a binary
+    # package); a pure-Python wheel fits every platform and is the one `wheel` entry, shared.
+    platforms: dict[str, Wheel] = field(factory=dict, metadata=_OMIT)
 
     @property
     def built(self) -> bool:
         return self.wheel is None
+
+    def wheel_for(self, platform: str) -> Wheel | None:
+        return self.platforms.get(platform, self.wheel)
 
 
 @frozen
@@ -165,6 +175,16 @@ class BaseRef:
 
 
 @frozen
+class PlatformPin:
+    """What differs for a further platform of a multi-platform env lock, besides the wheels: its own drv and
+    what it derives from (the platform's base lock, or the parent's image for that platform)."""
+
+    drv: str
+    base: BaseRef | None = field(default=None, metadata=_OMIT)
+    parent: ParentRef | None = field(default=None, metadata=_OMIT)
+
+
+@frozen
 class DebianPin:
     suite: str
     packages: tuple[str, ...]
@@ -178,6 +198,16 @@ class DebianPin:
     merged_usr: tuple[str, ...] = field(
         default=MERGED_USR, metadata={"key": "merged-usr", "omit_if_default": True}
     )
+    # Debian's architecture name, written only when not amd64 (so existing base locks keep their identity).
+    architecture: str | None = field(default=None, metadata=_OMIT)
+    # "extract" for a foreign architecture's root filesystem: its packages unpacked, no maintainer script run.
+    variant: str | None = field(default=None, metadata=_OMIT)
+
+    def __attrs_post_init__(self) -> None:
+        if self.variant not in (None, "extract"):
+            raise ValueError(f"unknown root filesystem variant {self.variant!r}")
+        if self.architecture is not None and not re.match(r"^[a-z0-9][a-z0-9-]*$", self.architecture):
+            raise ValueError(f"invalid Debian architecture {self.architecture!r}")
 
 
 @frozen
@@ -246,3 +276,41 @@ class Lockfile:
     user: str | None = field(default=None, metadata=_OMIT)
     ports: tuple[str, ...] = field(default=(), metadata=_OMIT)
     labels: dict[str, str] = field(factory=dict, metadata=_OMIT)
+    # Multi-platform projects (lockfile format 4): each further platform's own drv and sources; the plain fields
+    # above are those of the primary platform (`platform`).
+    platforms: dict[str, PlatformPin] = field(factory=dict, metadata=_OMIT)
+
+
+def for_platform(lock: Lockfile, platform: str) -> Lockfile:
+    """The lock as a one-platform lock of ``platform``: that platform's wheels, drv, base and parent. The
+    planner and the builder see only such locks."""
+    if platform == lock.platform:
+        return lock if not lock.platforms else evolve(lock, platforms={}, packages=_strip(lock.packages))
+    pin = lock.platforms.get(platform)
+    if pin is None:
+        raise KeyError(platform)
+    packages = tuple(
+        evolve(q, wheel=q.wheel_for(platform), platforms={}) if q.platforms else q for q in lock.packages
+    )
+    return evolve(
+        lock,
+        platform=platform,
+        base=pin.base,
+        parent=pin.parent,
+        packages=packages,
+        drv=pin.drv,
+        platforms={},
+    )
+
+
+def _strip(packages: tuple[LockedPackage, ...]) -> tuple[LockedPackage, ...]:
+    return tuple(evolve(q, platforms={}) if q.platforms else q for q in packages)
+
+
+def image_drv(lock: Lockfile) -> str:
+    """What names the env's image in the store and in registries: its drv, or for a multi-platform lock the drv
+    of the image index over every platform's image."""
+    if not lock.platforms:
+        return lock.drv
+    drvs = {lock.platform: lock.drv, **{p: pin.drv for p, pin in lock.platforms.items()}}
+    return identity.index_derivation(drvs)

@@ -8,11 +8,9 @@ from attrs import frozen
 from packaging import tags
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-__all__ = ["Target", "target_tags", "built_wheel_tags", "best_wheel"]
+from envgraph.platforms import parse_platform
 
-ARCH = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
-# Legacy aliases of manylinux_2_17/2_12/2_5, still used by many wheels.
-LEGACY_MANYLINUX = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
+__all__ = ["Target", "target_tags", "built_wheel_tags", "best_wheel"]
 
 
 @frozen
@@ -23,25 +21,11 @@ class Target:
 
     @property
     def arch(self) -> str:
-        return ARCH[self.platform]
+        return parse_platform(self.platform).machine
 
 
 def _platforms(target: Target) -> list[str]:
-    arch = target.arch
-    family, _, version = target.libc.partition("-")
-    major, minor = (int(x) for x in version.split("."))
-    out: list[str] = []
-    if family == "glibc":
-        # Newest first: packaging.tags ranks earlier platforms higher.
-        for m in range(minor, 4, -1):
-            out.append(f"manylinux_{major}_{m}_{arch}")
-            legacy = LEGACY_MANYLINUX.get((major, m))
-            if legacy and (arch == "x86_64" or legacy == "manylinux2014"):
-                out.append(f"{legacy}_{arch}")
-    else:
-        for m in range(minor, -1, -1):
-            out.append(f"musllinux_{major}_{m}_{arch}")
-    return out
+    return parse_platform(target.platform).wheel_platforms(target.libc)
 
 
 def target_tags(target: Target) -> list[tags.Tag]:

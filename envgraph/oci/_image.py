@@ -9,8 +9,10 @@ import attrs
 from envgraph._hashing import sha256_digest
 from envgraph.errors import BuildError, StoreError
 from envgraph.identity import (
+    INDEX_MEDIA_TYPES,
     MANIFEST_MEDIA_TYPES,
     MEDIA_TYPE_CONFIG,
+    MEDIA_TYPE_INDEX,
     MEDIA_TYPE_MANIFEST,
     compression_of_media_type,
 )
@@ -38,6 +40,9 @@ __all__ = [
     "read_index",
     "read_manifest",
     "write_image",
+    "write_index",
+    "platform_manifests",
+    "pick_platform",
 ]
 
 
@@ -230,3 +235,63 @@ def write_image(
     )
     m_digest, m_size = store.add_bytes(to_json(manifest))
     return Descriptor(MEDIA_TYPE_MANIFEST, m_digest, m_size, platform=platform)
+
+
+# --- multi-platform images ------------------------------------------------------------------------
+
+
+def write_index(
+    store: Store, manifests: Sequence[Descriptor], annotations: Mapping[str, str] | None = None
+) -> Descriptor:
+    """Write an OCI image index over one manifest per platform (each descriptor carries its platform), in the
+    order given (the primary platform first, as ``docker buildx`` lists them); returns its descriptor."""
+    seen: set[tuple[str, str, str | None]] = set()
+    for m in manifests:
+        if m.platform is None:
+            raise BuildError(f"manifest {m.digest} has no platform: an image index needs one per entry")
+        p = (m.platform.os, m.platform.architecture, m.platform.variant)
+        if p in seen:
+            raise BuildError(
+                f"two manifests for {m.platform.os}/{m.platform.architecture} in one image index"
+            )
+        seen.add(p)
+    index = Index(
+        manifests=tuple(manifests), annotations=dict(sorted(annotations.items())) if annotations else None
+    )
+    digest, size = store.add_bytes(to_json(index))
+    return Descriptor(MEDIA_TYPE_INDEX, digest, size)
+
+
+def platform_manifests(store: Store, desc: Descriptor) -> list[Descriptor]:
+    """The image manifests a tag reaches: itself for a manifest, each platform's for an image index (checked:
+    the index's bytes match the tag's descriptor, every entry is a manifest with a platform)."""
+    if desc.media_type in MANIFEST_MEDIA_TYPES:
+        return [desc]
+    if desc.media_type not in INDEX_MEDIA_TYPES:
+        raise StoreError(f"{desc.digest} is a {desc.media_type!r}, neither an image nor an image index")
+    data = store.read_blob(desc.digest)
+    if len(data) != desc.size:
+        raise StoreError(f"image index {desc.digest} is {len(data)} bytes, its tag says {desc.size}")
+    index = from_json(data, Index)
+    out = []
+    for m in index.manifests:
+        if m.media_type not in MANIFEST_MEDIA_TYPES or m.platform is None:
+            raise StoreError(
+                f"image index {desc.digest} lists {m.digest}, which is not a platform's image manifest"
+            )
+        out.append(m)
+    return out
+
+
+def pick_platform(store: Store, desc: Descriptor, platform: Platform) -> Descriptor:
+    """The manifest for ``platform`` a tag reaches (itself when it is one image); StoreError when the index has
+    no image for it."""
+    manifests = platform_manifests(store, desc)
+    if desc.media_type in MANIFEST_MEDIA_TYPES:
+        return desc
+    for m in manifests:
+        assert m.platform is not None
+        if (m.platform.os, m.platform.architecture) == (platform.os, platform.architecture):
+            return m
+    have = ", ".join(f"{m.platform.os}/{m.platform.architecture}" for m in manifests if m.platform)
+    raise StoreError(f"no image for {platform.os}/{platform.architecture} (this image has {have})")

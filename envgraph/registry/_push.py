@@ -20,8 +20,8 @@ from typing import Literal
 import attrs
 
 from envgraph.errors import EnvgraphError, RegistryError
-from envgraph.identity import image_tag, registry_tag
-from envgraph.oci._image import read_image
+from envgraph.identity import MANIFEST_MEDIA_TYPES, image_tag, registry_tag
+from envgraph.oci._image import platform_manifests, read_image
 from envgraph.oci._known_blobs import KnownBlobs
 from envgraph.oci._model import Descriptor
 from envgraph.oci._store import Store
@@ -69,13 +69,24 @@ def parse_repository(text: str, what: str = "--registry") -> Reference:
     return ref
 
 
-def _image_blobs(store: Store, env: str, desc: Descriptor, known: KnownBlobs, host: str) -> list[Descriptor]:
-    # Layers built on a Dask cluster stay in the cache repository: they are mounted from there, not uploaded.
+def _image_blobs(
+    store: Store, env: str, desc: Descriptor, known: KnownBlobs, host: str
+) -> tuple[list[Descriptor], list[Descriptor]]:
+    """The blobs an image (or every image of an image index) names, and the platform manifests of an index
+    (which go up after the blobs and before the index)."""
+    blobs: list[Descriptor] = []
+    children: list[Descriptor] = []
     try:
-        manifest = read_image(store, desc, elsewhere=lambda digest: known.where(host, digest) is not None)
+        manifests = platform_manifests(store, desc)
+        if desc.media_type not in MANIFEST_MEDIA_TYPES:
+            children = manifests
+        for m in manifests:
+            # Layers built on a Dask cluster stay in the cache repository: they are mounted, not uploaded.
+            manifest = read_image(store, m, elsewhere=lambda digest: known.where(host, digest) is not None)
+            blobs += [manifest.config, *manifest.layers]
     except EnvgraphError as err:
         raise EnvgraphError(f"env {env}: {err}") from None
-    return [manifest.config, *manifest.layers]
+    return blobs, children
 
 
 def push_images(
@@ -97,11 +108,13 @@ def push_images(
     known = store.known_blobs()
     todo: list[tuple[str, str, Descriptor, list[Descriptor]]] = []
     drvs = dict(images)
+    children: dict[str, list[Descriptor]] = {}
     for env, drv in images:
         desc = tags.get(image_tag(env, drv))
         if desc is None:
             raise EnvgraphError(f"env {env} is not built: run `envgraph build`")
-        todo.append((env, registry_tag(env, drv), desc, _image_blobs(store, env, desc, known, target.host)))
+        blobs, children[env] = _image_blobs(store, env, desc, known, target.host)
+        todo.append((env, registry_tag(env, drv), desc, blobs))
 
     own = client is None
     cl = client or open_client(target.host, insecure=insecure)
@@ -141,6 +154,10 @@ def push_images(
 
         results: list[PushedImage] = []
         for env, pushed_tag, desc, blobs in todo:
+            # An image index goes up after its platforms' manifests (a registry refuses an index naming
+            # manifests it lacks), each by digest.
+            for child in children[env]:
+                cl.put_manifest(repo, child.digest, store.read_blob(child.digest), child.media_type)
             body = store.read_blob(desc.digest)
             for tag in (pushed_tag, env):
                 cl.put_manifest(repo, tag, body, desc.media_type)
