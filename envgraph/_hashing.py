@@ -7,6 +7,7 @@ Everything envgraph hashes (lock inputs, derivations, layer keys) goes through
 from __future__ import annotations
 
 import errno
+import fnmatch
 import hashlib
 import json
 import re
@@ -107,3 +108,46 @@ def _entry(path: Path, rel: str) -> list[str]:
         raise OSError(errno.EINVAL, "not a regular file, directory or symbolic link", str(path))
     hexd, _ = file_sha256(path)
     return [rel, "exec" if mode & 0o111 else "file", hexd]
+
+
+# Never part of an env's files: what running the code locally leaves behind (and would otherwise be shipped).
+DEFAULT_EXCLUDE = ("__pycache__", "*.pyc")
+IGNORE_FILE = ".envgraphignore"
+
+
+def exclude_patterns(root: Path, exclude: Iterable[str] = ()) -> tuple[str, ...]:
+    """The defaults, the declared ``exclude`` globs, and the lines of ``root/.envgraphignore`` (and that file)."""
+    patterns = [*DEFAULT_EXCLUDE, *exclude]
+    ignore = Path(root) / IGNORE_FILE
+    if Path(root).is_dir() and ignore.is_file():
+        patterns.append(IGNORE_FILE)
+        for line in ignore.read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                patterns.append(line)
+    return tuple(patterns)
+
+
+def is_excluded(rel: str, patterns: Iterable[str]) -> bool:
+    """Whether the relative path ``rel`` (posix) is excluded: a pattern without '/' matches any path component
+    (``__pycache__``, ``*.pyc``, ``.git``); one with '/' matches the path from the root (``data/*.csv``), and a
+    directory that matches excludes everything below it."""
+    parts = rel.strip("/").split("/")
+    for pat in patterns:
+        pat = pat.strip().rstrip("/")
+        if not pat:
+            continue
+        if "/" in pat.lstrip("/"):
+            pat = pat.lstrip("/")
+            if any(fnmatch.fnmatchcase("/".join(parts[: i + 1]), pat) for i in range(len(parts))):
+                return True
+        elif any(fnmatch.fnmatchcase(part, pat.lstrip("/")) for part in parts):
+            return True
+    return False
+
+
+def tree_paths(root: Path, patterns: Iterable[str]) -> list[Path]:
+    """Every path under ``root`` that is not excluded (nothing below an excluded directory)."""
+    root = Path(root)
+    pats = tuple(patterns)
+    return sorted(p for p in root.rglob("*") if not is_excluded(p.relative_to(root).as_posix(), pats))

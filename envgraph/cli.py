@@ -230,7 +230,17 @@ def _say(quiet: bool) -> Callable[[str], None]:
     help="Upgrade one package.",
 )
 @click.option("--check", is_flag=True, help="Change nothing; exit non-zero when any lockfile is stale.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Envs resolved at once.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Envs resolved at once (default: the CPU count).",
+)
+@click.option(
+    "--allow-old", "allow_old", multiple=True, metavar="NAME",
+    help="Accept a release far older than the newest for this package (like allow-old in an env).",
+)  # fmt: skip
 @click.option("-q", "--quiet", is_flag=True)
 @pass_ctx
 @handle_errors
@@ -242,6 +252,7 @@ def lock(
     upgrade_packages: tuple[str, ...],
     check: bool,
     jobs: int | None,
+    allow_old: tuple[str, ...],
     quiet: bool,
 ) -> None:
     """Resolve envs into lockfiles/ (only those whose inputs changed)."""
@@ -253,6 +264,7 @@ def lock(
         check=check,
         jobs=jobs,
         log=_say(quiet),
+        allow_old=allow_old,
     )
     if check:
         stale = result.stale

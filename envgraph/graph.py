@@ -181,10 +181,12 @@ class EnvGraph:
         envs, pipelines = list(envs), list(pipelines)
         for e in envs:
             if e not in self.spec.env:
-                raise GraphError(unknown_name("env", e, self.spec.env))
+                hint = f"; {quote(e)} is a pipeline: use --pipeline {e}" if e in self.spec.pipeline else ""
+                raise GraphError(unknown_name("env", e, self.spec.env) + hint)
         for p in pipelines:
             if p not in self.spec.pipeline:
-                raise GraphError(unknown_name("pipeline", p, self.spec.pipeline))
+                hint = f"; {quote(p)} is an env: name it without --pipeline" if p in self.spec.env else ""
+                raise GraphError(unknown_name("pipeline", p, self.spec.pipeline) + hint)
         if not envs and not pipelines:
             return self.envs()
         wanted: set[str] = set(envs)
@@ -282,7 +284,7 @@ def _tree(dag: Dag) -> str:
         walk(root, 0)
     pipelines = sorted(n for n in dag.nodes if n[0] == "pipeline")
     for kind, name in pipelines:
-        steps = ", ".join(f"{s}={e}" for (_, e), s in _steps(dag, (kind, name)))
+        steps = ", ".join(f"{s}=env {e}" for (_, e), s in _steps(dag, (kind, name)))
         lines.append(f"pipeline {name}: {steps}")
     return "\n".join(lines)
 

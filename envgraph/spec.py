@@ -120,6 +120,8 @@ class Project:
     # The Debian packages of the environment a package without a wheel is built in (on top of the env's base and
     # its `apt` packages); envs add their own with `build-apt`.
     build_apt: tuple[str, ...] = field(default=DEFAULT_BUILD_APT, metadata=_key("build-apt"))
+    # What resolves the envs: "pip-tools" (pip-compile) or "uv" (uv pip compile); the same lockfile either way.
+    resolver: str = "pip-tools"
     # The build-history database (sqlite:///PATH or postgresql://USER@HOST/DB); default: SQLite in the store.
     # Prefer ENVGRAPH_DB or --db for a URL with a password: this file is usually committed.
     db: str | None = None
@@ -157,6 +159,8 @@ class Base:
 class FileSpec:
     src: str
     dest: str
+    # Globs left out (besides __pycache__, *.pyc and the patterns of src/.envgraphignore): "*.log", "data/raw".
+    exclude: tuple[str, ...] = ()
 
 
 @frozen
@@ -175,6 +179,8 @@ class Env:
     workdir: str | None = None
     entrypoint: tuple[str, ...] | None = None
     cmd: tuple[str, ...] | None = None
+    # Direct requirements that may resolve to a release far older than their newest (a deliberate old pin).
+    allow_old: tuple[str, ...] = field(default=(), metadata=_key("allow-old"))
     # The user the image runs as ("app", "1000", "1000:1000"); inherited unless set.
     user: str | None = None
     # Ports the image exposes ("8000", "53/udp"); children add to their parent's.
@@ -322,14 +328,18 @@ def _validate(spec: Spec, origin: str, declared: dict[str, Any] | None = None) -
         problem = path_problem(fl) if fl else "must not be empty"
         if problem:
             fail(f"project.find-links[{i}] {quote(fl)}: {problem}")
+    if p.resolver not in ("pip-tools", "uv"):
+        fail(f'project.resolver must be "pip-tools" or "uv", got {quote(p.resolver)}')
 
+    # Pipelines have their own namespace (a pipeline is often named after its env: the command line says which
+    # with --pipeline); bases and envs share one, so an image name never reads as a base.
     seen: dict[str, str] = {}
     for kind, names in (("bases", spec.bases), ("env", spec.env), ("pipeline", spec.pipeline)):
         for name in names:
             problem = check_name(name)
             if problem:
                 fail(f"{key_path([kind, name])}: {problem}")
-            if name in seen:
+            if kind != "pipeline" and name in seen:
                 fail(f"duplicate name {name!r}: used by both {seen[name]}.{name} and {kind}.{name}")
             seen[name] = kind
 

@@ -175,7 +175,13 @@ class Workspace:
             return None
         return record_run(url, run, store=self.store_path)
 
-    def locker(self, *, jobs: int | None = None, log: Callable[[str], None] = lambda _m: None) -> Locker:
+    def locker(
+        self,
+        *,
+        jobs: int | None = None,
+        log: Callable[[str], None] = lambda _m: None,
+        allow_old: Sequence[str] = (),
+    ) -> Locker:
         from envgraph.lock import Locker
 
         def pin_base(name: str, base: Base, existing: BaseLock | None) -> BaseLock:
@@ -194,8 +200,9 @@ class Workspace:
             self.lockdir,
             pin_base=pin_base,
             pin_base_for=pin_base_for,
-            jobs=jobs or 4,
+            jobs=jobs or os.cpu_count() or 1,
             log=log,
+            allow_old=allow_old,
         )
 
     def lock(
@@ -208,6 +215,7 @@ class Workspace:
         check: bool = False,
         jobs: int | None = None,
         log: Callable[[str], None] = lambda _m: None,
+        allow_old: Sequence[str] = (),
     ) -> LockResult:
         """Lock (or with ``check=True`` only verify) the selected envs and their ancestors.
 
@@ -215,7 +223,7 @@ class Workspace:
         envs, pipelines = list(envs), list(pipelines)
         started = _now()
         try:
-            result = self.locker(jobs=jobs, log=log).lock(
+            result = self.locker(jobs=jobs, log=log, allow_old=allow_old).lock(
                 envs, pipelines, upgrade=upgrade, upgrade_packages=upgrade_packages, check=check
             )
         except EnvgraphError as err:

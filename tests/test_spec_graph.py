@@ -15,7 +15,7 @@ import pytest
 
 import envgraph
 from envgraph._spec_schema import spec_schema
-from envgraph.errors import SpecError
+from envgraph.errors import GraphError, SpecError
 from tests.support.cli import cli, cli_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +46,7 @@ BAD = [
     ),
     (GOOD.replace('[env.a]\nbase = "b"', "[env.a]"), "env.a: set exactly one of 'base' or 'parent'"),
     (GOOD.replace('two = "c"', 'two = "ghost"'), "pipeline.p: step 'two' uses unknown env 'ghost'"),
-    (GOOD + '[pipeline.a]\nsteps = { s = "a" }\n', "duplicate name 'a': used by both env.a and pipeline.a"),
+    (GOOD + '[env.b]\nparent = "a"\n', "duplicate name 'b': used by both bases.b and env.b"),
     (GOOD + '[env.a]\nbase = "b"\n', "invalid TOML: Cannot declare ('env', 'a') twice (at line"),
     (
         GOOD.replace('python = "3.11"', "python = 3.11"),
@@ -171,3 +171,22 @@ def test_a_typo_in_an_env_or_pipeline_name_suggests_the_closest_names(tmp_path: 
     ws = envgraph.load(ROOT / "envgraph.toml")
     with pytest.raises(envgraph.errors.GraphError, match=r"did you mean train\? known: core, serve, train"):
         ws.graph.select(envs=["trian"])
+
+
+def test_a_pipeline_may_share_its_name_with_an_env(tmp_path: Path) -> None:
+    from envgraph.graph import build_graph
+    from envgraph.spec import parse_spec
+
+    spec = parse_spec(GOOD + '[pipeline.c]\nsteps = { s = "a" }\n', root=tmp_path)
+    g = build_graph(spec)
+    assert g.select(["c"]) == ["a", "c"]  # the env c (and its parent)
+    assert g.select(pipelines=["c"]) == ["a"]  # the pipeline c's steps
+    tree = g.render("tree")
+    assert "env c" in tree and "pipeline c: s=env a" in tree
+    kinds = {(n["kind"], n["name"]) for n in json.loads(g.render("json"))["nodes"]}
+    assert {("env", "c"), ("pipeline", "c")} <= kinds
+    spec = parse_spec(GOOD, root=tmp_path)
+    with pytest.raises(
+        GraphError, match=r"unknown env 'p' \(known: a, c\); 'p' is a pipeline: use --pipeline p"
+    ):
+        build_graph(spec).select(["p"])

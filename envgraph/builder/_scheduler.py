@@ -469,7 +469,7 @@ class Scheduler:
                 return self._build_wheel(task, plan, paths)
             case FilesLayer():
                 return build_files_layer(
-                    self.store, task.compression, self.root / task.src, task.dest, task.content
+                    self.store, task.compression, self.root / task.src, task.dest, task.content, task.exclude
                 )
 
     def _build_wheel(self, task: WheelBuild, plan: Plan, paths: list[Path]) -> LayerRecord:

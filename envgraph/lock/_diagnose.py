@@ -36,15 +36,29 @@ OLD_RELEASE_DAYS = 365
 @frozen
 class Blocker:
     requirement: str  # the child's direct requirement
-    release: str  # "name version" of the newest eligible release
+    release: str  # "name version" of the newest eligible release (of the last link of ``via``, if any)
     needs: str  # its Requires-Dist entry that the parent's pin violates
     pin: str  # "name==version" pinned by the parent
+    # The dependencies in between, outermost first: ("beta 2.0 requires 'gamma>=3'", ...).
+    via: tuple[str, ...] = ()
 
     def describe(self, parent: str) -> str:
+        if not self.via:
+            return (
+                f"{self.release} (newest release allowed by '{self.requirement}') requires '{self.needs}', "
+                f"but parent env {parent} pins {self.pin}"
+            )
+        first, *rest = self.via
+        chain = "; ".join([f"{first} (newest release allowed by '{self.requirement}')", *rest])
         return (
-            f"{self.release} (newest release allowed by '{self.requirement}') requires '{self.needs}', "
+            f"{chain}; and {self.release}, the newest release that allows, requires '{self.needs}', "
             f"but parent env {parent} pins {self.pin}"
         )
+
+
+# How deep dependencies of dependencies are followed, and how many releases of each are read.
+MAX_DEPTH = 3
+RELEASES_PER_DEP = 3
 
 
 def target_environment(target: Target) -> dict[str, str]:
@@ -130,7 +144,9 @@ def find_blockers(
     *,
     only: Sequence[str] | None = None,
 ) -> list[Blocker]:
-    """For each direct requirement, check its newest eligible release's dependencies against the parent's pins."""
+    """For each direct requirement, check its newest eligible release's dependencies against the parent's pins;
+    when none is pinned against it, follow the dependencies that the parent does not pin (their newest releases,
+    up to :data:`MAX_DEPTH` deep): a dependency blocks when each of its newest releases is blocked."""
     env = target_environment(target)
     out: list[Blocker] = []
     for r in requirements:
@@ -141,14 +157,61 @@ def find_blockers(
         if found is None:
             continue
         version, file = found
-        for dep in index.requires_dist(file):
-            d = Requirement(dep)
-            env_extra = {**env, "extra": ""}
-            if d.marker is not None and not d.marker.evaluate(env_extra):
-                continue
-            pinned = parent_pins.get(canonicalize_name(d.name))
-            if pinned is not None and not d.specifier.contains(pinned, prereleases=True):
-                out.append(
-                    Blocker(r, f"{req.name} {version}", dep.split(";")[0].strip(), f"{d.name}=={pinned}")
-                )
+        seen = {str(canonicalize_name(req.name))}
+        out.extend(_why(index, r, req, f"{req.name} {version}", file, parent_pins, target, env, (), seen))
+    return out
+
+
+def _why(
+    index: PackageIndex,
+    top: str,
+    req: Requirement,
+    release: str,
+    file: IndexFile,
+    pins: Mapping[str, str],
+    target: Target,
+    env: Mapping[str, str],
+    via: tuple[str, ...],
+    seen: set[str],
+) -> list[Blocker]:
+    """Why ``release`` (the wheel ``file``) cannot be installed under ``pins``: its blockers, or none."""
+    deps = _dependencies(index, file, req.extras, env)
+    direct = []
+    for dep, d in deps:
+        pinned = pins.get(canonicalize_name(d.name))
+        if pinned is not None and not d.specifier.contains(pinned, prereleases=True):
+            direct.append(Blocker(top, release, dep, f"{d.name}=={pinned}", via))
+    if direct or len(via) >= MAX_DEPTH:
+        return direct
+    for dep, d in deps:
+        name = str(canonicalize_name(d.name))
+        if name in pins or name in seen:
+            continue
+        candidates = _eligible(index, Requirement(f"{d.name}{d.specifier}"), target)[:RELEASES_PER_DEP]
+        if not candidates:
+            continue
+        link = f"{release} requires '{dep}'"
+        found: list[list[Blocker]] = []
+        for v, f in candidates:
+            why = _why(index, top, d, f"{d.name} {v}", f, pins, target, env, (*via, link), seen | {name})
+            if not why:
+                break  # a release of the dependency fits: it does not block
+            found.append(why)
+        else:
+            return found[0]
+    return []
+
+
+def _dependencies(
+    index: PackageIndex, file: IndexFile, extras: set[str], env: Mapping[str, str]
+) -> list[tuple[str, Requirement]]:
+    """The release's requirements that apply on the target (with the requested extras)."""
+    out = []
+    for dep in index.requires_dist(file):
+        d = Requirement(dep)
+        if d.marker is not None and not any(
+            d.marker.evaluate({**env, "extra": x}) for x in ("", *sorted(extras))
+        ):
+            continue
+        out.append((dep.split(";")[0].strip(), d))
     return out

@@ -8,9 +8,9 @@ find-links directories. It also reads a release's core metadata (PEP 658) to exp
 
 from __future__ import annotations
 
-import email.parser
 import html.parser
 import os
+import re
 import threading
 import urllib.parse
 import zipfile
@@ -22,14 +22,17 @@ from attrs import frozen
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from envgraph._fs import cache_dir, cached_file_ok
 from envgraph._hashing import file_sha256
 from envgraph.errors import LockError
+from envgraph.lock._lazywheel import metadata_of_zip, remote_metadata, requires_dist_of
 
 if TYPE_CHECKING:
     import requests
 
 __all__ = ["IndexFile", "PackageIndex", "local_distributions"]
 
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 JSON_ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
 
 
@@ -89,6 +92,8 @@ class PackageIndex:
         self._local: list[IndexFile] | None = None
         self._lock = threading.Lock()
         self._http: requests.Session | None = None
+        self._requires: dict[str, list[str]] = {}
+        self.metadata_bytes = 0  # fetched by range requests to read metadata the index does not serve
 
     @property
     def _session(self) -> requests.Session:
@@ -117,17 +122,42 @@ class PackageIndex:
         return [f for f in self.files(project) if f.version == v]
 
     def requires_dist(self, file: IndexFile) -> list[str]:
-        """The ``Requires-Dist`` lines of a wheel's core metadata (PEP 658, or the wheel itself when local)."""
+        """The ``Requires-Dist`` lines of a wheel's core metadata: the local wheel, PEP 658 metadata when the index
+        serves it, the wheel cache when the file is there, else HTTP range requests into the remote wheel."""
+        with self._lock:
+            if file.url in self._requires:
+                return self._requires[file.url]
         if file.local_path is not None:
             with zipfile.ZipFile(file.local_path) as zf:
-                meta = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
-                text = zf.read(meta).decode("utf-8", "replace")
+                text = metadata_of_zip(zf, file.filename)
         elif file.metadata_url:
             text = self._get(file.metadata_url).text
+        elif (cached := self._cached_wheel(file)) is not None:
+            with zipfile.ZipFile(cached) as zf:
+                text = metadata_of_zip(zf, file.filename)
+        elif file.filename.endswith(".whl"):
+            text, fetched = remote_metadata(self._session, file.url, timeout=self.timeout)
+            with self._lock:
+                self.metadata_bytes += fetched
         else:
             return []
-        msg = email.parser.Parser().parsestr(text, headersonly=True)
-        return msg.get_all("Requires-Dist") or []
+        out = requires_dist_of(text)
+        with self._lock:
+            self._requires[file.url] = out
+        return out
+
+    @staticmethod
+    def _cached_wheel(file: IndexFile) -> Path | None:
+        """The wheel in envgraph's wheel cache (put there, verified, by an earlier build), if it is there."""
+        sha = file.sha256
+        if not sha or not _SHA256.match(sha) or not file.filename.endswith(".whl"):
+            return None
+        path = cache_dir() / "wheels" / sha[:2] / f"{sha}.whl"
+        if not path.exists():
+            return None
+        # Without a size from the index the stamp still guards: a changed file is rehashed against the sha256.
+        size = file.size if file.size is not None else path.stat().st_size
+        return path if cached_file_ok(path, sha, size) else None
 
     def size_of(self, url: str) -> int:
         import requests

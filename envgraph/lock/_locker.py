@@ -8,27 +8,29 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import attrs
 from attrs import evolve, field, frozen
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from envgraph import identity
 from envgraph._convert import unstructure
 from envgraph._fs import os_error_text
-from envgraph._hashing import tree_sha256
-from envgraph.errors import LockError, ResolutionError, StaleLockError
+from envgraph._hashing import exclude_patterns, tree_paths, tree_sha256
+from envgraph.errors import LockError, ResolutionError, StaleLockError, redact
 from envgraph.graph import EnvGraph
 from envgraph.identity import LOCK_VERSION, MULTI_PLATFORM_LOCK_VERSION
 from envgraph.lock._index import local_distributions
 from envgraph.lock._lockfile import (
     base_identity,
+    index_options,
     lock_path,
     read_base_lock,
     read_base_lock_any_version,
@@ -52,13 +54,16 @@ from envgraph.lock._model import (
 )
 from envgraph.lock._requirements import Declared, GitRef, LocalDir, classify, read_requirements_file
 from envgraph.lock._resolve import (
+    CompileResult,
     Pin,
     ResolverFailed,
     ResolverTimeout,
     pip_compile,
     pip_report,
     resolver_versions,
+    uv_compile,
 )
+from envgraph.lock._schedule import run_dag
 from envgraph.lock._sources import git_revision
 from envgraph.lock._wheels import Target
 from envgraph.platforms import parse_platform
@@ -210,6 +215,7 @@ class Locker:
         pin_base_for: Callable[[str], BasePinner] | None = None,
         jobs: int = 4,
         log: Callable[[str], None] = lambda _msg: None,
+        allow_old: Sequence[str] = (),
     ) -> None:
         self.spec = spec
         self.graph = graph
@@ -221,11 +227,13 @@ class Locker:
         self._platform_bases: dict[str, dict[str, BaseLock]] = {}
         self.jobs = jobs
         self.log = log
+        self.allow_old = tuple(allow_old)
         p = spec.project
         self.find_links = [spec.root / fl for fl in p.find_links]
         # An empty index-url means no index at all: only find-links (offline, like pip's --no-index).
         self._declared: dict[str, Declared] = {}
         self._inputs_of: dict[str, str] = {}
+        self._timing: dict[str, tuple[float, float]] = {}  # env -> (resolver, release checks) seconds
 
     # The index client, the Debian resolver and the source locker are made (and their modules imported)
     # only when something is resolved: `lock --check` and the plan's freshness check need none of them.
@@ -306,27 +314,26 @@ class Locker:
         upgrade_names: set[str] = {str(canonicalize_name(n)) for n in upgrade_packages}
         resolved: dict[str, Lockfile] = {}
         env_outcomes: dict[str, LockOutcome] = {}
-        for names in self.graph.generations(selected):
+        order = [e for generation in self.graph.generations(selected) for e in generation]
+        parents = {e: [p for p in [self.graph.parent(e)] if p is not None] for e in order}
+
+        def work(e: str) -> tuple[Lockfile | None, LockOutcome]:
             if check:
-                results = [
-                    self._resolve_env(e, locks, bases, check=True, upgrade=False, upgrade_names=set())
-                    for e in names
-                ]
-            else:
-                with ThreadPoolExecutor(max_workers=max(1, min(self.jobs, len(names)))) as pool:
-                    results = list(
-                        pool.map(
-                            lambda e: self._resolve_env(
-                                e, locks, bases, check=False, upgrade=upgrade, upgrade_names=upgrade_names
-                            ),
-                            names,
-                        )
-                    )
-            for e, (env_lock, env_outcome) in zip(names, results, strict=True):
-                env_outcomes[e] = env_outcome
-                if env_lock is not None:
-                    locks[e] = env_lock
-                    resolved[e] = env_lock
+                return self._resolve_env(e, locks, bases, check=True, upgrade=False, upgrade_names=set())
+            return self._resolve_env(
+                e, locks, bases, check=False, upgrade=upgrade, upgrade_names=upgrade_names
+            )
+
+        def finished(e: str, result: tuple[Lockfile | None, LockOutcome]) -> None:
+            # Runs in this thread before any child of e starts: the child reads its parent's new pins.
+            env_lock, env_outcome = result
+            env_outcomes[e] = env_outcome
+            if env_lock is not None:
+                locks[e] = env_lock
+                resolved[e] = env_lock
+
+        # Each env starts as soon as its parent is locked (not when the parent's whole generation is).
+        run_dag(order, parents, work, jobs=1 if check else self.jobs, done=finished)
 
         # Second pass: layer budget (needs every env's packages) and drvs, parents first.
         for e in selected:
@@ -344,7 +351,7 @@ class Locker:
                 else:
                     outcomes.append(outcome)
                 continue
-            wrote = write_lock(self.lockdir, final, closure(locks, self.graph, e))
+            wrote = write_lock(self.lockdir, final, closure(locks, self.graph, e), self._index_options())
             if outcome.status == "unchanged" and wrote:
                 outcome = LockOutcome(e, "env", "updated", self._what_changed(previous, final))
             outcomes.append(outcome)
@@ -361,6 +368,15 @@ class Locker:
             if not quiet:
                 self.log(f"env {env}: replacing an unreadable lockfile ({e})")
             return None
+
+    @property
+    def _resolver_name(self) -> str:
+        return "uv" if self.spec.project.resolver == "uv" else "pip-compile"
+
+    def _index_options(self) -> list[str]:
+        p = self.spec.project
+        rel = [Path(os.path.relpath(fl, self.lockdir)).as_posix() for fl in self.find_links]
+        return index_options(p.index_url, p.extra_index_urls, rel)
 
     # -- bases --------------------------------------------------------------------
     def _lock_base(
@@ -393,12 +409,14 @@ class Locker:
                 why = "its content does not match its identity (edited?)"
             return existing, LockOutcome(shown, "base", "stale", why)
         self.log(f"pinning base {shown}")
+        started = time.monotonic()
         if platform is None:
             pinned = self.pin_base(name, base, existing or previous)
         else:
             if self.pin_base_for is None:
                 raise LockError(f"base {name}: no way to pin it for {platform} (a locker for one platform)")
             pinned = self.pin_base_for(platform)(name, base, existing or previous)
+        self.log(f"base {shown}: pinned in {time.monotonic() - started:.1f} s")
         pinned = evolve(pinned, inputs=inputs)
         pinned = evolve(pinned, identity=base_identity(pinned))
         self._check_base_fits(name, pinned, platform)
@@ -459,6 +477,10 @@ class Locker:
         result = Declared(tuple(lines), tuple(constraints), tuple(local), tuple(git))
         self._declared[env] = result
         return result
+
+    def allowed_old(self, env: str) -> set[str]:
+        """Packages whose resolution to a far older release is deliberate: the env's allow-old and the command's."""
+        return {str(canonicalize_name(n)) for n in (*self.spec.env[env].allow_old, *self.allow_old)}
 
     def parent_pins(self, env: str, locks: Mapping[str, Lockfile]) -> dict[str, str]:
         pins: dict[str, str] = {}
@@ -525,7 +547,7 @@ class Locker:
             indexes=[p.index_url, *p.extra_index_urls],
             find_links=fl,
             parent_pins=self.parent_pins(env, locks),
-            resolver=unstructure(resolver_versions()),
+            resolver=unstructure(resolver_versions(p.resolver)),
         )
 
     def _resolve_env(
@@ -585,7 +607,13 @@ class Locker:
             self.log(
                 f"resolving env {env}" + (" (its lockfile was edited: resolving afresh)" if edited else "")
             )
+            started = time.monotonic()
             packages = self._resolve(env, locks, existing, upgrade=upgrade, upgrade_names=upgrade_names)
+            resolver_s, check_s = self._timing.get(env, (0.0, 0.0))
+            self.log(
+                f"env {env}: {len(packages)} packages resolved in {time.monotonic() - started:.1f} s "
+                f"({self._resolver_name} {resolver_s:.1f} s, checking releases {check_s:.1f} s)"
+            )
         apt: AptLock | None = None
         if requested:
             if apt_fresh and existing is not None:
@@ -624,7 +652,7 @@ class Locker:
             entrypoint=None,
             cmd=None,
             merged=(),
-            resolver=resolver_versions(),
+            resolver=resolver_versions(self.spec.project.resolver),
             inputs=inputs,
             drv="",
             constraints=self.declared(env).constraints,
@@ -695,7 +723,10 @@ class Locker:
             # Pins of a lockfile in an older format are kept as a preference (hashes come from the index again).
             previous = previous_pins(lock_path(self.lockdir, env)) or None
         try:
-            result = pip_compile(
+            compile_fn: Callable[..., CompileResult] = (
+                functools.partial(uv_compile, platform=p.platform) if p.resolver == "uv" else pip_compile
+            )
+            result = compile_fn(
                 p.python,
                 pip_lines,
                 constraints=pins,
@@ -719,24 +750,33 @@ class Locker:
             ) from None
         except ResolverFailed as e:
             blockers = find_blockers(self.index, named, pins, target) if pins else []
-            cause = self._blocker_text(blockers, parent) or _pip_conflict(e.output)
+            cause = self._blocker_text(blockers, parent) or _pip_conflict(e.output, pins, parent)
             raise ResolutionError(f"env {env}: cannot resolve: {cause}") from None
-        # A direct requirement resolved far behind its newest release usually means a parent pin holds it back.
+        checking = time.monotonic()
+        # A direct requirement resolved far behind its newest release usually means a parent pin holds it back;
+        # whatever the cause, it is never written silently (unless the env or the command line allows it).
         if pins:
             resolved = {q.name: q.version for q in result.pins}
+            allowed = self.allowed_old(env)
+            # A pin kept from the existing lockfile (no --upgrade) was accepted when it was resolved.
+            kept = {} if upgrade or existing is None else {q.name: q.version for q in existing.packages}
             for r in named:
                 name = canonicalize_name(Requirement(r).name)
-                if name not in resolved or name in pins:
+                if name not in resolved or name in pins or name in allowed:
+                    continue
+                if kept.get(name) == resolved[name] and name not in upgrade_names:
                     continue
                 newer = is_far_older(self.index, r, resolved[name], target)
                 if newer is None:
                     continue
                 blockers = find_blockers(self.index, [r], pins, target)
-                if blockers:
-                    raise ResolutionError(
-                        f"env {env}: '{r}' resolved to {resolved[name]}, far older than {newer[0]}: "
-                        + self._blocker_text(blockers, parent)
-                    )
+                cause = self._blocker_text(blockers, parent) or "no parent pin explains it"
+                raise ResolutionError(
+                    f"env {env}: '{r}' resolved to {resolved[name]}, far older than {newer[0]}: {cause} "
+                    f'(to keep {resolved[name]} on purpose: allow-old = ["{name}"] in env.{env}, '
+                    f"or --allow-old {name})"
+                )
+        self._timing[env] = (result.seconds, time.monotonic() - checking)
         parent_names = set(self.parent_pins(env, locks))
         own = [q for q in result.pins if q.name not in parent_names]
         direct = self._direct_sources(env, declared, [q for q in own if q.url is not None])
@@ -886,7 +926,7 @@ class Locker:
             entrypoint=decl.entrypoint,
             cmd=decl.cmd,
             merged=tuple(self._merged(env, locks, bases)),
-            resolver=resolver_versions(),
+            resolver=resolver_versions(self.spec.project.resolver),
             inputs=self._inputs_of.get(env) or self._inputs(env, locks),
             drv="",
             constraints=self.declared(env).constraints,
@@ -955,9 +995,11 @@ class Locker:
             try:
                 if not src.exists():
                     raise LockError(f"env {env}: files src {f.src!r} does not exist")
-                out.append(FilePin(f.src, f.dest, tree_sha256(src)))
+                patterns = exclude_patterns(src, f.exclude)
+                content = tree_sha256(src, tree_paths(src, patterns)) if src.is_dir() else tree_sha256(src)
             except OSError as e:
                 raise LockError(f"env {env}: files src {f.src!r}: cannot read {os_error_text(e)}") from None
+            out.append(FilePin(f.src, f.dest, content, tuple(f.exclude)))
         return out
 
     def _merged(self, env: str, locks: Mapping[str, Lockfile], bases: Mapping[str, BaseLock]) -> list[str]:
@@ -987,7 +1029,9 @@ class Locker:
             for a in attrs.fields(Lockfile)
             if a.name != "drv" and getattr(old, a.name) != getattr(new, a.name)
         ]
-        return ", ".join(fields) or "drv"
+        if fields:
+            return ", ".join(fields)
+        return "drv" if old.drv != new.drv else "requirements.txt"
 
 
 def package_popularity(graph: EnvGraph, locks: Mapping[str, Lockfile]) -> dict[tuple[str, str], int]:
@@ -1020,7 +1064,7 @@ def previous_pins(path: Path) -> str:
 PIN_LINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9][A-Za-z0-9.+!_-]*\n$")
 
 
-def _pip_conflict(output: str) -> str:
+def _pip_conflict(output: str, pins: Mapping[str, str] | None = None, parent: str | None = None) -> str:
     """pip's own explanation, on one line."""
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
     try:
@@ -1034,5 +1078,47 @@ def _pip_conflict(output: str) -> str:
             return "; ".join(caused)
     except StopIteration:
         pass
+    # uv explains itself: "No solution found when resolving dependencies: Because ... we can conclude ...".
+    if any("No solution found" in ln for ln in lines):
+        i = next(i for i, ln in enumerate(lines) if "No solution found" in ln)
+        because = " ".join(ln.lstrip("×╰─▶│ ").strip() for ln in lines[i + 1 :] if not ln.startswith("hint:"))
+        because = re.sub(r"^(caused by|cause):\s*", "", because, flags=re.IGNORECASE)
+        if because:
+            return because
+    # pip-compile hides pip's "The conflict is caused by" block, but its traceback keeps the resolver's causes.
+    causes = _backtrack_causes(output, pins or {}, parent)
+    if causes:
+        return "conflicting dependencies: " + "; ".join(causes)
     errors = [ln for ln in lines if ln.startswith("ERROR:")]
     return (errors[-1] if errors else lines[-1] if lines else "pip-compile failed").removeprefix("ERROR: ")
+
+
+_CAUSE = re.compile(
+    r"RequirementInformation\(requirement=\w+\('(?P<req>[^']*)'\), parent=(?:None|\w+\('(?P<parent>[^']*)'\))\)"
+)
+
+
+def _backtrack_causes(output: str, pins: Mapping[str, str], parent: str | None) -> list[str]:
+    """``needy 1.0 requires 'alpha>=2'`` for each cause in resolvelib's ResolutionImpossible, as pip-compile's
+    traceback shows it (the parent is a wheel URL or ``None``, a requirement of the env itself)."""
+    out: list[str] = []
+    for m in _CAUSE.finditer(output):
+        parent = m.group("parent")
+        who = "the env"
+        if parent:
+            name = parent.rsplit("/", 1)[-1].split("#", 1)[0]
+            try:
+                dist, version, *_ = parse_wheel_filename(name)
+                who = f"{dist} {version}"
+            except ValueError:
+                who = redact(parent)
+        text = f"{who} requires '{m.group('req')}'"
+        try:
+            name = str(canonicalize_name(Requirement(m.group("req")).name))
+        except ValueError:
+            name = ""
+        if name in pins:
+            text += f", but parent env {parent} pins {name}=={pins[name]}"
+        if text not in out:
+            out.append(text)
+    return out

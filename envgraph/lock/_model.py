@@ -375,6 +375,7 @@ class FilePin:
     src: str = field(metadata=_check(_project_path))
     dest: str = field(metadata=_check(_image_path))
     sha256: str = field(metadata=_check(_digest))
+    exclude: tuple[str, ...] = field(default=(), metadata={"omit_if_default": True})
 
 
 @frozen
@@ -498,6 +499,8 @@ register_check(BaseLock, _check_base)
 class Resolver:
     pip: str = field(metadata=_check(_version))
     pip_tools: str = field(metadata={"key": "pip-tools", **_check(_version)})
+    # Set when uv resolved the env (pip and pip-tools still read directories' and sdists' metadata).
+    uv: str | None = field(default=None, metadata={"omit_if_default": True, **_check(_version)})
 
 
 def _environment_entry(item: tuple[str, str]) -> str | None:

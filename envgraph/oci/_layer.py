@@ -101,10 +101,16 @@ def write_layer(
 
 
 def layer_from_directory(
-    store: Store, root: Path, prefix: str = "", compression: Compression = DEFAULT_COMPRESSION
+    store: Store,
+    root: Path,
+    prefix: str = "",
+    compression: Compression = DEFAULT_COMPRESSION,
+    *,
+    skip: Callable[[str], bool] | None = None,
 ) -> tuple[LayerBlob, list[str]]:
-    """A layer holding the tree under ``root`` at ``prefix``; also returns its non-directory paths."""
-    return write_layer(store, lambda sink: tar_directory(root, sink, prefix=prefix), compression)
+    """A layer holding the tree under ``root`` at ``prefix`` (without the relative paths ``skip`` names); also
+    returns its non-directory paths."""
+    return write_layer(store, lambda sink: tar_directory(root, sink, prefix=prefix, skip=skip), compression)
 
 
 def layer_from_tarstream(

@@ -24,7 +24,7 @@ import io
 import os
 import stat
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -273,7 +273,9 @@ def write_tar(entries: Iterable[LayerEntry], out: BinaryIO, *, mtime: int | None
     return tar.paths
 
 
-def _scan(root: Path, prefix: str, owner_from_fs: bool) -> list[LayerEntry]:
+def _scan(
+    root: Path, prefix: str, owner_from_fs: bool, skip: Callable[[str], bool] | None = None
+) -> list[LayerEntry]:
     entries: list[LayerEntry] = []
     inodes: dict[tuple[int, int], list[tuple[str, os.stat_result, Path]]] = {}
 
@@ -282,6 +284,8 @@ def _scan(root: Path, prefix: str, owner_from_fs: bool) -> list[LayerEntry]:
             children = list(it)
         for child in children:
             name = rel + child.name
+            if skip is not None and skip(name):
+                continue  # an excluded directory: nothing below it either
             path = Path(child.path)
             st = child.stat(follow_symlinks=False)
             uid, gid = (st.st_uid, st.st_gid) if owner_from_fs else (0, 0)
@@ -316,7 +320,14 @@ def _scan(root: Path, prefix: str, owner_from_fs: bool) -> list[LayerEntry]:
     return entries
 
 
-def tar_directory(root: Path, out: BinaryIO, *, prefix: str = "", owner_from_fs: bool = False) -> list[str]:
+def tar_directory(
+    root: Path,
+    out: BinaryIO,
+    *,
+    prefix: str = "",
+    owner_from_fs: bool = False,
+    skip: Callable[[str], bool] | None = None,
+) -> list[str]:
     """Write the tree under ``root`` (not ``root`` itself) as ``prefix + relpath`` entries.
 
     ``prefix`` such as ``"opt/venv/"`` puts the tree under ``opt/venv/`` with explicit ``opt/`` and
@@ -327,7 +338,7 @@ def tar_directory(root: Path, out: BinaryIO, *, prefix: str = "", owner_from_fs:
     if root.is_symlink() or not root.is_dir():
         raise BuildError(f"{root} is not a directory")
     pre = normalize_prefix(prefix)
-    entries = _scan(root, pre, owner_from_fs)
+    entries = _scan(root, pre, owner_from_fs, skip)
     if pre:
         entries.append(LayerEntry.directory(pre.rstrip("/")))
     return write_tar(entries, out)

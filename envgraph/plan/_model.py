@@ -196,6 +196,7 @@ class FilesLayer(_Layer):
     src: str  # relative to the declaration file
     dest: str
     content: str  # tree hash the lockfile pinned
+    exclude: tuple[str, ...] = ()  # the declared globs (the defaults always apply)
 
     @property
     def label(self) -> str:

@@ -154,7 +154,7 @@ def make_plan(
             al = locks[a]
             for f in al.files:
                 key = files_key(target.compression, f.dest, f.sha256)
-                add(FilesLayer(key, target.compression, f.src, f.dest, f.sha256))
+                add(FilesLayer(key, target.compression, f.src, f.dest, f.sha256, f.exclude))
             environment.update(al.environment)
             workdir = al.workdir or workdir
             entrypoint = al.entrypoint if al.entrypoint is not None else entrypoint

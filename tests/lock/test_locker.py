@@ -7,6 +7,7 @@ module and copied, so a test resolves only what its edit makes stale (the locker
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -57,15 +58,28 @@ def test_lock_writes_canonical_lockfiles_and_requirements(pipelines_locked: Lock
     assert api["parent"]["env"] == "serve"
     req = (root / "lockfiles" / "api.requirements.txt").read_text()
     assert "alpha==1.0" in req and "beta==1.0" in req and "delta==0.5" in req
-    # The requirements file is usable as-is by pip --require-hashes.
+    # The requirements file is usable as-is by pip --require-hashes: it says where the packages come from.
+    assert req.splitlines()[1:3] == ["--no-index", "--find-links ../wheels"]
     target = tmp_path / "site"
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-index", "--find-links", str(root / "wheels"), "--require-hashes",
-         "--no-deps", "--target", str(target), "-r", str(root / "lockfiles" / "api.requirements.txt")],
-        capture_output=True, text=True,
+        [sys.executable, "-m", "pip", "install", "--require-hashes", "--no-deps", "--target", str(target),
+         "-r", str(root / "lockfiles" / "api.requirements.txt")],
+        capture_output=True, text=True, cwd="/", env={**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert (target / "beta" / "__init__.py").exists() and (target / "delta" / "__init__.py").exists()
+
+
+def test_requirements_name_the_index_without_credentials() -> None:
+    from envgraph.lock._lockfile import index_options
+
+    assert index_options(
+        "https://bob:s3cret@pypi.example/simple", ["https://x.example/s"], ["../wheels"]
+    ) == [
+        "--index-url https://pypi.example/simple",
+        "--extra-index-url https://x.example/s",
+        "--find-links ../wheels",
+    ]
 
 
 def test_second_lock_is_a_noop_and_check_passes(chain: Path) -> None:
