@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,22 @@ from envgraph.errors import EnvgraphError
 from envgraph.graph import EnvGraph
 from envgraph.history._db import History, open_history
 from envgraph.oci._store import Store
+from envgraph.registry._records import push_records
 from envgraph.server import _pages
 from envgraph.server._facts import FactsSource, ProjectFacts
-from envgraph.server._model import diff_model, env_model, graph_model, run_model, where_model
+from envgraph.server._model import PushedImage, diff_model, env_model, graph_model, run_model, where_model
 from envgraph.server._openapi import openapi_document
 
 __all__ = ["Dashboard", "dashboard_routes"]
 
 MAX_RUNS = 1000
+
+
+def _when(iso: str) -> datetime:
+    try:
+        return datetime.fromisoformat(iso).astimezone(UTC)
+    except ValueError:  # a record without a time (or a bad one): oldest
+        return datetime.fromtimestamp(0, UTC)
 
 
 class _NotFound(Exception):
@@ -44,6 +53,7 @@ class Dashboard:
         self.source = (
             FactsSource(graph, lockdir, store) if graph is not None and lockdir is not None else None
         )
+        self.store = store
         self.history_url = history_url
         self._history: History | None = None
         self._lock = threading.Lock()
@@ -73,9 +83,16 @@ class Dashboard:
             raise _NotFound(f"no run {run_id} in the history")
         return run_model(run, full=True)
 
-    def pushes(self, env: str | None = None) -> list[Any]:
-        history = self.history()
-        return history.latest_pushes(env) if history else []
+    def pushes(self, env: str | None = None) -> list[tuple[PushedImage, datetime]]:
+        """The newest push of each image to each repository, from the store's push records (what `envgraph
+        push` records and `export-settings` reads: the one source of "what was pushed where")."""
+        if self.store is None:
+            return []
+        latest: dict[tuple[str, str, str, str], tuple[PushedImage, datetime]] = {}
+        for r in push_records(self.store):
+            if env is None or r.env == env:
+                latest[(r.env, r.registry, r.repository, r.tag)] = (r, _when(r.pushed_at))
+        return [latest[k] for k in sorted(latest)]
 
     def graph(self, pipeline: str | None = None) -> dict[str, Any]:
         facts = self.facts()
