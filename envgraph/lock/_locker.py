@@ -158,7 +158,7 @@ def lock_edited(lock: Lockfile) -> bool:
     for plat, pin in lock.platforms.items():
         try:
             view = for_platform(lock, plat)
-        except KeyError:
+        except StaleLockError:
             return True
         if lock_drv(view) != pin.drv:
             return True

@@ -23,6 +23,7 @@ from envgraph._fs import path_problem
 from envgraph._hashing import is_digest
 from envgraph.debian._resolve import DebPin
 from envgraph.debian._rootfs import MERGED_USR
+from envgraph.errors import StaleLockError
 from envgraph.spec import (
     DEBIAN_PACKAGE_RE,
     DEBIAN_SUITE_RE,
@@ -31,9 +32,13 @@ from envgraph.spec import (
     LIBC_RE,
     MIRROR_RE,
     PLATFORM_RE,
+    PORT_RE,
     PYTHON_RE,
+    RFC3339_RE,
+    USER_RE,
     apt_request_problem,
     check_name,
+    label_key_ok,
 )
 
 __all__ = [
@@ -412,7 +417,7 @@ class PlatformPin:
     """What differs for a further platform of a multi-platform env lock, besides the wheels: its own drv and
     what it derives from (the platform's base lock, or the parent's image for that platform)."""
 
-    drv: str
+    drv: str = field(metadata=_check(_digest))
     base: BaseRef | None = field(default=None, metadata=_OMIT)
     parent: ParentRef | None = field(default=None, metadata=_OMIT)
 
@@ -530,6 +535,30 @@ def _check_lockfile(lock: Lockfile) -> None:
             raise Invalid(f"{what}: an argument holds a NUL character")
     if (lock.base is None) == (lock.parent is None):
         raise Invalid("a lockfile has exactly one of 'base' or 'parent'")
+    # Image settings go into the image config: the same rules as the declaration's.
+    if lock.user is not None and not USER_RE.match(lock.user):
+        raise Invalid(f"user: must be NAME or UID, optionally :GROUP or :GID, got {quote(lock.user)}")
+    for port in lock.ports:
+        if not PORT_RE.match(port) or not 0 < int(port.split("/")[0]) < 65536:
+            raise Invalid(
+                f"ports: must be a number 1-65535, optionally /tcp, /udp or /sctp, got {quote(port)}"
+            )
+    for key, value in lock.labels.items():
+        if not label_key_ok(key) or "\x00" in value:
+            raise Invalid(f"labels: {quote(key)} is not a label key (or its value holds a NUL character)")
+        if key.endswith("image.created") and not RFC3339_RE.match(value):
+            raise Invalid(f"labels: {key} must be an RFC 3339 time, got {quote(value)}")
+    for plat, pin in lock.platforms.items():
+        if _platform(plat) or plat == lock.platform:
+            raise Invalid(f"platforms: {quote(plat)} is not a further platform of this lock")
+        if (pin.base is None) == (pin.parent is None):
+            raise Invalid(f"platforms: {plat} has exactly one of 'base' or 'parent'")
+    for q in lock.packages:
+        for plat in q.platforms:
+            if plat not in lock.platforms:
+                raise Invalid(
+                    f"packages: {q.name} has a wheel for {quote(plat)}, not a platform of this lock"
+                )
 
 
 @frozen
@@ -579,7 +608,7 @@ def for_platform(lock: Lockfile, platform: str) -> Lockfile:
         return lock if not lock.platforms else evolve(lock, platforms={}, packages=_strip(lock.packages))
     pin = lock.platforms.get(platform)
     if pin is None:
-        raise KeyError(platform)
+        raise StaleLockError(f"env {lock.env}: the lockfile has no pins for {platform}: run `envgraph lock`")
     packages = tuple(
         evolve(q, wheel=q.wheel_for(platform), platforms={}) if q.platforms else q for q in lock.packages
     )

@@ -97,6 +97,17 @@ ENV_EDITS: list[tuple[str, Edit, str]] = [
     ("packages not a list", lambda d: d.update(packages={}), "packages: expected an array, got an object"),
     ("package not an object", lambda d: d["packages"].__setitem__(0, "x"), "packages[0]: expected an object, got 'x'"),
     ("version 2", lambda d: d.update(version=2), "lockfile version 2 is not 3"),
+    # Image settings and per-platform pins (issues 14 and 16) follow the declaration's rules.
+    ("user", lambda d: d.update(user="root;rm -rf /"), "user: must be NAME or UID"),
+    ("port", lambda d: d.update(ports=["99999"]), "ports: must be a number 1-65535"),
+    ("label key", lambda d: d.update(labels={"dev.envgraph.drv": "x"}), "labels: 'dev.envgraph.drv' is not a label key"),
+    ("label NUL", lambda d: d.update(labels={"org.opencontainers.image.title": "a\x00"}), "holds a NUL"),
+    ("created", lambda d: d.update(labels={"org.opencontainers.image.created": "yesterday"}), "RFC 3339"),
+    ("platform key", lambda d: d.update(version=4, platforms={"linux/s390x": {"drv": d["drv"], "base": d.get("base")}}),
+     "platforms: 'linux/s390x' is not a further platform"),
+    ("platform drv", lambda d: d.update(version=4, platforms={"linux/arm64": {"drv": "x"}}), 'platforms."linux/arm64".drv: must be sha256'),
+    ("package platform", lambda d: d["packages"][0].update(platforms={"linux/arm64": _wheel(d)}),
+     "not a platform of this lock"),
 ]  # fmt: skip
 
 
