@@ -176,7 +176,7 @@ class LegacyDocker(DockerContender):
             ctx = self.work / "contexts" / image
             shutil.rmtree(ctx, ignore_errors=True)
             ctx.mkdir(parents=True)
-            shutil.copyfile(v.requirements[env], ctx / "requirements.txt")
+            _copy_pins(v.requirements[env], ctx / "requirements.txt")
             (ctx / "Dockerfile").write_text(
                 f"FROM {BASE}\n"
                 "COPY requirements.txt /tmp/requirements.txt\n"
@@ -254,7 +254,7 @@ class BuildkitUv(DockerContender):
         (ctx / "reqs").mkdir(exist_ok=True)
         (ctx / "dockerfiles").mkdir(exist_ok=True)
         for image, env in images.items():
-            shutil.copyfile(v.requirements[env], ctx / "reqs" / f"{image}.txt")
+            _copy_pins(v.requirements[env], ctx / "reqs" / f"{image}.txt")
             (ctx / "dockerfiles" / f"{image}.Dockerfile").write_text(
                 f"FROM {BASE}\n"
                 f"COPY reqs/{image}.txt /tmp/requirements.txt\n"
@@ -373,3 +373,10 @@ class Envgraph:
         p = subprocess.run(cmd, capture_output=True, text=True, env=self.env)
         if p.returncode != 0:
             raise RuntimeError(f"envgraph push: {p.stderr.strip()[-800:]}")
+
+
+def _copy_pins(src: Path, dest: Path) -> None:
+    """An envgraph requirements file without its index options (``--no-index``, ``--find-links ../wheels``:
+    paths on the host); the Dockerfiles name the index themselves."""
+    lines = src.read_text().splitlines(keepends=True)
+    dest.write_text("".join(line for line in lines if not line.startswith("--")))

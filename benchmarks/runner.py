@@ -20,6 +20,7 @@ from pathlib import Path
 
 import attrs
 from rich.console import Console
+from rich.markup import escape
 
 from benchmarks import report
 from benchmarks.contenders import (
@@ -178,7 +179,7 @@ def run_contender(
             try:
                 outcome = contender.build(v, wheel_url, jobs)
             except Exception as e:  # one failed build must not lose the others' numbers
-                log(f"  [red]{contender.name} {v.scenario} failed: {e}[/red]")
+                log(f"  [red]{contender.name} {v.scenario} failed: {escape(str(e))}[/red]")
                 out.append(Measurement(contender.name, v.scenario, ok=False, notes=(str(e)[-500:],)))
                 continue
             wall = time.perf_counter() - t0

@@ -143,7 +143,8 @@ def test_lightgbm_trains_with_libgomp1_and_fails_at_import_without(
     proc = cli(apt_project, "run", "--network", "none", "gbm-nolib", "--", "python", "-c", "import lightgbm",
                check=False)  # fmt: skip
     assert proc.returncode == 1
-    assert "libgomp.so.1: cannot open shared object file" in proc.stdout
+    # The container's stderr stays apart from its stdout (like docker run).
+    assert "libgomp.so.1: cannot open shared object file" in proc.stderr
     proc = cli(apt_project, "run", "--network", "none", "tools", "--", "jq", "--version", check=False)
     assert (proc.returncode, proc.stdout.strip()) == (0, "jq-1.6")
 
