@@ -146,6 +146,15 @@ def is_excluded(rel: str, patterns: Iterable[str]) -> bool:
     return False
 
 
+def files_content(src: Path, exclude: Iterable[str] = ()) -> str:
+    """The content hash of an env's ``files`` entry: the tree under ``src`` without what is excluded (the
+    defaults, the declared globs, ``.envgraphignore``), or the one file ``src``. Hashed at build time, never
+    pinned (code is not a dependency)."""
+    if src.is_dir():
+        return tree_sha256(src, tree_paths(src, exclude_patterns(src, exclude)))
+    return tree_sha256(src)
+
+
 def tree_paths(root: Path, patterns: Iterable[str]) -> list[Path]:
     """Every path under ``root`` that is not excluded (nothing below an excluded directory)."""
     root = Path(root)

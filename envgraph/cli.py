@@ -618,7 +618,7 @@ _via_option = click.option(
 @pass_ctx
 @handle_errors
 def load_cmd(c: Context, envs: tuple[str, ...], via: str) -> None:
-    """Load env images into the local Docker daemon as envgraph/<env>:<drv12> and :latest."""
+    """Load env images into the local Docker daemon as envgraph/<env>:<id12> and :latest."""
     for env in envs:
         result = c.ws.load_into_docker(env, via=via)  # type: ignore[arg-type]  # click.Choice checked it
         for tag in result.tags:
@@ -859,7 +859,7 @@ def push(
     quiet: bool,
     no_sbom: bool,
 ) -> None:
-    """Push built images, tagged <env>-<drv12> and <env>, uploading only blobs the registry lacks."""
+    """Push built images, tagged <env>-<id12> and <env>, uploading only blobs the registry lacks."""
     from envgraph._ui import human, push_progress
 
     progress = None if quiet else push_progress(sys.stderr)

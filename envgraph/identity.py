@@ -15,8 +15,9 @@ This module takes plain values (strings, tuples), not models, so that everything
   :func:`deb_package_key` (for layers);
 - format ids: :data:`LOCK_VERSION`, :data:`LAYOUT_VERSION`, :data:`LAYER_FORMAT`, :data:`TAR_FORMAT`, :data:`DEB_FORMAT`,
   :func:`layer_mtime`, :attr:`Compression.compressor_id`, :func:`layer_format`;
-- names: :func:`image_tag` (``<env>:<drv12>`` in the store), :func:`registry_tag` (``<env>-<drv12>`` in a
-  registry), :func:`cache_tag` (``key-<hex>``), labels and annotations;
+- names: :func:`image_id` (what names an image: its drv, or with ``files`` the drv and the files' content),
+  :func:`image_tag` (``<env>:<id12>`` in the store), :func:`registry_tag` (``<env>-<id12>`` in a registry),
+  :func:`cache_tag` (``key-<hex>``), labels and annotations;
 - media types, and :data:`DEFAULT_COMPRESSION`, the compressor every layer is written with.
 """
 
@@ -46,6 +47,7 @@ __all__ = [
     "VENV",
     "LABEL_ENV",
     "LABEL_DRV",
+    "LABEL_IMAGE",
     "ANNOTATION_REF_NAME",
     "MEDIA_TYPE_LAYER_TAR",
     "MEDIA_TYPE_LAYER_GZIP",
@@ -76,6 +78,7 @@ __all__ = [
     "compression_of_media_type",
     "InstallTarget",
     "drv12",
+    "image_id",
     "image_tag",
     "registry_tag",
     "cache_tag",
@@ -142,6 +145,8 @@ VENV = "/opt/venv"
 
 LABEL_ENV = "dev.envgraph.env"
 LABEL_DRV = "dev.envgraph.drv"
+LABEL_IMAGE = "dev.envgraph.image"
+"""The image id (:func:`image_id`), set only where it is not the drv (an env with ``files``)."""
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 
 MEDIA_TYPE_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
@@ -272,18 +277,34 @@ def layer_format(compression: Compression) -> str:
 
 
 def drv12(drv: str) -> str:
-    """The first 12 hex digits of a drv: what tags carry."""
+    """The first 12 hex digits of a drv or an image id: what tags carry."""
     return digest_hex(drv)[:12]
 
 
-def image_tag(env: str, drv: str) -> str:
-    """An env's image in the store: ``<env>:<drv12>`` (``<env>:latest`` points at the newest build)."""
-    return f"{env}:{drv12(drv)}"
+def image_id(drv: str, files: Sequence[tuple[str, str]]) -> str:
+    """What names an env's image: its drv when nothing of the image comes from the project's own files, else
+    the drv together with the content hash of each ``files`` entry of the env and its ancestors ((dest,
+    content) in image order).
+
+    Code is not a dependency: the lock pins what the files are (src, dest, excludes, in the drv), not their
+    content, which is hashed at build time. Editing code leaves the lockfile (and ``lock --check``) as they
+    are and gives another image id, hence another tag and image. Envs without files keep tag = drv."""
+    if not files:
+        return drv
+    return digest_of(
+        {"kind": "envgraph-image", "layout": LAYOUT_VERSION, "drv": drv, "files": [list(f) for f in files]}
+    )
 
 
-def registry_tag(env: str, drv: str) -> str:
-    """An env's image in a registry repository: ``<env>-<drv12>`` (and ``<env>``)."""
-    return f"{env}-{drv12(drv)}"
+def image_tag(env: str, ident: str) -> str:
+    """An env's image in the store: ``<env>:<id12>``, ``ident`` its :func:`image_id` (or the image index's
+    :func:`index_derivation`); ``<env>:latest`` points at the newest build."""
+    return f"{env}:{drv12(ident)}"
+
+
+def registry_tag(env: str, ident: str) -> str:
+    """An env's image in a registry repository: ``<env>-<id12>`` (and ``<env>``)."""
+    return f"{env}-{drv12(ident)}"
 
 
 def referrers_tag(digest: str) -> str:
@@ -423,7 +444,7 @@ def derivation(
     packages: Sequence[tuple[str, str, str, str, int, str]],
     merged: Sequence[str],
     environment: Mapping[str, str],
-    files: Sequence[tuple[str, str]],
+    files: Sequence[tuple[str, str, Sequence[str]]],
     workdir: str | None,
     entrypoint: Sequence[str] | None,
     cmd: Sequence[str] | None,
@@ -439,7 +460,7 @@ def derivation(
 ) -> str:
     """The drv: everything that determines an env's image, and everything its lockfile pins. ``source`` is the
     parent's drv or the base's identity; ``packages`` are (name, version, wheel file name, sha256, size, url);
-    ``files`` (dest, content hash). ``debian`` are the Debian packages the env adds and ``build_debian`` those
+    ``files`` (dest, src, declared excludes): what the files are, not their content (see :func:`image_id`). ``debian`` are the Debian packages the env adds and ``build_debian`` those
     of its build environment, each (name, version, architecture, sha256, size, pool path); ``built`` the packages
     built from source, each every field its lockfile pins. ``user``, ``ports`` and ``labels`` (full label keys,
     an explicit ``org.opencontainers.image.created`` included) are the env's own image settings. These six are
@@ -452,7 +473,7 @@ def derivation(
         "packages": [list(p) for p in sorted(packages)],
         "merged": sorted(merged),
         "environment": dict(environment),
-        "files": [list(f) for f in files],
+        "files": [[dest, src, list(exclude)] for dest, src, exclude in files],
         "workdir": workdir,
         "entrypoint": list(entrypoint) if entrypoint is not None else None,
         "cmd": list(cmd) if cmd is not None else None,
@@ -476,8 +497,8 @@ def derivation(
 
 
 def index_derivation(drvs: Mapping[str, str]) -> str:
-    """The drv of a multi-platform env's image index (what its store tag and registry tag name): the drv of
-    each platform's image, by platform name."""
+    """The id of a multi-platform env's image index (what its store tag and registry tag name): the
+    :func:`image_id` of each platform's image, by platform name."""
     return digest_of(
         {"kind": "envgraph-image-index", "layout": LAYOUT_VERSION, "platforms": dict(sorted(drvs.items()))}
     )

@@ -12,7 +12,7 @@ from attrs import frozen
 
 from envgraph._fs import cache_dir, locked_temp_dir
 from envgraph.errors import DockerError, EnvgraphError, StoreError
-from envgraph.identity import INDEX_MEDIA_TYPES, LABEL_DRV, LABEL_ENV
+from envgraph.identity import INDEX_MEDIA_TYPES, LABEL_DRV, LABEL_ENV, LABEL_IMAGE
 from envgraph.oci._archive import export_docker_archive, export_oci_archive
 from envgraph.oci._image import pick_platform, platform_manifests, read_config, read_image, read_manifest
 from envgraph.oci._model import Descriptor, Manifest, Platform
@@ -53,6 +53,8 @@ class ImageRow:
     layers: int
     tags: tuple[str, ...]
     platform: str = "linux/amd64"  # os/architecture of the image's config
+    # What names the image (identity.image_id): the drv unless the env has files.
+    ident: str = attrs.field(default=attrs.Factory(lambda self: self.drv, takes_self=True))
 
 
 def list_images(store: Store) -> list[ImageRow]:
@@ -70,13 +72,14 @@ def list_images(store: Store) -> list[ImageRow]:
         config = cfg.config
         labels = (config.Labels if config is not None else None) or {}
         size = descs[digest].size + manifest.config.size + sum(layer.size for layer in manifest.layers)
-        rows.append(ImageRow(labels.get(LABEL_ENV, "?"), labels.get(LABEL_DRV, "?"), digest, size,
-                             len(manifest.layers), tuple(sorted(refs)), f"{cfg.os}/{cfg.architecture}"))  # fmt: skip
+        drv = labels.get(LABEL_DRV, "?")
+        rows.append(ImageRow(labels.get(LABEL_ENV, "?"), drv, digest, size, len(manifest.layers),
+                             tuple(sorted(refs)), f"{cfg.os}/{cfg.architecture}", labels.get(LABEL_IMAGE, drv)))  # fmt: skip
     return sorted(rows, key=lambda r: (r.env, r.platform, r.tags))
 
 
 def docker_names(env: str, tag: str) -> list[str]:
-    """What an env's image is called in a Docker daemon: ``envgraph/<env>:<drv12>`` and ``envgraph/<env>:latest``."""
+    """What an env's image is called in a Docker daemon: ``envgraph/<env>:<id12>`` and ``envgraph/<env>:latest``."""
     return [f"envgraph/{tag}", f"envgraph/{env}:latest"]
 
 
@@ -142,7 +145,7 @@ class _Unreachable(Exception):
 
 
 def load_image(store: Store, env: str, tag: str, desc: Descriptor, *, via: LoadVia = "auto") -> LoadResult:
-    """Load the image ``desc`` (store tag ``tag``) into the Docker daemon as envgraph/<env>:<drv12> and :latest.
+    """Load the image ``desc`` (store tag ``tag``) into the Docker daemon as envgraph/<env>:<id12> and :latest.
 
     ``via="serve"``: an image the daemon has (same config digest) is only tagged; otherwise the daemon
     pulls from a read-only registry endpoint over the store, started on 127.0.0.1 for the length of the

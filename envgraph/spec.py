@@ -47,7 +47,7 @@ __all__ = [
 DECLARATION_FILE = "envgraph.toml"
 # \Z, not $: "$" also matches before a trailing newline, and names become file names.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
-# Names end up in file names (lockfiles/<env>.lock.json) and registry tags (<env>-<drv12>, at most 128).
+# Names end up in file names (lockfiles/<env>.lock.json) and registry tags (<env>-<id12>, at most 128).
 MAX_NAME = 100
 PYTHON_RE = re.compile(r"^3\.[0-9]+\Z")
 PLATFORM_RE = re.compile(r"^linux/(amd64|arm64)\Z")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -26,7 +27,14 @@ from envgraph.builder._scheduler import (
 )
 from envgraph.errors import BuildError, EnvgraphError, SpecError, StaleLockError, StoreError
 from envgraph.graph import EnvGraph, build_graph, unknown_name
-from envgraph.identity import ANNOTATION_REF_NAME, DEFAULT_COMPRESSION, LABEL_ENV, image_tag
+from envgraph.identity import (
+    ANNOTATION_REF_NAME,
+    DEFAULT_COMPRESSION,
+    LABEL_ENV,
+    image_id,
+    image_tag,
+    index_derivation,
+)
 from envgraph.images import (
     ArchiveFormat,
     ImageRow,
@@ -39,8 +47,22 @@ from envgraph.images import (
     load_image,
     run_image,
 )
-from envgraph.lock import LOCKDIR, BaseLock, ImagePin, Locker, Lockfile, LockResult, read_base_lock, read_lock
-from envgraph.lock._model import for_platform, image_drv
+from envgraph.lock import (
+    LOCKDIR,
+    BaseLock,
+    FilesRef,
+    ImagePin,
+    Locker,
+    Lockfile,
+    LockResult,
+    chain_files,
+    chain_ident,
+    hash_files,
+    image_ident,
+    read_base_lock,
+    read_lock,
+)
+from envgraph.lock._model import for_platform
 from envgraph.oci._gc import GcResult, collect_garbage, read_roots, record_roots
 from envgraph.oci._image import write_index
 from envgraph.oci._model import Descriptor
@@ -297,6 +319,8 @@ class Workspace:
         p = self.spec.project
         # The layer key says whether .pyc files are in the layer: only when they can really be compiled here.
         bytecode = p.bytecode and bytecode_interpreter(p.python) is not None
+        # Code is not a dependency: the files' content is hashed now (once), and names files layers and images.
+        contents = hash_files(self.root, (f for lock in locks.values() for f in lock.files))
         out: list[Plan] = []
         for plat in platforms:
             slug = None if plat == p.platform else parse_platform(plat).slug
@@ -308,7 +332,7 @@ class Workspace:
                     bases[name] = blk
             views = {e: for_platform(lock, plat) for e, lock in locks.items()}
             target = PlanTarget(p.python, bytecode, DEFAULT_COMPRESSION)
-            out.append(make_plan(self.graph, views, bases, target, selected))
+            out.append(make_plan(self.graph, views, bases, target, selected, files=contents))
         return out
 
     def build(
@@ -322,7 +346,7 @@ class Workspace:
         executor: str | None = None,
     ) -> BuildResult:
         """Build the selected envs (default: all) into the store, for every platform of the project; returns what
-        was built, reused and failed. A multi-platform env's tag (``<env>:<drv12>`` of its index drv, and
+        was built, reused and failed. A multi-platform env's tag (``<env>:<id12>`` of its index drv, and
         ``<env>:latest``) points at an OCI image index over its platforms' images.
 
         ``executor`` (default ``[project] executor``, else local): ``dask://HOST:PORT`` builds the layers on a
@@ -420,7 +444,7 @@ class Workspace:
                 continue
             manifests = [i.descriptor for i in per if i.descriptor is not None]
             index = write_index(store, manifests, {ANNOTATION_REF_NAME: env})
-            store.tag(image_tag(env, image_drv(lock)), index, f"{env}:latest")
+            store.tag(_index_tags(self.platforms, plans)[env], index, f"{env}:latest")
         return BuildResult(
             layers=layers,
             images=tuple(images),
@@ -448,8 +472,7 @@ class Workspace:
         """Tell a shared store what this project's current lockfiles need, so another project's gc keeps it."""
         tags = {img.tag for plan in plans for img in plan.images}
         if len(plans) > 1:
-            tags |= {image_tag(e, image_drv(lock)) for e in {i.env for i in plans[0].images}
-                     if (lock := read_lock(self.lockdir, e)) is not None}  # fmt: skip
+            tags |= set(_index_tags(self.platforms, plans).values())
         keys = {k for plan in plans for k in (*plan.layers, *plan.builds)}
         if not complete:
             for _, roots in read_roots(store):
@@ -472,11 +495,16 @@ class Workspace:
             locks[e] = lock
         return locks
 
-    def built_digest(self, env: str, drv: str) -> str | None:
-        """The manifest digest of the env's image for ``drv`` when the store has it."""
+    def image_ident(self, env: str, known: dict[FilesRef, str] | None = None) -> str:
+        """The id naming the env's current image (:func:`envgraph.identity.image_id`): from its lockfiles, and
+        the content of its chain's files, hashed now (``known``: those hashed already)."""
+        return chain_ident(self.root, list(self.chain_locks(env).values()), known)
+
+    def built_digest(self, env: str) -> str | None:
+        """The manifest digest of the env's current image when the store has it."""
         if not self.has_store():
             return None
-        desc = self.open_store(readonly=True).tags().get(image_tag(env, drv))
+        desc = self.open_store(readonly=True).tags().get(image_tag(env, self.image_ident(env)))
         return None if desc is None else desc.digest
 
     def sbom_input(self, env: str) -> SbomInput:
@@ -488,9 +516,7 @@ class Workspace:
         locks = self.chain_locks(env)
         base = read_base_lock(self.lockdir, self.graph.root_base(env))
         metadata = wheel_metadata(locks, self.graph, env, WheelCache(self.root).fetch)
-        return collect(
-            locks, self.graph, env, base, self.built_digest(env, locks[env].drv), metadata, self.markers(base)
-        )
+        return collect(locks, self.graph, env, base, self.built_digest(env), metadata, self.markers(base))
 
     def markers(self, base: BaseLock | None) -> dict[str, str]:
         """PEP 508 marker values of the images' interpreter and platform."""
@@ -580,8 +606,13 @@ class Workspace:
             debian.update(view.debian)
         drv = views[-1].drv
         image = None
-        if self.has_store():
-            image = self.open_store(readonly=True).tags().get(image_tag(env, drv))
+        ident: str | None = drv
+        if not sep:
+            ident = self.image_ident(env)
+        elif any(view.files for view in views):
+            ident = None  # an older revision's files content is not known: nor is its image
+        if self.has_store() and ident is not None:
+            image = self.open_store(readonly=True).tags().get(image_tag(env, ident))
         return DiffSide(spec, env, drv, python, debian, image)
 
     def diff(self, old: str, new: str) -> EnvDiff:
@@ -622,7 +653,7 @@ class Workspace:
         lock = read_lock(self.lockdir, env)
         if lock is None:
             raise BuildError(f"env {env} has no lockfile: run `envgraph lock` and `envgraph build`")
-        tag = image_tag(env, image_drv(lock))
+        tag = image_tag(env, self.image_ident(env))
         desc = self.open_store(readonly=True).tags().get(tag) if self.has_store() else None
         if desc is None:
             raise BuildError(f"env {env} is not built (no {tag} in the store): run `envgraph build {env}`")
@@ -665,10 +696,10 @@ class Workspace:
         """What ``envgraph images --json`` prints: every image of the store with the pipeline steps its env runs,
         whether it is the env's current image, its Docker names and where it was pushed (by digest)."""
         current = {}
+        known: dict[FilesRef, str] = {}
         for env in self.spec.env:
-            lock = read_lock(self.lockdir, env)
-            if lock is not None:
-                current[env] = lock.drv
+            with contextlib.suppress(EnvgraphError):  # no lockfile, or its files are gone: nothing current
+                current[env] = self.image_ident(env, known)
         steps: dict[str, list[dict[str, str]]] = {}
         for pname, pipeline in sorted(self.spec.pipeline.items()):
             for step, env in sorted(pipeline.steps.items()):
@@ -686,10 +717,10 @@ class Workspace:
                     "size": r.size,
                     "layers": r.layers,
                     "tags": list(r.tags),
-                    "current": current.get(r.env) == r.drv,
+                    "current": current.get(r.env) == r.ident,
                     "steps": steps.get(r.env, []),
-                    "docker": docker_names(r.env, image_tag(r.env, r.drv))
-                    if r.drv.startswith("sha256:")
+                    "docker": docker_names(r.env, image_tag(r.env, r.ident))
+                    if r.ident.startswith("sha256:")
                     else [],
                     "pushed": sorted(set(pushed.get(r.digest, []))),
                 }
@@ -740,9 +771,10 @@ class Workspace:
         wanted = set(envs)
         for p in pipelines:
             wanted.update(self.spec.pipeline[p].steps.values())
-        images = [(img.env, img.drv) for img in plan.images if not wanted or img.env in wanted]
+        images = [(img.env, img.ident) for img in plan.images if not wanted or img.env in wanted]
         if self.spec.project.multi_platform:  # the image index over every platform's image
-            images = [(env, image_drv(lock)) for env, _ in images if (lock := read_lock(self.lockdir, env))]
+            known: dict[FilesRef, str] = {}
+            images = [(env, self.image_ident(env, known)) for env, _ in images]
         started = _now()
         try:
             pushed = push_images(
@@ -851,13 +883,11 @@ class Workspace:
             if n not in self.spec.pipeline:
                 raise SpecError(f"unknown pipeline {n!r}")
         chosen = {n: dict(self.spec.pipeline[n].steps) for n in names}
-        drvs: dict[str, str] = {}
-        for env in {e for steps in chosen.values() for e in steps.values()}:
-            lock = read_lock(self.lockdir, env)
-            if lock is None:
-                raise StaleLockError(f"env {env} has no lockfile: run `envgraph lock`")
-            drvs[env] = lock.drv
-        images = step_images(target, chosen, drvs, self.push_records())
+        idents: dict[str, str] = {}
+        known: dict[FilesRef, str] = {}
+        for env in sorted({e for steps in chosen.values() for e in steps.values()}):
+            idents[env] = self.image_ident(env, known)
+        images = step_images(target, chosen, idents, self.push_records())
         if fmt == "zenml":
             return {p: zenml_config(steps) for p, steps in images.items()}
         return settings_json(target, images)
@@ -869,12 +899,17 @@ class Workspace:
         the layers of the current lockfiles' keys, and the roots of every other project using this store."""
 
         current = set()
+        known: dict[FilesRef, str] = {}
         for env in self.spec.env:
-            lock = read_lock(self.lockdir, env)
-            if lock is not None:
-                current.add(image_tag(env, image_drv(lock)))
-                current.update(image_tag(env, pin.drv) for pin in lock.platforms.values())
-                current.add(image_tag(env, lock.drv))
+            try:
+                chain = list(self.chain_locks(env).values())
+                files = chain_files(chain, hash_files(self.root, (f for c in chain for f in c.files), known))
+            except EnvgraphError:  # no lockfile, or its files are gone: no current image to name
+                continue
+            lock = chain[-1]
+            current.add(image_tag(env, image_ident(lock, files)))
+            current.update(image_tag(env, image_id(pin.drv, files)) for pin in lock.platforms.values())
+            current.add(image_tag(env, image_id(lock.drv, files)))
         try:
             current_keys = {k for plan in self.plans() for k in (*plan.layers, *plan.builds)}
         except EnvgraphError:  # stale or missing lockfiles: keep what the tags reach
@@ -893,6 +928,15 @@ class Workspace:
         depended on them (the next build restores them)."""
 
         return verify_store(self.open_store(readonly=not repair), repair=repair)
+
+
+def _index_tags(platforms: Sequence[str], plans: Sequence[Plan]) -> dict[str, str]:
+    """The store tag of each env's image index: over the image id each platform's plan gives it."""
+    per: dict[str, dict[str, str]] = {}
+    for plat, plan in zip(platforms, plans, strict=True):
+        for img in plan.images:
+            per.setdefault(img.env, {})[plat] = img.ident
+    return {env: image_tag(env, index_derivation(ids)) for env, ids in per.items()}
 
 
 def _now() -> tuple[datetime, float]:

@@ -32,6 +32,7 @@ from envgraph.identity import (
     derivation,
     drv12,
     files_key,
+    image_id,
     image_tag,
     layer_format,
     layer_mtime,
@@ -68,7 +69,7 @@ DRV_INPUTS: dict[str, Any] = {
     "packages": [("alpha", "1.0", H1), ("beta", "2.0", H2)],
     "merged": (),
     "environment": {"A": "1"},
-    "files": [("/app", H1)],
+    "files": [("/app", "app/", ())],
     "workdir": None,
     "entrypoint": None,
     "cmd": None,
@@ -92,7 +93,7 @@ def test_drv_changes_with_every_input() -> None:
             ],
             "merged": [("beta",)],
             "environment": [{"A": "2"}, {"A": "1", "B": "1"}, {}],
-            "files": [[("/app", H2)], [("/srv", H1)], []],
+            "files": [[("/app", "src/", ())], [("/srv", "app/", ())], [("/app", "app/", ("*.log",))], []],
             "workdir": ["/app"],
             "entrypoint": [("python",), ()],
             "cmd": [("serve",), ()],
@@ -115,7 +116,7 @@ def test_drv_ignores_the_order_of_packages_merged_and_environment() -> None:
 
 
 def test_drv_tells_files_order_and_empty_from_unset() -> None:
-    two = [("/a", H1), ("/b", H2)]
+    two = [("/a", "a/", ()), ("/b", "b/", ())]
     assert derivation(**{**DRV_INPUTS, "files": two}) != derivation(**{**DRV_INPUTS, "files": two[::-1]})
     # An empty entrypoint clears the base's; None inherits it: different images.
     assert derivation(**{**DRV_INPUTS, "entrypoint": ()}) != derivation(**{**DRV_INPUTS, "entrypoint": None})
@@ -339,3 +340,18 @@ def test_tags_carry_the_first_twelve_hex_digits() -> None:
     for bad in ("0123456789ab", "sha256:XYZ", "sha512:" + H1):
         with pytest.raises(ValueError):
             image_tag("core", bad)
+
+
+def test_image_id_is_the_drv_without_files_and_moves_with_their_content() -> None:
+    """Code is not a dependency: the image id (and so the tag) of an env with files changes with their content,
+    the drv does not; an env without files keeps tag = drv."""
+    drv = derivation(**DRV_INPUTS)
+    assert image_id(drv, []) == drv
+    one = image_id(drv, [("/app", "sha256:" + H1)])
+    assert one != drv and one.startswith("sha256:")
+    assert image_id(drv, [("/app", "sha256:" + H2)]) != one  # a code edit
+    assert image_id(drv, [("/srv", "sha256:" + H1)]) != one
+    assert image_id("sha256:" + H2, [("/app", "sha256:" + H1)]) != one
+    assert image_id(drv, [("/a", "sha256:" + H1), ("/b", "sha256:" + H2)]) != image_id(
+        drv, [("/b", "sha256:" + H2), ("/a", "sha256:" + H1)]
+    )

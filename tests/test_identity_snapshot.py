@@ -48,7 +48,9 @@ steps = { a = "train", b = "serve" }
 
 # env -> (inputs, drv, digest of the plan's layer keys in image order, image manifest digest)
 # The inputs moved with LOCK_VERSION 3 (Debian packages and packages built from source, issue 13); the lock
-# version is part of every inputs hash. The drvs, layer keys and digests did not move.
+# version is part of every inputs hash. The drvs, layer keys and digests did not move. When files stopped being
+# pinned by content (code is not a dependency, issue 12), the drvs of envs with files moved (and with them their
+# images' drv label, hence digests); their layer keys did not.
 OFFLINE_PINS: dict[str, tuple[str, str, str, str]] = {
     "core": (
         "sha256:1720dc5c73d85c6c5c345bb2d727d700808cec5f85d4172a5e55a83d141ea136",
@@ -58,9 +60,9 @@ OFFLINE_PINS: dict[str, tuple[str, str, str, str]] = {
     ),
     "serve": (
         "sha256:55c56fd6bb156da2c76fe8b60928b78ecde737dd5e17a75460d800cef3b12769",
-        "sha256:d25dcca7c4a958d230160cb80b60f05a36a864d345de37bf94c34e217eb05944",
+        "sha256:b06d30ff4362e1b2aab472903e09cbd1e2572561e06f73986c3786fa482f6f63",
         "sha256:e630be97c0ee81683472f2a456a328d437e8232df79c334ddbae017db37bf220",
-        "sha256:09d1afe2df44fd7191c3b080454e9c6020c50e20fb146d71393612508594c47d",
+        "sha256:e594d798f3f927438bcb58161610e5439165addf90a03f9cb9d96767ce755eee",
     ),
     "train": (
         "sha256:99de636a3d6c5b534e08447d96966a600746b3ae96d048622ffa7ffb7bcd28d1",
@@ -77,7 +79,7 @@ BUNDLED_PINS: dict[str, tuple[str, str]] = {
         "sha256:0923115e5b90b74e7e23591c1d8129cd5a532dbb6a8a59cb58088a19525921a4",
     ),
     "serve": (
-        "sha256:d15b895a68faf9c4a0a822183f06b02b4e20d902b66a20a47ff40cb6880d0fa5",
+        "sha256:a408ec4eb20adce5220f10c86bfa81e326798eab4bfe1fd017c22e98d541d353",
         "sha256:29a9c003db7bb73262b0516494e6c5da2a4c860800cdebb86b0a00a996fffcea",
     ),
     "train": (
@@ -91,11 +93,11 @@ BUNDLED_PINS: dict[str, tuple[str, str]] = {
 # (drv, digest of the plan's layer keys in image order), and the digest of its wheel builds' keys.
 NATIVE_PINS: dict[str, tuple[str, str]] = {
     "gbm": (
-        "sha256:c80d227c600ce820cddea42a5ea2a3c868dd5da2ea63ccd9cf9b15b18d8bca87",
+        "sha256:de36593b7aaafb34e699950da70fd61977cfcf3cb201844aac94e23929e1f4c2",
         "sha256:34ed354c1c6a12bd737262166d579e7fe21e8ac04d6dd1b89ebfb6e53342e575",
     ),
     "pipeline": (
-        "sha256:f873530d47e977e7e0f700a3ad8a0ead8291067b9f3df438ce5ee02844b4b19c",
+        "sha256:d4eedcef861fface4f84e64e078c48ab54c7413043a8e052b00d3b81ea6cee4b",
         "sha256:d77b344a7cc548cb60082f79c1344c6911c5cda8cbd37f3077256aed6fc29515",
     ),
 }

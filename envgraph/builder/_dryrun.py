@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from envgraph.identity import LABEL_DRV
+from envgraph.identity import LABEL_DRV, LABEL_IMAGE
 from envgraph.oci._image import read_config, read_manifest
 from envgraph.oci._store import Store
 from envgraph.plan import Plan
@@ -27,11 +27,15 @@ def describe_plan(store: Store, plan: Plan) -> str:
         previous = tags.get(f"{img.env}:latest")
         if previous is not None:
             cfg = read_config(store, read_manifest(store, previous.digest).config.digest)
-            old_drv = ((cfg.config.Labels or {}) if cfg.config else {}).get(LABEL_DRV, "?")
+            old = (cfg.config.Labels or {}) if cfg.config else {}
+            old_drv = old.get(LABEL_DRV, "?")
             old_labels = {h.comment.removeprefix("envgraph: ") for h in cfg.history or () if h.comment}
             added = [label for label in img.labels if label not in old_labels]
             gone = sorted(old_labels - set(img.labels))
-            parts = [f"drv {old_drv[7:19]} -> {img.drv[7:19]}"]
+            if old_drv != img.drv:
+                parts = [f"drv {old_drv[7:19]} -> {img.drv[7:19]}"]
+            else:  # same lockfiles: the content of the chain's files changed
+                parts = [f"files changed: image {old.get(LABEL_IMAGE, old_drv)[7:19]} -> {img.ident[7:19]}"]
             if added:
                 parts.append("new: " + ", ".join(added))
             if gone:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from envgraph._hashing import exclude_patterns, is_excluded, tree_paths, tree_sha256
+from envgraph._hashing import exclude_patterns, files_content, is_excluded
 from envgraph.builder._bytecode import bytecode_interpreter
 from envgraph.errors import BuildError
 from envgraph.identity import VENV, Compression, InstallTarget, files_key, venv_key
@@ -123,11 +123,11 @@ def build_deb_layer(store: Store, deb: DebLayer, path: Path) -> LayerRecord:
 def build_files_layer(
     store: Store, compression: Compression, src: Path, dest: str, content: str, exclude: tuple[str, ...] = ()
 ) -> LayerRecord:
-    """The env's ``files``: a directory's contents (or one file) placed at ``dest``, without what is excluded."""
+    """The env's ``files``: a directory's contents (or one file) placed at ``dest``, without what is excluded;
+    ``content`` is what the plan hashed (the layer key's), checked again here."""
     patterns = exclude_patterns(src, exclude)
-    actual = tree_sha256(src, tree_paths(src, patterns)) if src.is_dir() else tree_sha256(src)
-    if actual != content:
-        raise BuildError(f"files {src.name} changed since the lockfile was written: run `envgraph lock`")
+    if files_content(src, exclude) != content:
+        raise BuildError(f"files {src.name} changed while envgraph was building: build again")
     key = files_key(compression, dest, content)
     prefix = dest.strip("/")
     if src.is_dir():

@@ -21,7 +21,7 @@ from typing import Literal, Protocol
 from attrs import field, frozen
 
 from envgraph.errors import BuildError, EnvgraphError
-from envgraph.identity import LABEL_DRV, LABEL_ENV
+from envgraph.identity import LABEL_DRV, LABEL_ENV, LABEL_IMAGE
 from envgraph.lock import ImagePin, Wheel
 from envgraph.lock._wheelcache import WheelCache
 from envgraph.oci._image import (
@@ -602,7 +602,7 @@ class Scheduler:
                 working_dir=img.workdir,
                 entrypoint=img.entrypoint,
                 cmd=img.cmd,
-                labels={**img.image_labels, LABEL_ENV: img.env, LABEL_DRV: img.drv},
+                labels={**img.image_labels, LABEL_ENV: img.env, LABEL_DRV: img.drv, **_ident_label(img)},
                 user=img.user,
                 exposed_ports=img.ports,
                 # No creation time unless declared (then it is a label, and in the drv): digests stay reproducible.
@@ -670,3 +670,9 @@ class Scheduler:
                         f"packages {other.split(' ')[0]} and {label.split(' ')[0]} both write /{path}"
                     )
                 owner[path] = label
+
+
+def _ident_label(img: ImagePlan) -> dict[str, str]:
+    """The image id as a label where it is not the drv (an env with files): images without files keep their
+    config, hence their digests."""
+    return {LABEL_IMAGE: img.ident} if img.ident != img.drv else {}

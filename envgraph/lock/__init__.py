@@ -10,6 +10,10 @@ if TYPE_CHECKING:
     from envgraph.lock._diff import PackageDiff as PackageDiff
     from envgraph.lock._diff import VersionChange as VersionChange
     from envgraph.lock._diff import diff_packages as diff_packages
+    from envgraph.lock._files import FilesRef as FilesRef
+    from envgraph.lock._files import chain_files as chain_files
+    from envgraph.lock._files import chain_ident as chain_ident
+    from envgraph.lock._files import hash_files as hash_files
     from envgraph.lock._locker import Locker as Locker
     from envgraph.lock._locker import LockOutcome as LockOutcome
     from envgraph.lock._locker import LockResult as LockResult
@@ -35,11 +39,17 @@ if TYPE_CHECKING:
     from envgraph.lock._model import Resolver as Resolver
     from envgraph.lock._model import Source as Source
     from envgraph.lock._model import Wheel as Wheel
+    from envgraph.lock._model import image_ident as image_ident
 
 _EXPORTS = {
     "PackageDiff": "envgraph.lock._diff",
     "VersionChange": "envgraph.lock._diff",
     "diff_packages": "envgraph.lock._diff",
+    "FilesRef": "envgraph.lock._files",
+    "chain_files": "envgraph.lock._files",
+    "chain_ident": "envgraph.lock._files",
+    "hash_files": "envgraph.lock._files",
+    "image_ident": "envgraph.lock._model",
     "Source": "envgraph.lock._model",
     "DebPin": "envgraph.lock._model",
     "BuildPin": "envgraph.lock._model",
@@ -70,6 +80,11 @@ __all__ = [
     "PackageDiff",
     "VersionChange",
     "diff_packages",
+    "FilesRef",
+    "chain_files",
+    "chain_ident",
+    "hash_files",
+    "image_ident",
     "Source",
     "DebPin",
     "BuildPin",

@@ -34,6 +34,7 @@ class LockView:
     base: str | None
     packages: dict[str, str]  # name -> version
     debian: dict[str, str]  # the env's own Debian packages, name -> version
+    files: bool = False  # whether the env has files (its image is then named by their content too)
 
 
 def view_of(lock: Lockfile) -> LockView:
@@ -44,6 +45,7 @@ def view_of(lock: Lockfile) -> LockView:
         base=lock.base.name if lock.base is not None else None,
         packages={p.name: p.version for p in lock.packages},
         debian={d.name: d.version for d in lock.apt.packages} if lock.apt is not None else {},
+        files=bool(lock.files),
     )
 
 
@@ -84,6 +86,7 @@ def _lenient_view(text: str, what: str) -> LockView:
         base=_ref(base, "name", what),
         packages=_versions(data.get("packages"), what),
         debian=_versions(apt.get("packages"), what) if isinstance(apt, dict) else {},
+        files=bool(data.get("files")),
     )
 
 

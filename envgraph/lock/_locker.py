@@ -23,7 +23,6 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from envgraph import identity
 from envgraph._convert import unstructure
 from envgraph._fs import os_error_text
-from envgraph._hashing import exclude_patterns, tree_paths, tree_sha256
 from envgraph.errors import LockError, ResolutionError, StaleLockError, redact
 from envgraph.graph import EnvGraph
 from envgraph.identity import LOCK_VERSION, MULTI_PLATFORM_LOCK_VERSION
@@ -140,7 +139,7 @@ def lock_drv(lock: Lockfile) -> str:
         labels=lock.labels,
         merged=lock.merged,
         environment=lock.environment,
-        files=[(f.dest, f.sha256) for f in lock.files],
+        files=[(f.dest, f.src, f.exclude) for f in lock.files],
         workdir=lock.workdir,
         entrypoint=lock.entrypoint,
         cmd=lock.cmd,
@@ -989,17 +988,17 @@ class Locker:
         return evolve(apt, requested=tuple(sorted(requested)), inputs=self.apt.inputs(requested, base, have))
 
     def _pin_files(self, env: str) -> list[FilePin]:
+        """What the env's files are; their content is hashed at build time (code is not a dependency)."""
         out = []
         for f in self.spec.env[env].files:
             src = self.spec.root / f.src
             try:
-                if not src.exists():
-                    raise LockError(f"env {env}: files src {f.src!r} does not exist")
-                patterns = exclude_patterns(src, f.exclude)
-                content = tree_sha256(src, tree_paths(src, patterns)) if src.is_dir() else tree_sha256(src)
+                exists = src.exists()
             except OSError as e:
                 raise LockError(f"env {env}: files src {f.src!r}: cannot read {os_error_text(e)}") from None
-            out.append(FilePin(f.src, f.dest, content, tuple(f.exclude)))
+            if not exists:
+                raise LockError(f"env {env}: files src {f.src!r} does not exist")
+            out.append(FilePin(f.src, f.dest, tuple(f.exclude)))
         return out
 
     def _merged(self, env: str, locks: Mapping[str, Lockfile], bases: Mapping[str, BaseLock]) -> list[str]:

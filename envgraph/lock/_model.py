@@ -9,7 +9,7 @@ one-line error naming the key. Valid files keep exactly their format.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -59,7 +59,7 @@ __all__ = [
     "Resolver",
     "Lockfile",
     "for_platform",
-    "image_drv",
+    "image_ident",
 ]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
@@ -377,9 +377,11 @@ register_check(AptLock, _check_apt)
 
 @frozen
 class FilePin:
+    """An env's ``files`` entry as locked: what it is, not its content (hashed at build time: code is not a
+    dependency, see :func:`envgraph.identity.image_id`)."""
+
     src: str = field(metadata=_check(_project_path))
     dest: str = field(metadata=_check(_image_path))
-    sha256: str = field(metadata=_check(_digest))
     exclude: tuple[str, ...] = field(default=(), metadata={"omit_if_default": True})
 
 
@@ -627,13 +629,14 @@ def _strip(packages: tuple[LockedPackage, ...]) -> tuple[LockedPackage, ...]:
     return tuple(evolve(q, platforms={}) if q.platforms else q for q in packages)
 
 
-def image_drv(lock: Lockfile) -> str:
-    """What names the env's image in the store and in registries: its drv, or for a multi-platform lock the drv
-    of the image index over every platform's image."""
+def image_ident(lock: Lockfile, files: Sequence[tuple[str, str]] = ()) -> str:
+    """What names the env's image in the store and in registries: its :func:`~envgraph.identity.image_id` (the
+    drv, with ``files`` the content of the chain's files as (dest, content hash) in image order), or for a
+    multi-platform lock the id of the image index over every platform's image."""
     if not lock.platforms:
-        return lock.drv
+        return identity.image_id(lock.drv, files)
     drvs = {lock.platform: lock.drv, **{p: pin.drv for p, pin in lock.platforms.items()}}
-    return identity.index_derivation(drvs)
+    return identity.index_derivation({p: identity.image_id(d, files) for p, d in drvs.items()})
 
 
 register_check(Lockfile, _check_lockfile)

@@ -195,7 +195,7 @@ class FilesLayer(_Layer):
     compression: Compression
     src: str  # relative to the declaration file
     dest: str
-    content: str  # tree hash the lockfile pinned
+    content: str  # tree hash when planned (checked again when the layer is built)
     exclude: tuple[str, ...] = ()  # the declared globs (the defaults always apply)
 
     @property
@@ -213,6 +213,7 @@ BuildTask = WheelBuild | BaseLayer | DebLayer
 class ImagePlan:
     env: str
     drv: str
+    ident: str  # identity.image_id: the drv, and the content of the chain's files
     parent: str | None
     base: str
     layers: tuple[str, ...]  # layer keys in image order, after the base image's own layers
@@ -227,7 +228,7 @@ class ImagePlan:
 
     @property
     def tag(self) -> str:
-        return image_tag(self.env, self.drv)
+        return image_tag(self.env, self.ident)
 
 
 @frozen

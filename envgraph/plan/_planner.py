@@ -26,11 +26,12 @@ from envgraph.identity import (
     deb_package_key,
     debian_key,
     files_key,
+    image_id,
     package_key,
     venv_key,
     wheel_build_key,
 )
-from envgraph.lock import AptLock, BaseLock, DebPin, LockedPackage, Lockfile, Wheel
+from envgraph.lock import AptLock, BaseLock, DebPin, FilesRef, LockedPackage, Lockfile, Wheel
 from envgraph.plan._model import (
     BaseLayer,
     BuildTask,
@@ -58,8 +59,12 @@ def make_plan(
     target: PlanTarget,
     envs: Iterable[str] = (),
     pipelines: Iterable[str] = (),
+    files: Mapping[FilesRef, str] | None = None,
 ) -> Plan:
-    """Every layer and image the selected envs (default: all) need, from their (fresh) lockfiles."""
+    """Every layer and image the selected envs (default: all) need, from their (fresh) lockfiles; ``files`` is
+    the content hash of each locked ``files`` entry of the selected envs' chains, by (src, exclude), hashed by
+    the caller (code is not a dependency: its content names the files layers and the images, not the drv)."""
+    files = files or {}
     # A package's key is the same in every env that lists it: hashed once per plan, not once per env.
     package_keys: dict[tuple[InstallTarget, tuple[tuple[str, str], ...]], str] = {}
 
@@ -150,11 +155,16 @@ def make_plan(
         image_labels: dict[str, str] = {}
         ports: set[str] = set()
         workdir = entrypoint = cmd = user = None
+        contents: list[tuple[str, str]] = []  # (dest, content) of the chain's files, in image order
         for a in graph.chain(e):
             al = locks[a]
             for f in al.files:
-                key = files_key(target.compression, f.dest, f.sha256)
-                add(FilesLayer(key, target.compression, f.src, f.dest, f.sha256, f.exclude))
+                content = files.get((f.src, f.exclude))
+                if content is None:
+                    raise StaleLockError(f"env {a}: the content of files {f.src!r} was not hashed")
+                contents.append((f.dest, content))
+                key = files_key(target.compression, f.dest, content)
+                add(FilesLayer(key, target.compression, f.src, f.dest, content, f.exclude))
             environment.update(al.environment)
             workdir = al.workdir or workdir
             entrypoint = al.entrypoint if al.entrypoint is not None else entrypoint
@@ -166,6 +176,7 @@ def make_plan(
             ImagePlan(
                 env=e,
                 drv=lock.drv,
+                ident=image_id(lock.drv, contents),
                 parent=graph.parent(e),
                 base=base_name,
                 layers=tuple(keys),

@@ -1,7 +1,7 @@
 """``envgraph push``: built images from the store to a registry, uploading only what it lacks.
 
-For every selected env the image tagged ``<env>:<drv12>`` in the store is pushed as
-``HOST/REPO:<env>-<drv12>`` and ``HOST/REPO:<env>``. Each blob is checked with HEAD first (so a second
+For every selected env the image tagged ``<env>:<id12>`` in the store is pushed as
+``HOST/REPO:<env>-<id12>`` and ``HOST/REPO:<env>``. Each blob is checked with HEAD first (so a second
 push, or the rest of an interrupted one, uploads nothing that arrived), mounted from another repository
 of the same registry when we know one that holds it, and uploaded otherwise; blobs go up in parallel and
 manifests last, once every blob they name is there.
@@ -37,7 +37,7 @@ BlobOutcome = Literal["planned", "skipped", "mounted", "uploaded"]
 @attrs.frozen
 class PushedImage:
     env: str
-    reference: str  # HOST/REPO:<env>-<drv12>
+    reference: str  # HOST/REPO:<env>-<id12>
     digest: str
     bytes_uploaded: int
     blobs_uploaded: int
@@ -45,7 +45,7 @@ class PushedImage:
     blobs_mounted: int
     registry: str = ""  # HOST[:PORT]
     repository: str = ""
-    tag: str = ""  # <env>-<drv12>
+    tag: str = ""  # <env>-<id12>
     drv: str = ""
     sbom: str | None = None  # the digest of the SBOM artifact attached to it (an OCI referrer)
 
@@ -100,8 +100,8 @@ def push_images(
     client: RegistryClient | None = None,
     mount_from: Iterable[str] = (),
 ) -> list[PushedImage]:
-    """Push the built images of ``images`` ((env, drv) pairs) to ``registry_ref`` (``HOST[:PORT]/REPO``),
-    tagged ``<env>-<drv12>`` and ``<env>``."""
+    """Push the built images of ``images`` ((env, image id) pairs; the image id is the drv unless the env has files) to ``registry_ref`` (``HOST[:PORT]/REPO``),
+    tagged ``<env>-<id12>`` and ``<env>``."""
     target = parse_repository(registry_ref)
     repo = target.repository
     tags = store.tags()

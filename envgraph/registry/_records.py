@@ -41,8 +41,8 @@ class PushRecord:
     registry: str  # HOST[:PORT]
     repository: str  # REPO (may contain slashes)
     env: str
-    drv: str
-    tag: str  # <env>-<drv12>; the moving tag <env> was pushed alongside
+    drv: str  # the image id (identity.image_id): the env's drv unless it has files
+    tag: str  # <env>-<id12>; the moving tag <env> was pushed alongside
     digest: str  # the manifest's digest
     project: str  # [project] name
     declaration: str  # absolute path of the envgraph.toml it was pushed from
@@ -51,7 +51,7 @@ class PushRecord:
 
     @property
     def reference(self) -> str:
-        """``HOST/REPO:<env>-<drv12>``."""
+        """``HOST/REPO:<env>-<id12>``."""
         return f"{self.registry}/{self.repository}:{self.tag}"
 
     @property

@@ -6,6 +6,7 @@ calls only), so a page for 1,000 envs does not reread 2,000 documents. Nothing h
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from envgraph.errors import EnvgraphError
 from envgraph.graph import EnvGraph
 from envgraph.history._collect import read_lock_facts
 from envgraph.identity import image_tag
+from envgraph.lock import FilesRef, chain_ident
 from envgraph.oci._image import read_config, read_manifest
 from envgraph.oci._store import Store
 
@@ -32,7 +34,7 @@ class LayerFacts:
 
 @frozen
 class ImageFacts:
-    tag: str  # store tag <env>:<drv12>
+    tag: str  # store tag <env>:<id12>
     digest: str  # manifest digest
     size: int  # manifest + config + layers
     layers: tuple[LayerFacts, ...]
@@ -51,6 +53,7 @@ class EnvFacts:
     parent: str | None
     base: str  # the root base
     drv: str | None  # None: no lockfile
+    ident: str | None  # what names its current image (identity.image_id); None: no lockfile or files gone
     lock_digest: str | None
     packages: tuple[PackageFacts, ...]
     image: ImageFacts | None  # the image of the current lockfile, when built
@@ -99,11 +102,16 @@ def read_facts(graph: EnvGraph, lockdir: Path, store: Store | None) -> ProjectFa
     for ref, desc in tags.items():
         by_env.setdefault(ref.partition(":")[0], []).append((ref, desc.digest))
     out: dict[str, EnvFacts] = {}
+    known: dict[FilesRef, str] = {}
     for env in envs:
         lock = locks.locks.get(env)
+        ident = None
+        if lock is not None and all(a in locks.locks for a in graph.chain(env)):
+            with contextlib.suppress(EnvgraphError):  # its files are gone: no current image to name
+                ident = chain_ident(graph.spec.root, [locks.locks[a] for a in graph.chain(env)], known)
         image = None
-        if lock is not None and store is not None:
-            tag = image_tag(env, lock.drv)
+        if ident is not None and store is not None:
+            tag = image_tag(env, ident)
             found = tags.get(tag)
             if found is not None:
                 image = read_image_facts(store, tag, found.digest, found.size)
@@ -117,6 +125,7 @@ def read_facts(graph: EnvGraph, lockdir: Path, store: Store | None) -> ProjectFa
             parent=graph.parent(env),
             base=graph.root_base(env),
             drv=lock.drv if lock is not None else None,
+            ident=ident,
             lock_digest=locks.digests.get(env),
             packages=packages if lock is not None else (),
             image=image,

@@ -209,7 +209,7 @@ def where_model(
                     "pushed": when.isoformat(),
                 }
                 for p, when in by_env.get(env, ())
-                if e.drv is None or p.tag == registry_tag(env, e.drv) or p.digest == current
+                if e.ident is None or p.tag == registry_tag(env, e.ident) or p.digest == current
             ]
             out.append(
                 {
@@ -218,7 +218,7 @@ def where_model(
                     "env": env,
                     "drv": e.drv,
                     "digest": current,
-                    "reference": f"{host}/{env}:{drv12(e.drv)}" if e.drv and current else None,
+                    "reference": f"{host}/{env}:{drv12(e.ident)}" if e.ident and current else None,
                     "pinned": f"{host}/{env}@{current}" if current else None,
                     "pushed": pushed,
                 }

@@ -20,6 +20,7 @@ from envgraph.identity import (
     InstallTarget,
     debian_key,
     files_key,
+    image_id,
     image_tag,
     package_key,
     venv_key,
@@ -128,9 +129,9 @@ LOCKS = {
                      environment={"A": "1", "B": "core"}, workdir="/core",
                      cmd=("python",)),
     "train": lockfile("train", GAMMA, parent=ParentRef("core", "sha256:" + sha(7)), environment={"B": "train"},
-                      files=(FilePin("data/", "/data", "sha256:" + sha(8)),), entrypoint=("run",), workdir="/train"),
+                      files=(FilePin("data/", "/data"),), entrypoint=("run",), workdir="/train"),
     "serve": lockfile("serve", DELTA, EPS, ZETA, parent=ParentRef("core", "sha256:" + sha(7)),
-                      merged=("beta", "eps", "zeta"), files=(FilePin("app/", "/app", "sha256:" + sha(9)),),
+                      merged=("beta", "eps", "zeta"), files=(FilePin("app/", "/app"),),
                       cmd=()),
     "other": lockfile("other", ALPHA, base=BaseRef("img", "sha256:" + sha(13))),
 }  # fmt: skip
@@ -141,6 +142,8 @@ BASES = {
     "img": BaseLock(1, "img", "/usr/local/bin/python3.11", "glibc-2.17", "sha256:" + sha(12), "sha256:" + sha(13),
                     image=ImagePin("docker://registry.example/base:1", "sha256:" + sha(14), 3)),
 }  # fmt: skip
+# The content of the files entries, as the workspace hashes them at build time.
+FILES = {("data/", ()): "sha256:" + sha(8), ("app/", ()): "sha256:" + sha(9)}
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +154,7 @@ def graph() -> EnvGraph:
 
 @pytest.fixture(scope="module")
 def plan(graph: EnvGraph) -> Plan:
-    return make_plan(graph, LOCKS, BASES, TARGET)
+    return make_plan(graph, LOCKS, BASES, TARGET, files=FILES)
 
 
 def image(plan: Plan, env: str) -> ImagePlan:
@@ -187,7 +190,7 @@ def test_images_and_layers_in_selection_order(plan: Plan, graph: EnvGraph) -> No
     assert set(plan.layers) == {k for i in plan.images for k in i.layers}
     for img in plan.images:
         assert [plan.layers[k].label for k in img.layers] == list(img.labels)
-        assert img.tag == image_tag(img.env, img.drv)
+        assert img.tag == image_tag(img.env, img.ident)
         assert img.drv == LOCKS[img.env].drv
 
 
@@ -243,24 +246,24 @@ def test_config_is_inherited_along_the_chain(plan: Plan) -> None:
 
 
 def test_selection_brings_ancestors_and_only_the_bases_used(graph: EnvGraph) -> None:
-    plan = make_plan(graph, LOCKS, BASES, TARGET, envs=["train"])
+    plan = make_plan(graph, LOCKS, BASES, TARGET, envs=["train"], files=FILES)
     assert [i.env for i in plan.images] == ["core", "train"]
     assert set(plan.bases) == {"deb"}
-    by_pipeline = make_plan(graph, LOCKS, BASES, TARGET, pipelines=["fit"])
+    by_pipeline = make_plan(graph, LOCKS, BASES, TARGET, pipelines=["fit"], files=FILES)
     assert by_pipeline == plan
-    other = make_plan(graph, {"other": LOCKS["other"]}, {"img": BASES["img"]}, TARGET, envs=["other"])
+    other = make_plan(graph, {"other": LOCKS["other"]}, {"img": BASES["img"]}, TARGET, envs=["other"], files=FILES)
     assert set(other.bases) == {"img"} and [i.env for i in other.images] == ["other"]
 
 
 def test_the_plan_is_a_function_of_its_inputs(graph: EnvGraph, plan: Plan) -> None:
-    again = make_plan(graph, dict(reversed(list(LOCKS.items()))), BASES, TARGET)
+    again = make_plan(graph, dict(reversed(list(LOCKS.items()))), BASES, TARGET, files=FILES)
     assert again == plan
     assert list(again.layers) == list(plan.layers)
 
 
 def test_target_bytecode_and_compression_move_every_layer_key(graph: EnvGraph, plan: Plan) -> None:
     for target in (attrs.evolve(TARGET, bytecode=True), attrs.evolve(TARGET, compression=Compression.ZSTD)):
-        other = make_plan(graph, LOCKS, BASES, target)
+        other = make_plan(graph, LOCKS, BASES, target, files=FILES)
         moved = set(other.layers) & set(plan.layers)
         if target.compression is TARGET.compression:  # bytecode: base and files layers do not depend on it
             assert {other.layers[k].label for k in moved} == {"base deb", "files /data", "files /app"}
@@ -272,10 +275,30 @@ def test_target_bytecode_and_compression_move_every_layer_key(graph: EnvGraph, p
 def test_missing_locks_and_bases_are_stale_lock_errors(graph: EnvGraph) -> None:
     without_train = {e: lock for e, lock in LOCKS.items() if e != "train"}
     with pytest.raises(StaleLockError, match=r"^env train has no lockfile: run `envgraph lock`$"):
-        make_plan(graph, without_train, BASES, TARGET)
-    assert make_plan(graph, without_train, BASES, TARGET, envs=["serve"]).images  # not needed: fine
+        make_plan(graph, without_train, BASES, TARGET, files=FILES)
+    assert make_plan(graph, without_train, BASES, TARGET, envs=["serve"], files=FILES).images  # not needed: fine
     with pytest.raises(StaleLockError, match=r"^base img has no lockfile: run `envgraph lock`$"):
-        make_plan(graph, LOCKS, {"deb": BASES["deb"]}, TARGET)
+        make_plan(graph, LOCKS, {"deb": BASES["deb"]}, TARGET, files=FILES)
     no_python = {**BASES, "img": attrs.evolve(BASES["img"], python=None)}
     with pytest.raises(StaleLockError, match=r"^base img declares no python interpreter: envs need one$"):
-        make_plan(graph, LOCKS, no_python, TARGET, envs=["other"])
+        make_plan(graph, LOCKS, no_python, TARGET, envs=["other"], files=FILES)
+
+
+def test_files_content_names_the_image_not_the_drv(graph: EnvGraph, plan: Plan) -> None:
+    """Code is not a dependency: an image without files is named by its drv; with files (its own or an
+    ancestor's), by the drv and the files' content, so a code edit changes the files layer and the tag only."""
+    assert image(plan, "core").ident == image(plan, "core").drv == LOCKS["core"].drv
+    assert image(plan, "core").tag == f"core:{LOCKS['core'].drv[7:19]}"
+    serve = image(plan, "serve")
+    assert serve.ident == image_id(serve.drv, [("/app", "sha256:" + sha(9))]) != serve.drv
+    assert serve.tag == f"serve:{serve.ident[7:19]}"
+    edited = make_plan(graph, LOCKS, BASES, TARGET, files={**FILES, ("app/", ()): "sha256:" + sha(99)})
+    after = image(edited, "serve")
+    assert after.drv == serve.drv and after.tag != serve.tag
+    assert set(after.layers) ^ set(serve.layers) == {
+        files_key(Compression.GZIP, "/app", "sha256:" + sha(9)),
+        files_key(Compression.GZIP, "/app", "sha256:" + sha(99)),
+    }
+    assert image(edited, "train") == image(plan, "train")  # another env's files: untouched
+    with pytest.raises(StaleLockError, match="content of files 'app/' was not hashed"):
+        make_plan(graph, LOCKS, BASES, TARGET, envs=["serve"])
