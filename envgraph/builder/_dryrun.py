@@ -40,7 +40,7 @@ def describe_plan(store: Store, plan: Plan) -> str:
                 parts.append("new: " + ", ".join(added))
             if gone:
                 parts.append("gone: " + ", ".join(gone))
-            if not added and not gone:
+            if not added and not gone and old_drv != img.drv:
                 parts.append(
                     "config changed (environment, workdir, entrypoint, user, ports, labels or a parent)"
                 )

@@ -19,7 +19,7 @@ from envgraph.debian._rootfs import DebianRootfs
 from envgraph.errors import EnvgraphError, SpecError
 from envgraph.identity import MEDIA_TYPE_INDEX
 from envgraph.images import host_image
-from envgraph.lock._model import image_drv
+from envgraph.lock._model import image_ident
 from envgraph.oci._image import (
     ImageConfigSpec,
     ImageLayer,
@@ -168,7 +168,7 @@ def test_build_makes_an_index_over_both_platforms(project: Path) -> None:
     lock = envgraph.lock.read_lock(project / "lockfiles", "app")
     assert lock is not None
     tag, desc = ws.image("app")
-    assert tag == f"app:{image_drv(lock).removeprefix('sha256:')[:12]}"
+    assert tag == f"app:{image_ident(lock).removeprefix('sha256:')[:12]}"
     assert desc.media_type == MEDIA_TYPE_INDEX and store.tags()["app:latest"] == desc
     manifests = platform_manifests(store, desc)
     assert [(m.platform.os, m.platform.architecture) for m in manifests if m.platform] == [
@@ -214,7 +214,7 @@ def test_push_writes_an_index_skopeo_resolves_each_platform(project: Path, regis
     out = cli(project, "push", "app", "--registry", f"{registry.host}/{repo}", "--insecure").stdout
     lock = envgraph.lock.read_lock(project / "lockfiles", "app")
     assert lock is not None
-    drv12 = image_drv(lock).removeprefix("sha256:")[:12]
+    drv12 = image_ident(lock).removeprefix("sha256:")[:12]
     assert f"{registry.host}/{repo}:app-{drv12}" in out
     ref = f"docker://{registry.host}/{repo}:app"
     index = json.loads(_skopeo("inspect", "--tls-verify=false", "--raw", ref))
