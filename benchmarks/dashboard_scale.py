@@ -73,7 +73,7 @@ def synthetic_facts(n_envs: int, n_pipelines: int = 100, seed: int = 7) -> Proje
         image = ImageFacts(
             f"{name}:{drv[7:19]}", _digest("img" + name), sum(la.size for la in layers), tuple(layers)
         )
-        facts[name] = EnvFacts(name, graph.parent(name), base, drv, _digest("lock" + name), tuple(packages), image,
+        facts[name] = EnvFacts(name, graph.parent(name), base, drv, drv, _digest("lock" + name), tuple(packages), image,
                                ((image.tag, image.digest), (f"{name}:latest", image.digest)))  # fmt: skip
     return ProjectFacts("synthetic", graph, facts)
 

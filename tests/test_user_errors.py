@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import envgraph
-from envgraph.errors import EnvgraphError, LockError, SpecError, StoreError
+from envgraph.errors import BuildError, EnvgraphError, LockError, SpecError, StoreError
 from tests.support.project import BUILD_HEADER, HEADER
 
 LONG = "x" * 256  # one byte over NAME_MAX
@@ -194,9 +194,15 @@ def test_unreadable_requirements_files(
 def test_a_fifo_in_files_is_an_error_not_a_hang(make_project: Callable[..., Path], tmp_path: Path) -> None:
     (tmp_path / "app").mkdir()
     os.mkfifo(tmp_path / "app" / "pipe")
-    ws = envgraph.load(make_project('[env.a]\nbase = "none"\nfiles = [{ src = "app", dest = "/app" }]\n'))
-    with pytest.raises(LockError, match=r"files src 'app': cannot read .*/app/pipe: not a regular file"):
-        ws.lock()
+    path = make_project('[env.a]\nbase = "none"\nfiles = [{ src = "app", dest = "/app" }]\n', BUILD_HEADER)
+    envgraph.load(path).lock()  # the lock pins what the files are, not their content
+    with pytest.raises(BuildError, match=r"^files 'app': cannot read .*/app/pipe: not a regular file"):
+        envgraph.load(path).plan()
+    os.unlink(tmp_path / "app" / "pipe")
+    os.rmdir(tmp_path / "app")
+    os.mkfifo(tmp_path / "app")  # the src itself: refused when locking
+    with pytest.raises(LockError, match=r"^env a: files src 'app' is not a regular file or directory$"):
+        envgraph.load(path).lock()
 
 
 def test_declaration_paths(tmp_path: Path) -> None:

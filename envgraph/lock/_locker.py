@@ -993,11 +993,13 @@ class Locker:
         for f in self.spec.env[env].files:
             src = self.spec.root / f.src
             try:
-                exists = src.exists()
+                exists, usable = src.exists(), src.is_dir() or src.is_file()
             except OSError as e:
                 raise LockError(f"env {env}: files src {f.src!r}: cannot read {os_error_text(e)}") from None
             if not exists:
                 raise LockError(f"env {env}: files src {f.src!r} does not exist")
+            if not usable:  # a FIFO would block the build's read forever
+                raise LockError(f"env {env}: files src {f.src!r} is not a regular file or directory")
             out.append(FilePin(f.src, f.dest, tuple(f.exclude)))
         return out
 

@@ -113,9 +113,7 @@ def test_files_changed_since_the_lock_are_refused(tmp_path: Path) -> None:
     pinned = tree_sha256(app)
     (app / "main.py").write_text("v2\n")
     store = Store.open(tmp_path / "s")
-    with pytest.raises(
-        BuildError, match=r"^files app changed since the lockfile was written: run `envgraph lock`$"
-    ):
+    with pytest.raises(BuildError, match=r"^files app changed while envgraph was building: build again$"):
         build_files_layer(store, Compression.GZIP, app, "/app", pinned)
     assert store.records() == [] and list(store.blobs_dir.iterdir()) == []
 

@@ -97,13 +97,16 @@ def test_bytecode_on_ships_hash_checked_pycs_reproducibly(
     assert flags == 0b11  # hash-based, checked
 
 
-def test_images_are_tagged_by_drv_and_hold_the_declared_layers(project: Path) -> None:
+def test_images_are_tagged_by_image_id_and_hold_the_declared_layers(project: Path) -> None:
     cli(project, "build", "-q")
     store = store_of(project)
     tags = store.tags()
+    idents = {img.env: img.ident for img in envgraph.load(project / "envgraph.toml").plan().images}
     for env in ENVS:
         drv = lock_drv(project, env)
-        tag = f"{env}:{drv.removeprefix('sha256:')[:12]}"
+        # The drv names the image, except where files are in the chain: then their content too.
+        assert (idents[env] == drv) is (env not in ("serve", "api"))
+        tag = f"{env}:{idents[env].removeprefix('sha256:')[:12]}"
         assert tags[tag].digest == tags[f"{env}:latest"].digest
     manifest = read_manifest(store, tags["serve:latest"].digest)
     config = read_config(store, manifest.config.digest)
@@ -114,6 +117,7 @@ def test_images_are_tagged_by_drv_and_hold_the_declared_layers(project: Path) ->
     assert config.config.WorkingDir == "/app"
     assert (config.config.Labels or {})["dev.envgraph.env"] == "serve"
     assert (config.config.Labels or {})["dev.envgraph.drv"] == lock_drv(project, "serve")
+    assert (config.config.Labels or {})["dev.envgraph.image"] == idents["serve"]
     comments = [h.comment for h in config.history or ()]
     assert comments == [
         "envgraph: venv /opt/venv",
@@ -173,9 +177,11 @@ def test_docker_archive_export_loads_into_docker(project: Path, docker_client: A
     cli(project, "build", "serve", "-q")
     out = project / "serve.tar"
     proc = cli(project, "export", "serve", "-o", str(out), "--format", "docker-archive")
-    drv12 = lock_drv(project, "serve").removeprefix("sha256:")[:12]
-    assert f"serve:{drv12}" in proc.stdout
-    ref = f"envgraph/serve:{drv12}"
+    id12 = (
+        envgraph.load(project / "envgraph.toml").plan(["serve"]).images[-1].ident.removeprefix("sha256:")[:12]
+    )
+    assert f"serve:{id12}" in proc.stdout
+    ref = f"envgraph/serve:{id12}"
     with open(out, "rb") as f:
         loaded = docker_client.images.load(f.read())
     try:

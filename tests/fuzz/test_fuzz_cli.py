@@ -136,7 +136,8 @@ def hostile_cases(project: FuzzProject) -> list[Case]:
         (_declaration(t, 'find-links = ["wheels"]', f'find-links = ["wheels/{"é" * 128}"]'), "256 bytes"),
         (_declaration(t, 'src = "app/"', f'src = "{"x" * 300}"'), "files src"),
         (_declaration(t, 'src = "app/"', 'src = "hostile/fifo"'), "not a regular file"),
-        (_declaration(t, 'src = "app/"', 'src = "hostile"'), "not a regular file"),
+        # Another files src is another declaration: a stale lock (the content is read only when building).
+        (_declaration(t, 'src = "app/"', 'src = "hostile"'), "drv changed: files"),
         (_declaration(t, 'dest = "/app"', 'dest = "/app\\u0000"'), "NUL"),
         (
             _declaration(t, 'OMP_NUM_THREADS = "1"', "OMP_NUM_THREADS = 1"),
@@ -153,7 +154,7 @@ def hostile_cases(project: FuzzProject) -> list[Case]:
     ]
     lock: list[tuple[str, bytes | None, str]] = [
         ("lockfiles/core.lock.json", b"[]\n", "not a lockfile (an array"),
-        ("lockfiles/core.lock.json", b"null\n", "not a lockfile (null"),
+        ("app/__main__.py", None, "not a regular file"),  # a FIFO in fresh files: hashed when building
         ("lockfiles/train.lock.json", b"1\n", "not a lockfile (a number"),
         ("lockfiles/bases/none.lock.json", b'"x"\n', "not a lockfile (a string"),
         ("lockfiles/bases/deb.lock.json", b"[]\n", "not a lockfile (an array"),

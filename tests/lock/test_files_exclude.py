@@ -93,7 +93,9 @@ def test_missing_files_are_a_one_line_error_at_build_time(make_project, tmp_path
     with pytest.raises(envgraph.EnvgraphError, match=r"^env serve: files src 'app/' does not exist$"):
         envgraph.load(path).plan(["serve"])
     # Naming the current image (export, run, push) hashes the files too.
-    with pytest.raises(envgraph.EnvgraphError, match=r"^files 'app/' does not exist \(the lockfile names it\)"):
+    with pytest.raises(
+        envgraph.EnvgraphError, match=r"^files 'app/' does not exist \(the lockfile names it\)"
+    ):
         envgraph.load(path).image("serve")
 
 

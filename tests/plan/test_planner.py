@@ -251,7 +251,9 @@ def test_selection_brings_ancestors_and_only_the_bases_used(graph: EnvGraph) -> 
     assert set(plan.bases) == {"deb"}
     by_pipeline = make_plan(graph, LOCKS, BASES, TARGET, pipelines=["fit"], files=FILES)
     assert by_pipeline == plan
-    other = make_plan(graph, {"other": LOCKS["other"]}, {"img": BASES["img"]}, TARGET, envs=["other"], files=FILES)
+    other = make_plan(
+        graph, {"other": LOCKS["other"]}, {"img": BASES["img"]}, TARGET, envs=["other"], files=FILES
+    )
     assert set(other.bases) == {"img"} and [i.env for i in other.images] == ["other"]
 
 
@@ -276,7 +278,9 @@ def test_missing_locks_and_bases_are_stale_lock_errors(graph: EnvGraph) -> None:
     without_train = {e: lock for e, lock in LOCKS.items() if e != "train"}
     with pytest.raises(StaleLockError, match=r"^env train has no lockfile: run `envgraph lock`$"):
         make_plan(graph, without_train, BASES, TARGET, files=FILES)
-    assert make_plan(graph, without_train, BASES, TARGET, envs=["serve"], files=FILES).images  # not needed: fine
+    assert make_plan(
+        graph, without_train, BASES, TARGET, envs=["serve"], files=FILES
+    ).images  # not needed: fine
     with pytest.raises(StaleLockError, match=r"^base img has no lockfile: run `envgraph lock`$"):
         make_plan(graph, LOCKS, {"deb": BASES["deb"]}, TARGET, files=FILES)
     no_python = {**BASES, "img": attrs.evolve(BASES["img"], python=None)}
