@@ -140,9 +140,12 @@ def test_drv_changes_for_exactly_the_env_and_descendants(
     assert {e for e in before if before[e] != after[e]} == changed
 
 
-def test_file_content_changes_drv(chain: Path) -> None:
+def test_file_content_is_not_in_the_drv_but_what_the_files_are_is(chain: Path) -> None:
+    """Code is not a dependency: a code edit leaves every lockfile as it is; another dest does not."""
     before = lock_drvs(chain.parent)
     (chain.parent / "app" / "main.py").write_text("print('changed')\n")
+    assert statuses(chain, check=True)["serve"] == "unchanged"
+    chain.write_text(chain.read_text().replace('dest = "/app"', 'dest = "/srv"'))
     assert statuses(chain, check=True)["serve"] == "stale"
     statuses(chain)
     after = lock_drvs(chain.parent)

@@ -152,11 +152,7 @@ def lockfiles(draw: st.DrawFn) -> Lockfile:
         requirements=tuple(draw(st.lists(texts, max_size=3))),
         packages=tuple(draw(st.lists(packages(), max_size=4, unique_by=lambda p: p.name))),
         environment=draw(st.dictionaries(var_names, texts, max_size=3)),
-        files=tuple(
-            draw(
-                st.lists(st.builds(FilePin, src=project_paths, dest=image_paths, sha256=digests), max_size=2)
-            )
-        ),
+        files=tuple(draw(st.lists(st.builds(FilePin, src=project_paths, dest=image_paths), max_size=2))),
         workdir=draw(st.none() | image_paths),
         entrypoint=draw(st.none() | st.lists(texts, max_size=3).map(tuple)),
         cmd=draw(st.none() | st.lists(texts, max_size=3).map(tuple)),
