@@ -52,7 +52,7 @@ def step_images(
             out[pipeline][step] = record
     if missing:
         where = f"{target.host}/{target.repository}"
-        names = ", ".join(f"{e} (drv {drvs[e].removeprefix('sha256:')[:12]})" for e in missing)
+        names = ", ".join(f"{e} (image {drvs[e].removeprefix('sha256:')[:12]})" for e in missing)
         raise RegistryError(
             f"not pushed to {where}: {names}: run `envgraph push --registry {where}` "
             "(after `envgraph build`) first"
@@ -68,7 +68,7 @@ def settings_json(target: Reference, images: Mapping[str, Mapping[str, PushRecor
                 "steps": {
                     s: {
                         "env": r.env,
-                        "drv": r.drv,
+                        "image_id": r.drv,  # the drv unless the env has files (identity.image_id)
                         "image": r.pinned,
                         "reference": r.reference,
                         "digest": r.digest,

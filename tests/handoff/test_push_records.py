@@ -111,7 +111,7 @@ def test_push_records_then_export_settings(
 ) -> None:
     repo = f"handoff/{uuid.uuid4().hex[:8]}"
     target = f"{registry.host}/{repo}"
-    with pytest.raises(RegistryError, match=r"not pushed to .*: core \(drv [0-9a-f]{12}\), app"):
+    with pytest.raises(RegistryError, match=r"not pushed to .*: core \(image [0-9a-f]{12}\), app"):
         built.export_settings(target)
     pushed = {p.env: p for p in built.push([], [], target, insecure=True)}
 
