@@ -64,7 +64,7 @@ from envgraph.lock._resolve import (
     uv_compile,
 )
 from envgraph.lock._schedule import run_dag
-from envgraph.lock._sources import git_revision
+from envgraph.lock._sources import git_revision, private_copies
 from envgraph.lock._wheels import Target
 from envgraph.platforms import parse_platform
 from envgraph.spec import Base, Env, Spec, label_name, libc_of
@@ -705,102 +705,116 @@ class Locker:
             raise ResolutionError(
                 f"env {env}: requirement '{req}' conflicts with parent env {parent}'s pin {conflicts[0]}"
             )
-        # The resolver sees directories as absolute paths; a parent's packages built from a directory or a git
-        # commit are not on any index, so they are asked for again by their source (and then not kept as own).
-        pip_lines = [str(d.path) if isinstance(d := _local_of(declared, r), LocalDir) else r for r in reqs]
-        for q in self._parent_packages(env, locks).values():
-            if q.source is not None and q.source.kind != "sdist":
-                pip_lines.append(self._pip_line(q.name, q.source, self.spec.root))
-                pins.pop(q.name, None)
-        previous = None
-        if existing is not None:
-            previous = "".join(
-                f"{q.name}=={q.version}\n"
-                for q in closure({**locks, env: existing}, self.graph, env)
-                if q.source is None or q.source.kind == "sdist"
-            )
-        elif env in self._unreadable:
-            # Pins of a lockfile in an older format are kept as a preference (hashes come from the index again).
-            previous = previous_pins(lock_path(self.lockdir, env)) or None
-        try:
-            compile_fn: Callable[..., CompileResult] = (
-                functools.partial(uv_compile, platform=p.platform) if p.resolver == "uv" else pip_compile
-            )
-            result = compile_fn(
-                p.python,
-                pip_lines,
-                constraints=pins,
-                constraint_lines=declared.constraints,
-                index_url=p.index_url,
-                extra_index_urls=p.extra_index_urls,
-                find_links=self.find_links,
-                previous=previous,
-                upgrade=upgrade,
-                upgrade_packages=sorted(upgrade_names),
-                timeout=p.resolve_timeout,
-            )
-        except ResolverTimeout as e:
-            blockers = find_blockers(self.index, named, pins, target) if pins else []
-            cause = (
-                self._blocker_text(blockers, parent)
-                or "no parent pin explains it; narrow the requirements or raise project.resolve-timeout"
-            )
-            raise ResolutionError(
-                f"env {env}: resolution did not finish within {e.seconds:g} s: {cause}"
-            ) from None
-        except ResolverFailed as e:
-            blockers = find_blockers(self.index, named, pins, target) if pins else []
-            cause = self._blocker_text(blockers, parent) or _pip_conflict(e.output, pins, parent)
-            raise ResolutionError(f"env {env}: cannot resolve: {cause}") from None
-        checking = time.monotonic()
-        # A direct requirement resolved far behind its newest release usually means a parent pin holds it back;
-        # whatever the cause, it is never written silently (unless the env or the command line allows it).
-        if pins:
-            resolved = {q.name: q.version for q in result.pins}
-            allowed = self.allowed_old(env)
-            # A pin kept from the existing lockfile (no --upgrade) was accepted when it was resolved.
-            kept = {} if upgrade or existing is None else {q.name: q.version for q in existing.packages}
-            for r in named:
-                name = canonicalize_name(Requirement(r).name)
-                if name not in resolved or name in pins or name in allowed:
-                    continue
-                if kept.get(name) == resolved[name] and name not in upgrade_names:
-                    continue
-                newer = is_far_older(self.index, r, resolved[name], target)
-                if newer is None:
-                    continue
-                blockers = find_blockers(self.index, [r], pins, target)
-                cause = self._blocker_text(blockers, parent) or "no parent pin explains it"
-                raise ResolutionError(
-                    f"env {env}: '{r}' resolved to {resolved[name]}, far older than {newer[0]}: {cause} "
-                    f'(to keep {resolved[name]} on purpose: allow-old = ["{name}"] in env.{env}, '
-                    f"or --allow-old {name})"
+        # A parent's packages built from a directory or a git commit are not on any index, so they are asked for
+        # again by their source (and then not kept as own).
+        again = {
+            q.name: q.source
+            for q in self._parent_packages(env, locks).values()
+            if q.source is not None and q.source.kind != "sdist"
+        }
+        dirs = [d.path for d in declared.local]
+        dirs += [self._source_dir(s) for s in again.values() if s.kind == "directory"]
+        # The resolver sees private copies of directories, never the user's tree: see private_copies.
+        with private_copies(dirs) as copies:
+            pip_lines = [
+                str(copies[d.path]) if isinstance(d := _local_of(declared, r), LocalDir) else r for r in reqs
+            ]
+            for name, source in again.items():
+                pip_lines.append(self._pip_line(name, source, copies))
+                pins.pop(name, None)
+            previous = None
+            if existing is not None:
+                previous = "".join(
+                    f"{q.name}=={q.version}\n"
+                    for q in closure({**locks, env: existing}, self.graph, env)
+                    if q.source is None or q.source.kind == "sdist"
                 )
-        self._timing[env] = (result.seconds, time.monotonic() - checking)
-        parent_names = set(self.parent_pins(env, locks))
-        own = [q for q in result.pins if q.name not in parent_names]
-        direct = self._direct_sources(env, declared, [q for q in own if q.url is not None])
+            elif env in self._unreadable:
+                # Pins of a lockfile in an older format are kept as a preference (hashes come from the index again).
+                previous = previous_pins(lock_path(self.lockdir, env)) or None
+            try:
+                compile_fn: Callable[..., CompileResult] = (
+                    functools.partial(uv_compile, platform=p.platform) if p.resolver == "uv" else pip_compile
+                )
+                result = compile_fn(
+                    p.python,
+                    pip_lines,
+                    constraints=pins,
+                    constraint_lines=declared.constraints,
+                    index_url=p.index_url,
+                    extra_index_urls=p.extra_index_urls,
+                    find_links=self.find_links,
+                    previous=previous,
+                    upgrade=upgrade,
+                    upgrade_packages=sorted(upgrade_names),
+                    timeout=p.resolve_timeout,
+                )
+            except ResolverTimeout as e:
+                blockers = find_blockers(self.index, named, pins, target) if pins else []
+                cause = (
+                    self._blocker_text(blockers, parent)
+                    or "no parent pin explains it; narrow the requirements or raise project.resolve-timeout"
+                )
+                raise ResolutionError(
+                    f"env {env}: resolution did not finish within {e.seconds:g} s: {cause}"
+                ) from None
+            except ResolverFailed as e:
+                blockers = find_blockers(self.index, named, pins, target) if pins else []
+                cause = self._blocker_text(blockers, parent) or _pip_conflict(e.output, pins, parent)
+                raise ResolutionError(f"env {env}: cannot resolve: {cause}") from None
+            checking = time.monotonic()
+            # A direct requirement resolved far behind its newest release usually means a parent pin holds it back;
+            # whatever the cause, it is never written silently (unless the env or the command line allows it).
+            if pins:
+                resolved = {q.name: q.version for q in result.pins}
+                allowed = self.allowed_old(env)
+                # A pin kept from the existing lockfile (no --upgrade) was accepted when it was resolved.
+                kept = {} if upgrade or existing is None else {q.name: q.version for q in existing.packages}
+                for r in named:
+                    name = canonicalize_name(Requirement(r).name)
+                    if name not in resolved or name in pins or name in allowed:
+                        continue
+                    if kept.get(name) == resolved[name] and name not in upgrade_names:
+                        continue
+                    newer = is_far_older(self.index, r, resolved[name], target)
+                    if newer is None:
+                        continue
+                    blockers = find_blockers(self.index, [r], pins, target)
+                    cause = self._blocker_text(blockers, parent) or "no parent pin explains it"
+                    raise ResolutionError(
+                        f"env {env}: '{r}' resolved to {resolved[name]}, far older than {newer[0]}: {cause} "
+                        f'(to keep {resolved[name]} on purpose: allow-old = ["{name}"] in env.{env}, '
+                        f"or --allow-old {name})"
+                    )
+            self._timing[env] = (result.seconds, time.monotonic() - checking)
+            parent_names = set(self.parent_pins(env, locks))
+            own = [q for q in result.pins if q.name not in parent_names]
+            direct = self._direct_sources(env, declared, [q for q in own if q.url is not None], copies)
         return [self._locked_package(env, q, target, direct) for q in own]
 
     @staticmethod
     def _blocker_text(blockers: list[Blocker], parent: str | None) -> str:
         return "; ".join(b.describe(parent or "?") for b in blockers[:3])
 
-    @staticmethod
-    def _pip_line(name: str, source: Source, root: Path) -> str:
-        """How pip names a package built from a directory (its absolute path) or a git commit."""
+    def _source_dir(self, source: Source) -> Path:
+        """The project directory a ``directory`` source names (absolute, resolved, as :class:`LocalDir` paths)."""
+        return (self.spec.root / source.url).resolve()
+
+    def _pip_line(self, name: str, source: Source, copies: Mapping[Path, Path]) -> str:
+        """How pip names a package built from a directory (the absolute path of its copy) or a git commit."""
         if source.kind == "git":
             frag = f"#subdirectory={source.subdirectory}" if source.subdirectory else ""
             return f"{name} @ git+{source.url}@{source.commit}{frag}"
-        return str((root / source.url).resolve())
+        return str(copies[self._source_dir(source)])
 
     def _direct_sources(
-        self, env: str, declared: Declared, pins: Sequence[Pin]
+        self, env: str, declared: Declared, pins: Sequence[Pin], copies: Mapping[Path, Path]
     ) -> dict[str, tuple[str, Source]]:
-        """name -> (version, source) of the directories and git URLs the env names itself."""
+        """name -> (version, source) of the directories and git URLs the env names itself (the resolver was given
+        ``copies`` of the directories: the pins name those)."""
         if not pins:
             return {}
-        by_path = {d.path: d for d in declared.local}
+        by_path = {copies[d.path]: d for d in declared.local}
         by_name = {str(canonicalize_name(g.name)): g for g in declared.git}
         matched: list[LocalDir | GitRef] = []
         for q in pins:
@@ -815,7 +829,7 @@ class Locker:
                 )
             matched.append(item)
         p = self.spec.project
-        lines = [str(m.path) if isinstance(m, LocalDir) else m.line for m in matched]
+        lines = [str(copies[m.path]) if isinstance(m, LocalDir) else m.line for m in matched]
         try:
             report = pip_report(
                 p.python, lines, index_url=p.index_url, extra_index_urls=p.extra_index_urls,
@@ -824,7 +838,8 @@ class Locker:
         except (ResolverFailed, ResolverTimeout) as e:
             output = e.output if isinstance(e, ResolverFailed) else "timed out"
             raise ResolutionError(
-                f"env {env}: cannot read the metadata of {', '.join(lines)}: {_pip_conflict(output)}"
+                f"env {env}: cannot read the metadata of {', '.join(m.line for m in matched)}: "
+                f"{_pip_conflict(output)}"
             ) from None
         reported = {str(info.get("name")): info for info in report}
         out: dict[str, tuple[str, Source]] = {}
