@@ -54,8 +54,8 @@ from envgraph.lock._model import (
 )
 from envgraph.lock._requirements import Declared, GitRef, LocalDir, classify, read_requirements_file
 from envgraph.lock._resolve import (
-    CompileResult,
     Pin,
+    ResolveRequest,
     ResolverFailed,
     ResolverTimeout,
     pip_compile,
@@ -733,22 +733,22 @@ class Locker:
                 # Pins of a lockfile in an older format are kept as a preference (hashes come from the index again).
                 previous = previous_pins(lock_path(self.lockdir, env)) or None
             try:
-                compile_fn: Callable[..., CompileResult] = (
-                    functools.partial(uv_compile, platform=p.platform) if p.resolver == "uv" else pip_compile
-                )
-                result = compile_fn(
-                    p.python,
-                    pip_lines,
-                    constraints=pins,
-                    constraint_lines=declared.constraints,
+                request = ResolveRequest(
+                    requirements=tuple(pip_lines),
                     index_url=p.index_url,
-                    extra_index_urls=p.extra_index_urls,
-                    find_links=self.find_links,
+                    extra_index_urls=tuple(p.extra_index_urls),
+                    find_links=tuple(self.find_links),
+                    timeout=p.resolve_timeout,
+                    constraints=pins,
+                    constraint_lines=tuple(declared.constraints),
                     previous=previous,
                     upgrade=upgrade,
-                    upgrade_packages=sorted(upgrade_names),
-                    timeout=p.resolve_timeout,
+                    upgrade_packages=tuple(sorted(upgrade_names)),
                 )
+                if p.resolver == "uv":
+                    result = uv_compile(p.python, request, platform=p.platform)
+                else:
+                    result = pip_compile(p.python, request)
             except ResolverTimeout as e:
                 blockers = find_blockers(self.index, named, pins, target) if pins else []
                 cause = (
