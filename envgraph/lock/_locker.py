@@ -716,8 +716,14 @@ class Locker:
         dirs += [self._source_dir(s) for s in again.values() if s.kind == "directory"]
         # The resolver sees private copies of directories, never the user's tree: see private_copies.
         with private_copies(dirs) as copies:
+            # Directories are given to the resolvers by name: uv writes a nameless requirement back as a bare path.
+            direct = self._direct_references(env, declared.local, copies)
+            dir_names = {m.path: name for name, (_, m) in direct.items() if isinstance(m, LocalDir)}
             pip_lines = [
-                str(copies[d.path]) if isinstance(d := _local_of(declared, r), LocalDir) else r for r in reqs
+                f"{dir_names[d.path]} @ {copies[d.path].as_uri()}"
+                if isinstance(d := _local_of(declared, r), LocalDir)
+                else r
+                for r in reqs
             ]
             for name, source in again.items():
                 pip_lines.append(self._pip_line(name, source, copies))
@@ -789,8 +795,24 @@ class Locker:
             self._timing[env] = (result.seconds, time.monotonic() - checking)
             parent_names = set(self.parent_pins(env, locks))
             own = [q for q in result.pins if q.name not in parent_names]
-            direct = self._direct_sources(env, declared, [q for q in own if q.url is not None], copies)
-        return [self._locked_package(env, q, target, direct) for q in own]
+        by_url = {q.name for q in own if q.url is not None}
+        git = [g for g in declared.git if canonicalize_name(g.name) in by_url]
+        direct.update(self._direct_references(env, git, copies))
+        sources: dict[str, tuple[str, Source]] = {}
+        for q in own:
+            if q.url is None:
+                continue
+            if q.name not in direct:
+                raise ResolutionError(
+                    f"env {env}: {q.name} resolved to {q.url}, which no requirement of the env names: "
+                    "name it directly (or publish it to an index)"
+                )
+            version, m = direct[q.name]
+            if isinstance(m, LocalDir):
+                sources[q.name] = (version, self.sources.directory(m.rel))
+            else:
+                sources[q.name] = (version, self.sources.git(env, m.url, m.commit, m.subdirectory))
+        return [self._locked_package(env, q, target, sources) for q in own]
 
     @staticmethod
     def _blocker_text(blockers: list[Blocker], parent: str | None) -> str:
@@ -801,57 +823,46 @@ class Locker:
         return (self.spec.root / source.url).resolve()
 
     def _pip_line(self, name: str, source: Source, copies: Mapping[Path, Path]) -> str:
-        """How pip names a package built from a directory (the absolute path of its copy) or a git commit."""
+        """How the resolver is given a package built from a directory (its copy) or a git commit."""
         if source.kind == "git":
             frag = f"#subdirectory={source.subdirectory}" if source.subdirectory else ""
             return f"{name} @ git+{source.url}@{source.commit}{frag}"
-        return str(copies[self._source_dir(source)])
+        return f"{name} @ {copies[self._source_dir(source)].as_uri()}"
 
-    def _direct_sources(
-        self, env: str, declared: Declared, pins: Sequence[Pin], copies: Mapping[Path, Path]
-    ) -> dict[str, tuple[str, Source]]:
-        """name -> (version, source) of the directories and git URLs the env names itself (the resolver was given
-        ``copies`` of the directories: the pins name those)."""
-        if not pins:
+    def _direct_references(
+        self, env: str, items: Sequence[LocalDir | GitRef], copies: Mapping[Path, Path]
+    ) -> dict[str, tuple[str, LocalDir | GitRef]]:
+        """name -> (version, requirement) of directories and git URLs the env names itself, from their metadata
+        (pip's report; a directory is read from its copy)."""
+        if not items:
             return {}
-        by_path = {copies[d.path]: d for d in declared.local}
-        by_name = {str(canonicalize_name(g.name)): g for g in declared.git}
-        matched: list[LocalDir | GitRef] = []
-        for q in pins:
-            assert q.url is not None
-            item: LocalDir | GitRef | None = by_name.get(q.name)
-            if item is None and q.url.startswith("file:"):  # pip writes file:///p or file:/p
-                item = by_path.get(Path("/" + q.url.removeprefix("file:").lstrip("/")).resolve())
-            if item is None:
-                raise ResolutionError(
-                    f"env {env}: {q.name} resolved to {q.url}, which no requirement of the env names: "
-                    "name it directly (or publish it to an index)"
-                )
-            matched.append(item)
         p = self.spec.project
-        lines = [str(copies[m.path]) if isinstance(m, LocalDir) else m.line for m in matched]
         try:
             report = pip_report(
-                p.python, lines, index_url=p.index_url, extra_index_urls=p.extra_index_urls,
-                find_links=self.find_links, timeout=p.resolve_timeout,
+                p.python, [str(copies[m.path]) if isinstance(m, LocalDir) else m.line for m in items],
+                index_url=p.index_url, extra_index_urls=p.extra_index_urls, find_links=self.find_links,
+                timeout=p.resolve_timeout,
             )  # fmt: skip
         except (ResolverFailed, ResolverTimeout) as e:
             output = e.output if isinstance(e, ResolverFailed) else "timed out"
             raise ResolutionError(
-                f"env {env}: cannot read the metadata of {', '.join(m.line for m in matched)}: "
+                f"env {env}: cannot read the metadata of {', '.join(m.line for m in items)}: "
                 f"{_pip_conflict(output)}"
             ) from None
-        reported = {str(info.get("name")): info for info in report}
-        out: dict[str, tuple[str, Source]] = {}
-        for m, q in zip(matched, pins, strict=True):
-            info = reported.get(q.name)
-            if info is None or not info.get("version"):
-                raise ResolutionError(f"env {env}: pip reports no version for {q.name} ({q.url})")
-            if isinstance(m, LocalDir):
-                source = self.sources.directory(m.rel)
-            else:
-                source = self.sources.git(env, m.url, m.commit, m.subdirectory)
-            out[q.name] = (str(info["version"]), source)
+        by_copy = {copies[m.path]: m for m in items if isinstance(m, LocalDir)}
+        by_name = {str(canonicalize_name(m.name)): m for m in items if isinstance(m, GitRef)}
+        out: dict[str, tuple[str, LocalDir | GitRef]] = {}
+        for info in report:
+            name, url = str(info["name"]), str(info["url"])
+            item: LocalDir | GitRef | None = by_name.get(name)
+            if item is None and url.startswith("file:"):  # pip writes file:///p or file:/p
+                item = by_copy.get(Path("/" + url.removeprefix("file:").lstrip("/")).resolve())
+            if item is not None and info.get("version"):
+                out[name] = (str(info["version"]), item)
+        found = {m for _, m in out.values()}
+        for m in items:
+            if m not in found:
+                raise ResolutionError(f"env {env}: pip reports no name and version for {m.line}")
         return out
 
     def _locked_package(

@@ -397,12 +397,16 @@ def _tree(root: Path) -> dict[str, str]:
     }
 
 
-def test_locking_a_setuptools_directory_leaves_the_users_tree_unchanged(project: Project) -> None:
+@pytest.mark.parametrize("resolver", ["pip-tools", "uv"])
+def test_locking_a_setuptools_directory_leaves_the_users_tree_unchanged(
+    project: Project, resolver: str
+) -> None:
     # Issue 13: setuptools' metadata hooks write src/<name>.egg-info into the directory the resolver is given
-    # (the child resolves it again, from its parent's lockfile).
+    # (the child resolves it again, from its parent's lockfile). uv once dropped the directory from the lock.
     path = project(
         '[env.core]\nbase = "deb"\nrequirements = ["./libs/feat"]\n\n'
-        '[env.child]\nparent = "core"\nrequirements = ["gamma"]\n'
+        '[env.child]\nparent = "core"\nrequirements = ["gamma"]\n',
+        project=f'resolver = "{resolver}"',
     )
     root = path.parent
     # A real setuptools that needs no `wheel` to build (70.1 and later), offline: the test's own, packed.
