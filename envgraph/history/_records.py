@@ -48,9 +48,8 @@ class RunRecord:
     bytes_written: int = 0
     report: dict[str, Any] = field(factory=dict)  # the --report content (build), results (push, lock)
     envs: tuple[EnvRecord, ...] = ()
-    pushes: tuple[
-        PushRecord, ...
-    ] = ()  # push runs: the store's records of what they pushed, with bytes uploaded
+    # A push run's pushes: the store's records of what it pushed (with the bytes it uploaded).
+    pushes: tuple[PushRecord, ...] = ()
     error: str | None = None
     id: int | None = None  # given by the database
 
