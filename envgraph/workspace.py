@@ -82,7 +82,6 @@ if TYPE_CHECKING:
     from envgraph._docker import RunOptions
     from envgraph.history import RunRecord
     from envgraph.history._records import EnvRecord, RunKind
-    from envgraph.history._records import PushRecord as PushEvent
     from envgraph.lock import PackageDiff
     from envgraph.lock._why import Why
     from envgraph.oci._artifact import Artifact
@@ -157,7 +156,7 @@ class Workspace:
         *,
         ok: bool,
         envs: Sequence[EnvRecord] = (),
-        pushes: Sequence[PushEvent] = (),
+        pushes: Sequence[PushRecord] = (),
         report: dict[str, Any] | None = None,
         error: str | None = None,
     ) -> int | None:
@@ -796,29 +795,26 @@ class Workspace:
         for pname, pipeline in self.spec.pipeline.items():
             for step, env in pipeline.steps.items():
                 steps.setdefault(env, []).append((pname, step))
-        record_pushes(
-            self.open_store().root,
-            self.open_store().tmp_dir,
-            [
-                PushRecord(
-                    registry=p.registry,
-                    repository=p.repository,
-                    env=p.env,
-                    drv=p.drv,
-                    tag=p.tag,
-                    digest=p.digest,
-                    project=self.spec.project.name,
-                    declaration=str(self.path.absolute()),
-                    steps=tuple(sorted(steps.get(p.env, []))),
-                )
-                for p in pushed
-            ],
-        )
+        records = [
+            PushRecord(
+                registry=p.registry,
+                repository=p.repository,
+                env=p.env,
+                drv=p.drv,
+                tag=p.tag,
+                digest=p.digest,
+                project=self.spec.project.name,
+                declaration=str(self.path.absolute()),
+                steps=tuple(sorted(steps.get(p.env, []))),
+                bytes_uploaded=p.bytes_uploaded,
+            )
+            for p in pushed
+        ]
+        record_pushes(self.open_store().root, self.open_store().tmp_dir, records)
         if not self._recording():
             return pushed
         from envgraph.errors import redact
         from envgraph.history._collect import build_envs, read_lock_facts
-        from envgraph.history._collect import push_records as push_events
 
         facts = read_lock_facts(self.graph, self.lockdir, [p.env for p in pushed])
         drvs = dict(images)
@@ -840,7 +836,7 @@ class Workspace:
             [*envs, *pipelines],
             ok=True,
             envs=build_envs(report, facts),
-            pushes=push_events((p.env, p.reference, p.digest, p.bytes_uploaded) for p in pushed),
+            pushes=records,
             report={k: v for k, v in report.items() if k != "envs"},
         )
         return pushed

@@ -17,7 +17,12 @@ from tests.support.debian import TestKeys
 from tests.support.project import HEADER, PIPELINES, TWO_ENVS, Locked, lock, locked_template, write_project
 from tests.support.wheels import make_wheel, standard_wheels
 
-pytest_plugins = ["tests.support.registry", "tests.support.docker", "tests.support.postgres"]
+pytest_plugins = [
+    "tests.support.registry",
+    "tests.support.docker",
+    "tests.support.runnable",
+    "tests.support.postgres",
+]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -39,8 +39,7 @@ from envgraph._hashing import digest_hex, digest_of
 from envgraph._subprocess import GuardedTimeout, run_guarded
 from envgraph.errors import BuildError, EnvgraphError
 from envgraph.identity import Compression, compression_of_media_type, layer_mtime
-from envgraph.lock._requirements import source_files
-from envgraph.lock._sources import unpack_sdist
+from envgraph.lock._sources import copy_source, unpack_sdist
 from envgraph.lock._wheels import Target, best_wheel, built_wheel_tags
 from envgraph.oci._compress import open_decompressed
 from envgraph.oci._layer import record_layer, write_layer
@@ -147,18 +146,6 @@ def _install_deps(wheels: Sequence[tuple[str, Path]], deps: Path, interpreter: s
                 install(WheelFile(zf), destination, {"INSTALLER": b"envgraph\n"})
         except Exception as e:  # installer and zipfile raise several kinds for bad wheels
             raise BuildError(f"cannot install build requirement {filename}: {e}") from None
-
-
-def _copy_tree(src: Path, dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    for path in source_files(src):
-        rel = path.relative_to(src)
-        out = dest / rel
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_symlink():
-            out.symlink_to(os.readlink(path))
-        else:
-            shutil.copy2(path, out)
 
 
 def _assemble(store: Store, layers: Sequence[LayerRecord], root: Path) -> None:
@@ -306,7 +293,7 @@ def build_wheel(
         (work / "out").mkdir(parents=True)
         shutil.copyfile(Path(__file__).with_name("_frontend.py"), work / "frontend.py")
         if source.is_dir():
-            _copy_tree(
+            copy_source(
                 source / task.source.subdirectory if task.source.subdirectory else source, work / "src"
             )
         else:

@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from envgraph.history._db import History as History
     from envgraph.history._db import open_history as open_history
     from envgraph.history._records import EnvRecord as EnvRecord
-    from envgraph.history._records import PushRecord as PushRecord
     from envgraph.history._records import RunRecord as RunRecord
     from envgraph.history._url import DEFAULT_DB_NAME as DEFAULT_DB_NAME
     from envgraph.history._url import database_url as database_url
@@ -23,7 +22,6 @@ _EXPORTS = {
     "History": "envgraph.history._db",
     "open_history": "envgraph.history._db",
     "EnvRecord": "envgraph.history._records",
-    "PushRecord": "envgraph.history._records",
     "RunRecord": "envgraph.history._records",
     "DEFAULT_DB_NAME": "envgraph.history._url",
     "database_url": "envgraph.history._url",

@@ -7,11 +7,11 @@ from typing import Any
 
 from envgraph.errors import EnvgraphError
 from envgraph.graph import EnvGraph
-from envgraph.history._records import EnvRecord, PushRecord
+from envgraph.history._records import EnvRecord
 from envgraph.lock import Lockfile, read_lock
 from envgraph.lock._lockfile import lock_digest
 
-__all__ = ["LockFacts", "build_envs", "lock_envs", "package_set", "push_records", "read_lock_facts"]
+__all__ = ["LockFacts", "build_envs", "lock_envs", "package_set", "read_lock_facts"]
 
 
 class LockFacts:
@@ -94,13 +94,3 @@ def lock_envs(statuses: Mapping[str, str], facts: LockFacts) -> list[EnvRecord]:
         for env, status in sorted(statuses.items())
         if env in facts.locks
     ]
-
-
-def push_records(pushed: Iterable[tuple[str, str, str, int]]) -> list[PushRecord]:
-    """(env, ``HOST/REPO:TAG`` reference, digest, bytes uploaded) -> push records."""
-    out = []
-    for env, reference, digest, uploaded in pushed:
-        name, _, tag = reference.rpartition(":")
-        registry, _, repository = name.partition("/")
-        out.append(PushRecord(env, registry, repository, tag, digest, uploaded))
-    return out

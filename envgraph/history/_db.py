@@ -16,9 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from envgraph.errors import HistoryError, redact
-from envgraph.history._records import EnvRecord, PushRecord, RunRecord
+from envgraph.history._records import EnvRecord, RunRecord
 from envgraph.history._schema import HEAD, envs, pushes, runs
 from envgraph.history._url import driver_url, safe_url
+from envgraph.registry._records import PushRecord, push_time
 
 __all__ = ["History", "open_history"]
 
@@ -156,7 +157,10 @@ class History:
     def latest_pushes(self, env: str | None = None) -> list[tuple[PushRecord, datetime]]:
         """The newest push of each (env, registry, repository, tag), with when it happened."""
         query = (
-            sa.select(pushes, runs.c.started).join(runs, runs.c.id == pushes.c.run_id).order_by(pushes.c.id)
+            sa.select(pushes, runs.c.started, runs.c.project, envs.c.drv)
+            .join(runs, runs.c.id == pushes.c.run_id)
+            .outerjoin(envs, sa.and_(envs.c.run_id == pushes.c.run_id, envs.c.env == pushes.c.env))
+            .order_by(pushes.c.id)
         )
         if env is not None:
             query = query.where(pushes.c.env == env)
@@ -164,7 +168,7 @@ class History:
             rows = conn.execute(query).mappings().all()
         latest: dict[tuple[str, str, str, str], tuple[PushRecord, datetime]] = {}
         for r in rows:
-            p = _push(r)
+            p = _push(r, drv=r["drv"], project=r["project"], started=r["started"])
             latest[(p.env, p.registry, p.repository, p.tag)] = (p, _utc(r["started"]))
         return [latest[k] for k in sorted(latest)]
 
@@ -223,13 +227,18 @@ def _env(r: Any) -> EnvRecord:
     )
 
 
-def _push(r: Any) -> PushRecord:
+def _push(r: Any, *, drv: str | None, project: str, started: datetime) -> PushRecord:
+    """A pushes row as the store's record of that push; the row's run gives the drv (its env row), the project
+    and the time, and the history keeps no declaration or pipeline steps."""
     return PushRecord(
-        env=r["env"],
         registry=r["registry"],
         repository=r["repository"],
+        env=r["env"],
+        drv=drv or "",
         tag=r["tag"],
         digest=r["digest"],
+        project=project,
+        pushed_at=push_time(_utc(started)),
         bytes_uploaded=int(r["bytes_uploaded"]),
     )
 
@@ -237,6 +246,7 @@ def _push(r: Any) -> PushRecord:
 def _run(
     r: Any, *, full: bool, env_rows: list[Any] | None = None, push_rows: list[Any] | None = None
 ) -> RunRecord:
+    drvs = {e["env"]: e["drv"] for e in env_rows or ()}
     return RunRecord(
         id=int(r["id"]),
         kind=r["kind"],
@@ -253,6 +263,9 @@ def _run(
         bytes_written=int(r["bytes_written"]),
         report=dict(r["report"] or {}) if full else {},
         envs=tuple(_env(e) for e in env_rows or ()),
-        pushes=tuple(_push(p) for p in push_rows or ()),
+        pushes=tuple(
+            _push(p, drv=drvs.get(p["env"]), project=r["project"], started=r["started"])
+            for p in push_rows or ()
+        ),
         error=r["error"],
     )

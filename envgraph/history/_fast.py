@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from envgraph.errors import redact
-from envgraph.history._records import EnvRecord, PushRecord, RunRecord
+from envgraph.history._records import EnvRecord, RunRecord
+from envgraph.registry._records import PushRecord
 
 __all__ = ["ENV_COLUMNS", "HEAD", "PUSH_COLUMNS", "RUN_COLUMNS", "add_if_current"]
 

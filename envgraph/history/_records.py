@@ -8,7 +8,9 @@ from typing import Any, Literal
 
 from attrs import field, frozen
 
-__all__ = ["EnvRecord", "PushRecord", "RunKind", "RunRecord", "whoami"]
+from envgraph.registry._records import PushRecord
+
+__all__ = ["EnvRecord", "RunKind", "RunRecord", "whoami"]
 
 RunKind = Literal["build", "push", "lock"]
 
@@ -31,20 +33,6 @@ class EnvRecord:
 
 
 @frozen
-class PushRecord:
-    env: str
-    registry: str  # host[:port]
-    repository: str
-    tag: str
-    digest: str
-    bytes_uploaded: int = 0
-
-    @property
-    def reference(self) -> str:
-        return f"{self.registry}/{self.repository}:{self.tag}"
-
-
-@frozen
 class RunRecord:
     kind: RunKind
     project: str
@@ -60,6 +48,7 @@ class RunRecord:
     bytes_written: int = 0
     report: dict[str, Any] = field(factory=dict)  # the --report content (build), results (push, lock)
     envs: tuple[EnvRecord, ...] = ()
+    # A push run's pushes: the store's records of what it pushed (with the bytes it uploaded).
     pushes: tuple[PushRecord, ...] = ()
     error: str | None = None
     id: int | None = None  # given by the database

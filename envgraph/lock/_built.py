@@ -16,7 +16,7 @@ from pathlib import Path
 from envgraph.errors import LockError, ResolutionError
 from envgraph.lock._index import IndexFile, PackageIndex
 from envgraph.lock._model import BuildDep, BuildPin, Source, Wheel
-from envgraph.lock._resolve import ResolverFailed, ResolverTimeout, pip_compile
+from envgraph.lock._resolve import ResolveRequest, ResolverFailed, ResolverTimeout, pip_compile
 from envgraph.lock._sources import build_system, git_checkout, source_hash
 from envgraph.lock._wheelcache import WheelCache
 from envgraph.lock._wheels import Target, best_wheel, target_tags
@@ -134,11 +134,11 @@ class SourceLocker:
         deps: list[BuildDep] = []
         if requires:
             try:
-                result = pip_compile(
-                    self.python, list(requires), constraints={}, index_url=self.index_url,
-                    extra_index_urls=self.extra_index_urls, find_links=self.find_links, previous=None,
-                    upgrade=False, upgrade_packages=(), timeout=self.timeout, only_binary=True,
+                request = ResolveRequest(
+                    tuple(requires), self.index_url, tuple(self.extra_index_urls), tuple(self.find_links),
+                    self.timeout,
                 )  # fmt: skip
+                result = pip_compile(self.python, request, only_binary=True)
             except ResolverTimeout as e:
                 raise ResolutionError(
                     f"env {env}: the build requirements of {name} ({', '.join(requires)}) did not resolve "

@@ -53,8 +53,8 @@ from envgraph.lock._model import (
 )
 from envgraph.lock._requirements import Declared, GitRef, LocalDir, classify, read_requirements_file
 from envgraph.lock._resolve import (
-    CompileResult,
     Pin,
+    ResolveRequest,
     ResolverFailed,
     ResolverTimeout,
     pip_compile,
@@ -63,7 +63,7 @@ from envgraph.lock._resolve import (
     uv_compile,
 )
 from envgraph.lock._schedule import run_dag
-from envgraph.lock._sources import git_revision
+from envgraph.lock._sources import git_revision, private_copies
 from envgraph.lock._wheels import Target
 from envgraph.platforms import parse_platform
 from envgraph.spec import Base, Env, Spec, label_name, libc_of
@@ -704,138 +704,164 @@ class Locker:
             raise ResolutionError(
                 f"env {env}: requirement '{req}' conflicts with parent env {parent}'s pin {conflicts[0]}"
             )
-        # The resolver sees directories as absolute paths; a parent's packages built from a directory or a git
-        # commit are not on any index, so they are asked for again by their source (and then not kept as own).
-        pip_lines = [str(d.path) if isinstance(d := _local_of(declared, r), LocalDir) else r for r in reqs]
-        for q in self._parent_packages(env, locks).values():
-            if q.source is not None and q.source.kind != "sdist":
-                pip_lines.append(self._pip_line(q.name, q.source, self.spec.root))
-                pins.pop(q.name, None)
-        previous = None
-        if existing is not None:
-            previous = "".join(
-                f"{q.name}=={q.version}\n"
-                for q in closure({**locks, env: existing}, self.graph, env)
-                if q.source is None or q.source.kind == "sdist"
-            )
-        elif env in self._unreadable:
-            # Pins of a lockfile in an older format are kept as a preference (hashes come from the index again).
-            previous = previous_pins(lock_path(self.lockdir, env)) or None
-        try:
-            compile_fn: Callable[..., CompileResult] = (
-                functools.partial(uv_compile, platform=p.platform) if p.resolver == "uv" else pip_compile
-            )
-            result = compile_fn(
-                p.python,
-                pip_lines,
-                constraints=pins,
-                constraint_lines=declared.constraints,
-                index_url=p.index_url,
-                extra_index_urls=p.extra_index_urls,
-                find_links=self.find_links,
-                previous=previous,
-                upgrade=upgrade,
-                upgrade_packages=sorted(upgrade_names),
-                timeout=p.resolve_timeout,
-            )
-        except ResolverTimeout as e:
-            blockers = find_blockers(self.index, named, pins, target) if pins else []
-            cause = (
-                self._blocker_text(blockers, parent)
-                or "no parent pin explains it; narrow the requirements or raise project.resolve-timeout"
-            )
-            raise ResolutionError(
-                f"env {env}: resolution did not finish within {e.seconds:g} s: {cause}"
-            ) from None
-        except ResolverFailed as e:
-            blockers = find_blockers(self.index, named, pins, target) if pins else []
-            cause = self._blocker_text(blockers, parent) or _pip_conflict(e.output, pins, parent)
-            raise ResolutionError(f"env {env}: cannot resolve: {cause}") from None
-        checking = time.monotonic()
-        # A direct requirement resolved far behind its newest release usually means a parent pin holds it back;
-        # whatever the cause, it is never written silently (unless the env or the command line allows it).
-        if pins:
-            resolved = {q.name: q.version for q in result.pins}
-            allowed = self.allowed_old(env)
-            # A pin kept from the existing lockfile (no --upgrade) was accepted when it was resolved.
-            kept = {} if upgrade or existing is None else {q.name: q.version for q in existing.packages}
-            for r in named:
-                name = canonicalize_name(Requirement(r).name)
-                if name not in resolved or name in pins or name in allowed:
-                    continue
-                if kept.get(name) == resolved[name] and name not in upgrade_names:
-                    continue
-                newer = is_far_older(self.index, r, resolved[name], target)
-                if newer is None:
-                    continue
-                blockers = find_blockers(self.index, [r], pins, target)
-                cause = self._blocker_text(blockers, parent) or "no parent pin explains it"
-                raise ResolutionError(
-                    f"env {env}: '{r}' resolved to {resolved[name]}, far older than {newer[0]}: {cause} "
-                    f'(to keep {resolved[name]} on purpose: allow-old = ["{name}"] in env.{env}, '
-                    f"or --allow-old {name})"
+        # A parent's packages built from a directory or a git commit are not on any index, so they are asked for
+        # again by their source (and then not kept as own).
+        again = {
+            q.name: q.source
+            for q in self._parent_packages(env, locks).values()
+            if q.source is not None and q.source.kind != "sdist"
+        }
+        dirs = [d.path for d in declared.local]
+        dirs += [self._source_dir(s) for s in again.values() if s.kind == "directory"]
+        # The resolver sees private copies of directories, never the user's tree: see private_copies.
+        with private_copies(dirs) as copies:
+            # Directories are given to the resolvers by name: uv writes a nameless requirement back as a bare path.
+            direct = self._direct_references(env, declared.local, copies)
+            dir_names = {m.path: name for name, (_, m) in direct.items() if isinstance(m, LocalDir)}
+            pip_lines = [
+                f"{dir_names[d.path]} @ {copies[d.path].as_uri()}"
+                if isinstance(d := _local_of(declared, r), LocalDir)
+                else r
+                for r in reqs
+            ]
+            for name, source in again.items():
+                pip_lines.append(self._pip_line(name, source, copies))
+                pins.pop(name, None)
+            previous = None
+            if existing is not None:
+                previous = "".join(
+                    f"{q.name}=={q.version}\n"
+                    for q in closure({**locks, env: existing}, self.graph, env)
+                    if q.source is None or q.source.kind == "sdist"
                 )
-        self._timing[env] = (result.seconds, time.monotonic() - checking)
-        parent_names = set(self.parent_pins(env, locks))
-        own = [q for q in result.pins if q.name not in parent_names]
-        direct = self._direct_sources(env, declared, [q for q in own if q.url is not None])
-        return [self._locked_package(env, q, target, direct) for q in own]
+            elif env in self._unreadable:
+                # Pins of a lockfile in an older format are kept as a preference (hashes come from the index again).
+                previous = previous_pins(lock_path(self.lockdir, env)) or None
+            try:
+                request = ResolveRequest(
+                    requirements=tuple(pip_lines),
+                    index_url=p.index_url,
+                    extra_index_urls=tuple(p.extra_index_urls),
+                    find_links=tuple(self.find_links),
+                    timeout=p.resolve_timeout,
+                    constraints=pins,
+                    constraint_lines=tuple(declared.constraints),
+                    previous=previous,
+                    upgrade=upgrade,
+                    upgrade_packages=tuple(sorted(upgrade_names)),
+                )
+                if p.resolver == "uv":
+                    result = uv_compile(p.python, request, platform=p.platform)
+                else:
+                    result = pip_compile(p.python, request)
+            except ResolverTimeout as e:
+                blockers = find_blockers(self.index, named, pins, target) if pins else []
+                cause = (
+                    self._blocker_text(blockers, parent)
+                    or "no parent pin explains it; narrow the requirements or raise project.resolve-timeout"
+                )
+                raise ResolutionError(
+                    f"env {env}: resolution did not finish within {e.seconds:g} s: {cause}"
+                ) from None
+            except ResolverFailed as e:
+                blockers = find_blockers(self.index, named, pins, target) if pins else []
+                cause = self._blocker_text(blockers, parent) or _pip_conflict(e.output, pins, parent)
+                raise ResolutionError(f"env {env}: cannot resolve: {cause}") from None
+            checking = time.monotonic()
+            # A direct requirement resolved far behind its newest release usually means a parent pin holds it back;
+            # whatever the cause, it is never written silently (unless the env or the command line allows it).
+            if pins:
+                resolved = {q.name: q.version for q in result.pins}
+                allowed = self.allowed_old(env)
+                # A pin kept from the existing lockfile (no --upgrade) was accepted when it was resolved.
+                kept = {} if upgrade or existing is None else {q.name: q.version for q in existing.packages}
+                for r in named:
+                    name = canonicalize_name(Requirement(r).name)
+                    if name not in resolved or name in pins or name in allowed:
+                        continue
+                    if kept.get(name) == resolved[name] and name not in upgrade_names:
+                        continue
+                    newer = is_far_older(self.index, r, resolved[name], target)
+                    if newer is None:
+                        continue
+                    blockers = find_blockers(self.index, [r], pins, target)
+                    cause = self._blocker_text(blockers, parent) or "no parent pin explains it"
+                    raise ResolutionError(
+                        f"env {env}: '{r}' resolved to {resolved[name]}, far older than {newer[0]}: {cause} "
+                        f'(to keep {resolved[name]} on purpose: allow-old = ["{name}"] in env.{env}, '
+                        f"or --allow-old {name})"
+                    )
+            self._timing[env] = (result.seconds, time.monotonic() - checking)
+            parent_names = set(self.parent_pins(env, locks))
+            own = [q for q in result.pins if q.name not in parent_names]
+        by_url = {q.name for q in own if q.url is not None}
+        git = [g for g in declared.git if canonicalize_name(g.name) in by_url]
+        direct.update(self._direct_references(env, git, copies))
+        sources: dict[str, tuple[str, Source]] = {}
+        for q in own:
+            if q.url is None:
+                continue
+            if q.name not in direct:
+                raise ResolutionError(
+                    f"env {env}: {q.name} resolved to {q.url}, which no requirement of the env names: "
+                    "name it directly (or publish it to an index)"
+                )
+            version, m = direct[q.name]
+            if isinstance(m, LocalDir):
+                sources[q.name] = (version, self.sources.directory(m.rel))
+            else:
+                sources[q.name] = (version, self.sources.git(env, m.url, m.commit, m.subdirectory))
+        return [self._locked_package(env, q, target, sources) for q in own]
 
     @staticmethod
     def _blocker_text(blockers: list[Blocker], parent: str | None) -> str:
         return "; ".join(b.describe(parent or "?") for b in blockers[:3])
 
-    @staticmethod
-    def _pip_line(name: str, source: Source, root: Path) -> str:
-        """How pip names a package built from a directory (its absolute path) or a git commit."""
+    def _source_dir(self, source: Source) -> Path:
+        """The project directory a ``directory`` source names (absolute, resolved, as :class:`LocalDir` paths)."""
+        return (self.spec.root / source.url).resolve()
+
+    def _pip_line(self, name: str, source: Source, copies: Mapping[Path, Path]) -> str:
+        """How the resolver is given a package built from a directory (its copy) or a git commit."""
         if source.kind == "git":
             frag = f"#subdirectory={source.subdirectory}" if source.subdirectory else ""
             return f"{name} @ git+{source.url}@{source.commit}{frag}"
-        return str((root / source.url).resolve())
+        return f"{name} @ {copies[self._source_dir(source)].as_uri()}"
 
-    def _direct_sources(
-        self, env: str, declared: Declared, pins: Sequence[Pin]
-    ) -> dict[str, tuple[str, Source]]:
-        """name -> (version, source) of the directories and git URLs the env names itself."""
-        if not pins:
+    def _direct_references(
+        self, env: str, items: Sequence[LocalDir | GitRef], copies: Mapping[Path, Path]
+    ) -> dict[str, tuple[str, LocalDir | GitRef]]:
+        """name -> (version, requirement) of directories and git URLs the env names itself, from their metadata
+        (pip's report; a directory is read from its copy)."""
+        if not items:
             return {}
-        by_path = {d.path: d for d in declared.local}
-        by_name = {str(canonicalize_name(g.name)): g for g in declared.git}
-        matched: list[LocalDir | GitRef] = []
-        for q in pins:
-            assert q.url is not None
-            item: LocalDir | GitRef | None = by_name.get(q.name)
-            if item is None and q.url.startswith("file:"):  # pip writes file:///p or file:/p
-                item = by_path.get(Path("/" + q.url.removeprefix("file:").lstrip("/")).resolve())
-            if item is None:
-                raise ResolutionError(
-                    f"env {env}: {q.name} resolved to {q.url}, which no requirement of the env names: "
-                    "name it directly (or publish it to an index)"
-                )
-            matched.append(item)
         p = self.spec.project
-        lines = [str(m.path) if isinstance(m, LocalDir) else m.line for m in matched]
         try:
             report = pip_report(
-                p.python, lines, index_url=p.index_url, extra_index_urls=p.extra_index_urls,
-                find_links=self.find_links, timeout=p.resolve_timeout,
+                p.python, [str(copies[m.path]) if isinstance(m, LocalDir) else m.line for m in items],
+                index_url=p.index_url, extra_index_urls=p.extra_index_urls, find_links=self.find_links,
+                timeout=p.resolve_timeout,
             )  # fmt: skip
         except (ResolverFailed, ResolverTimeout) as e:
             output = e.output if isinstance(e, ResolverFailed) else "timed out"
             raise ResolutionError(
-                f"env {env}: cannot read the metadata of {', '.join(lines)}: {_pip_conflict(output)}"
+                f"env {env}: cannot read the metadata of {', '.join(m.line for m in items)}: "
+                f"{_pip_conflict(output)}"
             ) from None
-        reported = {str(info.get("name")): info for info in report}
-        out: dict[str, tuple[str, Source]] = {}
-        for m, q in zip(matched, pins, strict=True):
-            info = reported.get(q.name)
-            if info is None or not info.get("version"):
-                raise ResolutionError(f"env {env}: pip reports no version for {q.name} ({q.url})")
-            if isinstance(m, LocalDir):
-                source = self.sources.directory(m.rel)
-            else:
-                source = self.sources.git(env, m.url, m.commit, m.subdirectory)
-            out[q.name] = (str(info["version"]), source)
+        by_copy = {copies[m.path]: m for m in items if isinstance(m, LocalDir)}
+        by_name = {str(canonicalize_name(m.name)): m for m in items if isinstance(m, GitRef)}
+        out: dict[str, tuple[str, LocalDir | GitRef]] = {}
+        for info in report:
+            name, url = str(info["name"]), str(info["url"])
+            item: LocalDir | GitRef | None = by_name.get(name)
+            if item is None and url.startswith("file:"):  # pip writes file:///p or file:/p
+                item = by_copy.get(Path("/" + url.removeprefix("file:").lstrip("/")).resolve())
+            if item is not None and info.get("version"):
+                out[name] = (str(info["version"]), item)
+        found = {m for _, m in out.values()}
+        for m in items:
+            if m not in found:
+                raise ResolutionError(f"env {env}: pip reports no name and version for {m.line}")
         return out
 
     def _locked_package(

@@ -16,10 +16,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from attrs import frozen
+from attrs import field, frozen
 from packaging.utils import canonicalize_name
 
 from envgraph._fs import cache_dir, locked_temp_dir, sweep_dead
@@ -33,6 +33,7 @@ __all__ = [
     "Pin",
     "CompileResult",
     "ResolverTimeout",
+    "ResolveRequest",
     "find_interpreter",
     "resolver_versions",
     "pip_compile",
@@ -214,30 +215,80 @@ def parse_compiled(text: str) -> list[Pin]:
     return sorted(pins, key=lambda p: p.name)
 
 
-def pip_compile(
-    python: str,
-    requirements: Sequence[str],
-    *,
-    constraints: Mapping[str, str],
-    index_url: str,
-    extra_index_urls: Sequence[str],
-    find_links: Sequence[Path],
-    previous: str | None,
-    upgrade: bool,
-    upgrade_packages: Sequence[str],
-    timeout: float,
-    constraint_lines: Sequence[str] = (),
-    only_binary: bool = False,
+def _index_args(index_url: str, extra_index_urls: Sequence[str], find_links: Sequence[Path]) -> list[str]:
+    args = ["--index-url", index_url] if index_url else ["--no-index"]
+    for u in extra_index_urls:
+        args += ["--extra-index-url", u]
+    for fl in find_links:
+        args += ["--find-links", str(fl)]
+    return args
+
+
+@frozen
+class ResolveRequest:
+    """What one resolution is given: ``requirements`` (checked by the caller; they may be paths) with
+    ``constraints`` (the parent's pins) and ``constraint_lines`` (as written), the package indexes, and the
+    pins of the previous lock (``previous``, pip-compile's output format), kept unless ``upgrade``."""
+
+    requirements: tuple[str, ...]
+    index_url: str
+    extra_index_urls: tuple[str, ...]
+    find_links: tuple[Path, ...]
+    timeout: float
+    constraints: Mapping[str, str] = field(factory=dict)
+    constraint_lines: tuple[str, ...] = ()
+    previous: str | None = None
+    upgrade: bool = False
+    upgrade_packages: tuple[str, ...] = ()
+
+
+def _run_resolver(
+    command: Callable[[Path], list[str]], req: ResolveRequest, env: Mapping[str, str]
 ) -> CompileResult:
-    """Resolve ``requirements`` with ``constraints`` (the parent's pins, and ``constraint_lines`` as written) for
-    the target interpreter. Wheels are preferred, but a release that has only an sdist may be chosen
-    (envgraph builds it) unless ``only_binary``. Requirements are checked by the caller (they may be paths)."""
-    interpreter = find_interpreter(python)
+    """Run a ``pip-compile``-like resolver in a private scratch directory: ``command(scratch)`` is its command
+    line up to the options both share (inputs and output in pip-compile's formats, parsed by the same code)."""
     scratch = cache_dir() / "tmp"
     sweep_dead(scratch)  # what locks killed before us left behind
     with locked_temp_dir(scratch, "lock-") as d:
-        (d / "requirements.in").write_text("".join(f"{r}\n" for r in requirements), encoding="utf-8")
+        (d / "requirements.in").write_text("".join(f"{r}\n" for r in req.requirements), encoding="utf-8")
         args = [
+            *command(d),
+            *_index_args(req.index_url, req.extra_index_urls, req.find_links),
+            "-o",
+            str(d / "requirements.txt"),
+        ]
+        if req.constraints or req.constraint_lines:
+            lines = [f"{n}=={v}\n" for n, v in sorted(req.constraints.items())]
+            lines += [f"{c}\n" for c in req.constraint_lines]
+            (d / "constraints.txt").write_text("".join(lines), encoding="utf-8")
+            args += ["-c", str(d / "constraints.txt")]
+        if req.previous and not req.upgrade:
+            # Both keep the pins of an existing output file (as preferences) unless told to upgrade.
+            (d / "requirements.txt").write_text(req.previous, encoding="utf-8")
+        if req.upgrade:
+            args.append("--upgrade")
+        for p in req.upgrade_packages:
+            args += ["--upgrade-package", p]
+        args.append(str(d / "requirements.in"))
+        start = time.monotonic()
+        # The resolver (and anything it starts) dies with envgraph, even on kill -9; its scratch dir goes too.
+        try:
+            done = run_guarded(args, cwd=d, env=dict(env), timeout=req.timeout, cleanup=[d])
+        except GuardedTimeout as e:
+            raise ResolverTimeout(req.timeout, e.output) from None
+        if done.returncode != 0:
+            raise ResolverFailed(done.output)
+        text = (d / "requirements.txt").read_text(encoding="utf-8")
+    return CompileResult(tuple(parse_compiled(text)), time.monotonic() - start)
+
+
+def pip_compile(python: str, req: ResolveRequest, *, only_binary: bool = False) -> CompileResult:
+    """Resolve ``req`` with pip-compile for the target interpreter. Wheels are preferred, but a release that has
+    only an sdist may be chosen (envgraph builds it) unless ``only_binary``."""
+    interpreter = find_interpreter(python)
+
+    def command(d: Path) -> list[str]:
+        return [
             interpreter, "-m", "piptools", "compile", "--quiet", "--generate-hashes", "--strip-extras",
             "--allow-unsafe", "--no-header", "--no-annotate", "--no-emit-index-url", "--no-emit-find-links",
             # fast-deps: candidates' metadata by HTTP range requests into the wheel (pip's lazy wheel) when the index
@@ -248,36 +299,9 @@ def pip_compile(
             # each other's half-written file, so each has its own. pip's download cache stays shared (it writes
             # each entry atomically), so envs resolved at once download a file once.
             "--cache-dir", str(d / "piptools-cache"),
-            *(["--index-url", index_url] if index_url else ["--no-index"]), "-o", str(d / "requirements.txt"),
         ]  # fmt: skip
-        for u in extra_index_urls:
-            args += ["--extra-index-url", u]
-        for fl in find_links:
-            args += ["--find-links", str(fl)]
-        if constraints or constraint_lines:
-            lines = [f"{n}=={v}\n" for n, v in sorted(constraints.items())] + [
-                f"{c}\n" for c in constraint_lines
-            ]
-            (d / "constraints.txt").write_text("".join(lines), encoding="utf-8")
-            args += ["-c", str(d / "constraints.txt")]
-        if previous and not upgrade:
-            # pip-compile keeps the pins of an existing output file unless told to upgrade, like `pip-compile` in a repo.
-            (d / "requirements.txt").write_text(previous, encoding="utf-8")
-        if upgrade:
-            args.append("--upgrade")
-        for p in upgrade_packages:
-            args += ["--upgrade-package", p]
-        args.append(str(d / "requirements.in"))
-        start = time.monotonic()
-        # pip-compile (and anything it starts) dies with envgraph, even on kill -9; its scratch dir goes too.
-        try:
-            done = run_guarded(args, cwd=d, env=_clean_env(), timeout=timeout, cleanup=[d])
-        except GuardedTimeout as e:
-            raise ResolverTimeout(timeout, e.output) from None
-        if done.returncode != 0:
-            raise ResolverFailed(done.output)
-        text = (d / "requirements.txt").read_text(encoding="utf-8")
-    return CompileResult(tuple(parse_compiled(text)), time.monotonic() - start)
+
+    return _run_resolver(command, req, _clean_env())
 
 
 def pip_report(
@@ -298,14 +322,9 @@ def pip_report(
         report = tmp / "report.json"
         args = [
             interpreter, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-deps", "--quiet",
-            "--prefer-binary", "--report", str(report),
-            *(["--index-url", index_url] if index_url else ["--no-index"]),
+            "--prefer-binary", "--report", str(report), *_index_args(index_url, extra_index_urls, find_links),
+            *lines,
         ]  # fmt: skip
-        for u in extra_index_urls:
-            args += ["--extra-index-url", u]
-        for fl in find_links:
-            args += ["--find-links", str(fl)]
-        args += list(lines)
         try:
             done = run_guarded(args, cwd=tmp, env=_clean_env(), timeout=timeout, cleanup=[tmp])
         except GuardedTimeout as e:
@@ -329,63 +348,17 @@ def pip_report(
     return out
 
 
-def uv_compile(
-    python: str,
-    requirements: Sequence[str],
-    *,
-    constraints: Mapping[str, str],
-    index_url: str,
-    extra_index_urls: Sequence[str],
-    find_links: Sequence[Path],
-    previous: str | None,
-    upgrade: bool,
-    upgrade_packages: Sequence[str],
-    timeout: float,
-    platform: str = "linux/amd64",
-    constraint_lines: Sequence[str] = (),
-) -> CompileResult:
+def uv_compile(python: str, req: ResolveRequest, *, platform: str = "linux/amd64") -> CompileResult:
     """The same resolution with ``uv pip compile``: for the target Python and platform, pip's index semantics
     (every index searched for the best match), output in pip-compile's format (parsed by the same code)."""
     uv = find_uv()
     arch = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}.get(platform, "x86_64")
-    scratch = cache_dir() / "tmp"
-    sweep_dead(scratch)
-    with locked_temp_dir(scratch, "lock-") as d:
-        (d / "requirements.in").write_text("".join(f"{r}\n" for r in requirements), encoding="utf-8")
-        args = [
-            uv, "pip", "compile", "--quiet", "--no-config", "--generate-hashes", "--no-header", "--no-annotate",
-            "--python-version", python, "--python-platform", f"{arch}-unknown-linux-gnu",
-            "--index-strategy", "unsafe-best-match", "--no-python-downloads",
-            *(["--index-url", index_url] if index_url else ["--no-index"]), "-o", str(d / "requirements.txt"),
-        ]  # fmt: skip
-        for u in extra_index_urls:
-            args += ["--extra-index-url", u]
-        for fl in find_links:
-            args += ["--find-links", str(fl)]
-        if constraints or constraint_lines:
-            lines = [f"{n}=={v}\n" for n, v in sorted(constraints.items())] + [
-                f"{c}\n" for c in constraint_lines
-            ]
-            (d / "constraints.txt").write_text("".join(lines), encoding="utf-8")
-            args += ["-c", str(d / "constraints.txt")]
-        if previous and not upgrade:
-            (d / "requirements.txt").write_text(
-                previous, encoding="utf-8"
-            )  # kept as preferences, as pip-compile
-        if upgrade:
-            args.append("--upgrade")
-        for p in upgrade_packages:
-            args += ["--upgrade-package", p]
-        args.append(str(d / "requirements.in"))
-        env = {k: v for k, v in _clean_env().items() if not k.startswith("UV_")}
-        if os.environ.get("PIP_CERT"):
-            env["SSL_CERT_FILE"] = os.environ["PIP_CERT"]
-        start = time.monotonic()
-        try:
-            done = run_guarded(args, cwd=d, env=env, timeout=timeout, cleanup=[d])
-        except GuardedTimeout as e:
-            raise ResolverTimeout(timeout, e.output) from None
-        if done.returncode != 0:
-            raise ResolverFailed(done.output)
-        text = (d / "requirements.txt").read_text(encoding="utf-8")
-    return CompileResult(tuple(parse_compiled(text)), time.monotonic() - start)
+    head = [
+        uv, "pip", "compile", "--quiet", "--no-config", "--generate-hashes", "--no-header", "--no-annotate",
+        "--python-version", python, "--python-platform", f"{arch}-unknown-linux-gnu",
+        "--index-strategy", "unsafe-best-match", "--no-python-downloads",
+    ]  # fmt: skip
+    env = {k: v for k, v in _clean_env().items() if not k.startswith("UV_")}
+    if os.environ.get("PIP_CERT"):
+        env["SSL_CERT_FILE"] = os.environ["PIP_CERT"]
+    return _run_resolver(lambda d: head, req, env)

@@ -7,6 +7,10 @@
   checks that the checkout really is that commit; the tree's content hash is what the lockfile pins.
 - :func:`unpack_sdist` extracts an sdist safely (no absolute paths, no ``..``, no links leaving it, no
   devices) into a directory; the single top-level directory's content is returned.
+- :func:`copy_source` copies a source tree as builds see it; :func:`private_copies` gives the resolver such
+  copies of the project's directories, since pip-compile, uv and pip run a build backend's metadata hooks in
+  the directory they are given and setuptools writes ``*.egg-info`` (and ``build/``) there: locking must not
+  change the user's tree.
 """
 
 from __future__ import annotations
@@ -19,18 +23,28 @@ import tarfile
 import tempfile
 import tomllib
 import zipfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from attrs import frozen
 
-from envgraph._fs import cache_dir
+from envgraph._fs import cache_dir, locked_temp_dir
 from envgraph._hashing import tree_sha256
 from envgraph._subprocess import GuardedTimeout, run_guarded
 from envgraph.errors import EnvgraphError, LockError
 from envgraph.lock._requirements import source_files
 
-__all__ = ["BuildSystem", "LEGACY_BACKEND", "build_system", "git_checkout", "unpack_sdist", "source_hash"]
+__all__ = [
+    "BuildSystem",
+    "LEGACY_BACKEND",
+    "build_system",
+    "git_checkout",
+    "unpack_sdist",
+    "source_hash",
+    "copy_source",
+    "private_copies",
+]
 
 LEGACY_BACKEND = "setuptools.build_meta:__legacy__"
 # pip's requirements for a project without [build-system] (PEP 517's fallback).
@@ -169,6 +183,36 @@ def _safe_target(dest: Path, name: str, what: str, error: type[EnvgraphError]) -
 def source_hash(root: Path) -> str:
     """The content hash of a source tree as builds see it (:func:`envgraph.lock._requirements.source_files`)."""
     return tree_sha256(root, source_files(root))
+
+
+def copy_source(src: Path, dest: Path) -> None:
+    """Copy the files of ``src`` that builds see (:func:`envgraph.lock._requirements.source_files`) to ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in source_files(src):
+        out = dest / path.relative_to(src)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_symlink():
+            out.symlink_to(os.readlink(path))
+        else:
+            shutil.copy2(path, out)
+
+
+@contextlib.contextmanager
+def private_copies(dirs: Iterable[Path]) -> Iterator[dict[Path, Path]]:
+    """Each source directory (absolute, resolved) -> a copy of it in a private scratch directory, removed
+    afterwards: what the resolver is given instead of the user's tree (whatever it writes goes there)."""
+    unique = sorted(set(dirs))
+    if not unique:
+        yield {}
+        return
+    with locked_temp_dir(cache_dir() / "tmp", "sources-") as scratch:
+        # Resolved: the resolver names a copy by this path (file:// URLs), and callers map it back to its source.
+        scratch = scratch.resolve()
+        copies: dict[Path, Path] = {}
+        for i, src in enumerate(unique):
+            copies[src] = scratch / str(i) / src.name  # the same name: messages stay recognisable
+            copy_source(src, copies[src])
+        yield copies
 
 
 def _git(args: list[str], cwd: Path | None, what: str) -> str:

@@ -26,7 +26,14 @@ from envgraph._fs import atomic_write
 from envgraph.errors import StoreError
 from envgraph.oci._store import Store
 
-__all__ = ["PUSH_RECORDS_FILE", "PUSH_RECORDS_VERSION", "PushRecord", "push_records", "record_pushes"]
+__all__ = [
+    "PUSH_RECORDS_FILE",
+    "PUSH_RECORDS_VERSION",
+    "PushRecord",
+    "push_records",
+    "push_time",
+    "record_pushes",
+]
 
 PUSH_RECORDS_FILE = "push-records.json"
 PUSH_RECORDS_VERSION = 1
@@ -45,9 +52,12 @@ class PushRecord:
     tag: str  # <env>-<id12>; the moving tag <env> was pushed alongside
     digest: str  # the manifest's digest
     project: str  # [project] name
-    declaration: str  # absolute path of the envgraph.toml it was pushed from
+    # Absolute path of the envgraph.toml it was pushed from ("" in the build history, which does not keep it).
+    declaration: str = ""
     steps: tuple[tuple[str, str], ...] = ()  # (pipeline, step) pairs running on the env, sorted
     pushed_at: str = ""  # ISO 8601 UTC of the latest push of this image here (for people, never hashed)
+    # What the push uploaded for it: a figure of one run, kept in the build history, not in the file.
+    bytes_uploaded: int = 0
 
     @property
     def reference(self) -> str:
@@ -77,7 +87,7 @@ class PushRecord:
         }
 
 
-_FIELDS = {f.name for f in attrs.fields(PushRecord)}
+_FIELDS = {f.name for f in attrs.fields(PushRecord)} - {"bytes_uploaded"}
 
 
 def _string(entry: Mapping[str, Any], key: str, where: str) -> str:
@@ -97,7 +107,7 @@ def _record(entry: Any, where: str) -> PushRecord:
             [*(f"unknown key {k!r}" for k in sorted(unknown)), *(f"no {k!r}" for k in sorted(missing))]
         )
         raise StoreError(f"{where}: {what}")
-    values = {k: _string(entry, k, where) for k in _FIELDS - {"steps", "pushed_at"}}
+    values: dict[str, Any] = {k: _string(entry, k, where) for k in _FIELDS - {"steps", "pushed_at"}}
     for k in ("digest", "drv"):
         if not _DIGEST.match(values[k]):
             raise StoreError(f"{where}: {k!r} is not a sha256 digest")
@@ -134,6 +144,13 @@ def _read(path: Path) -> list[PushRecord]:
     return [_record(e, f"{path}: records[{i}]") for i, e in enumerate(data["records"])]
 
 
+def push_time(when: datetime) -> str:
+    """A record's ``pushed_at``: ISO 8601 UTC to the second (a naive time is taken as UTC)."""
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def push_records(store: Store | Path) -> list[PushRecord]:
     """Every push recorded in ``store`` (a :class:`Store` or its directory), sorted by registry, repository,
     env and push time; nothing when no push was recorded. Needs no write access."""
@@ -152,7 +169,7 @@ def record_pushes(
     store_root: Path, tmp_dir: Path, pushed: Iterable[PushRecord], *, now: datetime | None = None
 ) -> None:
     """Merge ``pushed`` into the store's records (a re-push of the same image updates its entry)."""
-    stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = push_time(now or datetime.now(UTC))
     path = Path(store_root) / PUSH_RECORDS_FILE
     fd = os.open(Path(tmp_dir) / (PUSH_RECORDS_FILE + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
     try:

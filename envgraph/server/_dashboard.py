@@ -18,10 +18,10 @@ from envgraph.errors import EnvgraphError
 from envgraph.graph import EnvGraph
 from envgraph.history._db import History, open_history
 from envgraph.oci._store import Store
-from envgraph.registry._records import push_records
+from envgraph.registry._records import PushRecord, push_records
 from envgraph.server import _pages
 from envgraph.server._facts import FactsSource, ProjectFacts
-from envgraph.server._model import PushedImage, diff_model, env_model, graph_model, run_model, where_model
+from envgraph.server._model import diff_model, env_model, graph_model, run_model, where_model
 from envgraph.server._openapi import openapi_document
 
 __all__ = ["Dashboard", "dashboard_routes"]
@@ -83,12 +83,12 @@ class Dashboard:
             raise _NotFound(f"no run {run_id} in the history")
         return run_model(run, full=True)
 
-    def pushes(self, env: str | None = None) -> list[tuple[PushedImage, datetime]]:
+    def pushes(self, env: str | None = None) -> list[tuple[PushRecord, datetime]]:
         """The newest push of each image to each repository, from the store's push records (what `envgraph
         push` records and `export-settings` reads: the one source of "what was pushed where")."""
         if self.store is None:
             return []
-        latest: dict[tuple[str, str, str, str], tuple[PushedImage, datetime]] = {}
+        latest: dict[tuple[str, str, str, str], tuple[PushRecord, datetime]] = {}
         for r in push_records(self.store):
             if env is None or r.env == env:
                 latest[(r.env, r.registry, r.repository, r.tag)] = (r, _when(r.pushed_at))

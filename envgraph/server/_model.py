@@ -9,28 +9,13 @@ import weakref
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from envgraph.history._records import EnvRecord, RunRecord
 from envgraph.identity import drv12, registry_tag
 from envgraph.lock._diff import diff_packages
+from envgraph.registry._records import PushRecord
 from envgraph.server._facts import EnvFacts, ProjectFacts
-
-
-class PushedImage(Protocol):
-    """What the pages show of one pushed image (a store push record)."""
-
-    @property
-    def env(self) -> str: ...
-    @property
-    def registry(self) -> str: ...
-    @property
-    def repository(self) -> str: ...
-    @property
-    def tag(self) -> str: ...
-    @property
-    def digest(self) -> str: ...
-
 
 __all__ = ["diff_model", "env_model", "graph_model", "run_model", "where_model"]
 
@@ -130,7 +115,7 @@ def graph_model(facts: ProjectFacts, pipeline: str | None = None) -> dict[str, A
 
 
 def env_model(
-    facts: ProjectFacts, env: EnvFacts, pushes: Sequence[tuple[PushedImage, datetime]], host: str
+    facts: ProjectFacts, env: EnvFacts, pushes: Sequence[tuple[PushRecord, datetime]], host: str
 ) -> dict[str, Any]:
     """One env: what it is, its packages (with the layer holding each) and the images using it."""
     shared, top, n_sharing = _sharing(facts)[env.name]
@@ -188,10 +173,10 @@ def env_model(
 
 
 def where_model(
-    facts: ProjectFacts, pushes: Sequence[tuple[PushedImage, datetime]], host: str
+    facts: ProjectFacts, pushes: Sequence[tuple[PushRecord, datetime]], host: str
 ) -> list[dict[str, Any]]:
     """For each pipeline step: the env, the reference to pull from this server and the digests pushed."""
-    by_env: dict[str, list[tuple[PushedImage, datetime]]] = {}
+    by_env: dict[str, list[tuple[PushRecord, datetime]]] = {}
     for p, when in pushes:
         by_env.setdefault(p.env, []).append((p, when))
     out = []

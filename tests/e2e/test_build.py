@@ -14,24 +14,24 @@ import hashlib
 import json
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import envgraph
-from envgraph.debian._rootfs import DebianRootfs
 from envgraph.errors import SpecError
 from envgraph.identity import DEFAULT_MTIME
 from envgraph.oci._image import read_config, read_manifest
 from envgraph.oci._store import Store
 from envgraph.oci._verify import verify_store
 from tests.support.cli import cli, cli_process
-from tests.support.docker import remove_images, write_docker_archive
+from tests.support.docker import remove_images
 from tests.support.project import BUILD_HEADER as SCRATCH_HEADER
 from tests.support.project import SCRATCH_PYTHON as PYTHON
 from tests.support.project import copy_project, lock, lock_drv, lock_json
+from tests.support.runnable import RUN_HEADER
 from tests.support.store import (
     assert_store_clean,
     corrupt,
@@ -385,60 +385,7 @@ def test_unknown_transport_is_a_spec_error(make_project: Callable[..., Path], tm
     assert not (tmp_path / ".envgraph").exists()
 
 
-# --- images that run (Docker, one Debian base for the whole suite) ------------------------------------
-
-RUN_HEADER = """
-[project]
-name = "run"
-python = "3.11"
-{index}
-
-[bases.deb]
-image = "docker-archive:{archive}"
-python = "/usr/bin/python3.11"
-"""
-
-
-@pytest.fixture(scope="session")
-def debian_archive(debian_rootfs: DebianRootfs, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The suite's one Debian rootfs as an uncompressed one-layer docker-archive (made by copying)."""
-    out = tmp_path_factory.mktemp("debian-base") / "bookworm.tar"
-    write_docker_archive(debian_rootfs.tar_path, out, "envgraph-test/bookworm:base")
-    return out
-
-
-@pytest.fixture(scope="module")
-def run_project(tmp_path_factory: pytest.TempPathFactory, debian_archive: Path) -> Path:
-    """An offline env on the Debian base with an entry-point script, files, environment and workdir."""
-    root = tmp_path_factory.mktemp("runproj")
-    make_wheel(root / "wheels", "alpha", "1.0")
-    make_wheel(root / "wheels", "gamma", "1.0", requires=["alpha"], scripts={"gamma-hello": "gamma:main"},
-               files={"gamma/__init__.py": "def main():\n    print('hello from gamma')\n"})  # fmt: skip
-    (root / "app").mkdir()
-    (root / "app" / "motd.txt").write_text("files are here\n")
-    header = RUN_HEADER.format(index='index-url = ""\nfind-links = ["wheels"]', archive=debian_archive)
-    (root / "envgraph.toml").write_text(
-        header
-        + """
-[env.core]
-base = "deb"
-requirements = ["gamma"]
-environment = { GREETING = "hola", PYTHONDONTWRITEBYTECODE = "1" }
-files = [{ src = "app/", dest = "/srv/app" }]
-workdir = "/srv/app"
-"""
-    )
-    lock(root / "envgraph.toml")
-    cli(root, "build", "-q")
-    return root
-
-
-@pytest.fixture
-def loaded_cleanup(docker_client: Any) -> Iterator[list[str]]:
-    """Repositories whose tags the test loaded into the daemon; removed afterwards, best effort."""
-    repos: list[str] = []
-    yield repos
-    remove_images(docker_client, *repos)
+# --- images that run (Docker, one Debian base for the whole suite; run_project is in tests/support/runnable.py) --
 
 
 def docker_run(project: Path, env: str, *command: str) -> subprocess.CompletedProcess[str]:

@@ -60,16 +60,6 @@ def layer_digests(store: Store, env: str) -> dict[str, str]:
     return dict(zip(comments[-len(manifest.layers) :], [d.digest for d in manifest.layers], strict=True))
 
 
-@pytest.fixture
-def loaded_cleanup(docker_client: Any) -> Iterator[list[str]]:
-    refs: list[str] = []
-    yield refs
-    for ref in refs:
-        for image in docker_client.images.list(name=ref):
-            for t in image.tags:
-                docker_client.images.remove(t, force=True)
-
-
 # --- Debian packages --------------------------------------------------------------------------------------
 
 GBM = ["lightgbm==4.6.0", "numpy==2.2.6", "scipy==1.15.3"]

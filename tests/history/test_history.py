@@ -16,8 +16,9 @@ import attrs
 import pytest
 
 from envgraph.errors import SpecError
-from envgraph.history import EnvRecord, PushRecord, RunRecord, _fast, _schema, open_history
+from envgraph.history import EnvRecord, RunRecord, _fast, _schema, open_history
 from envgraph.history._url import database_url, driver_url, safe_url
+from envgraph.registry import PushRecord
 from tests.support.cli import cli
 from tests.support.postgres import RunningPostgres
 from tests.support.project import GRAPH, copy_project, locked_template
@@ -70,7 +71,8 @@ def test_fast_path_writes_what_sqlalchemy_reads_back_alike(tmp_path: Path) -> No
         selection=("core",), layers_built=1, layers_reused=2, layers_pulled=3, bytes_written=4,
         report={"x": [1, "y"]}, error="failed https://alice:s3cret@example.org/x",
         envs=(EnvRecord("core", "sha256:d", "sha256:l", {"b": "2", "a": "1"}, "built", "sha256:i", 9, 0.5, 1, 2, 3),),
-        pushes=(PushRecord("core", "r.example:5000", "team/img", "core-abc", "sha256:i", 7),),
+        pushes=(PushRecord("r.example:5000", "team/img", "core", "sha256:d", "core-abc", "sha256:i", "p",
+                           bytes_uploaded=7),),
     )  # fmt: skip
     slow_id = history.add(run)
     fast_id = _fast.add_if_current(tmp_path / "h.sqlite", run)
@@ -78,6 +80,8 @@ def test_fast_path_writes_what_sqlalchemy_reads_back_alike(tmp_path: Path) -> No
     slow, fast = history.run(slow_id), history.run(fast_id)
     assert slow is not None and fast is not None
     assert fast == attrs.evolve(slow, id=fast_id)
+    # The push reads back as the store's record of it: the run gives its drv, project and time.
+    assert slow.pushes == (attrs.evolve(run.pushes[0], pushed_at="2026-01-02T03:04:05Z"),)
     assert "s3cret" not in (slow.error or "") and fast.started == started
 
 

@@ -22,11 +22,12 @@ from envgraph.graph import build_graph
 from envgraph.identity import LOCK_VERSION, Compression
 from envgraph.lock import BaseLock, DebianPin, ImagePin, Locker, LockResult, read_base_lock
 from envgraph.lock._lockfile import read_lock
+from envgraph.lock._sources import source_hash
 from envgraph.plan import DebLayer, MergedLayer, PackageLayer, PlanTarget, make_plan
 from envgraph.spec import Base, libc_of, read_spec
 from tests.support.debian import TestKeys, build_deb, make_archive, serve
 from tests.support.sdists import backend_wheel, make_sdist, make_source_tree
-from tests.support.wheels import make_wheel, standard_wheels
+from tests.support.wheels import installed_wheel, make_wheel, standard_wheels
 
 BASE_VERSIONS = {"base-files": "12.4", "libc6": "2.36-9"}
 
@@ -386,6 +387,48 @@ def test_a_directory_of_the_project_is_locked_by_content_and_its_dependencies_re
     assert {o.name: o.reason for o in lock(path, check=True).stale} == {"core": "inputs changed"}
     lock(path)
     assert doc(path, "core")["packages"][1]["source"]["sha256"] != features["source"]["sha256"]
+
+
+def _tree(root: Path) -> dict[str, str]:
+    """Every path under ``root`` (directories too) with its content hash: what "unchanged" means."""
+    return {
+        p.relative_to(root).as_posix(): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in root.rglob("*")
+    }
+
+
+@pytest.mark.parametrize("resolver", ["pip-tools", "uv"])
+def test_locking_a_setuptools_directory_leaves_the_users_tree_unchanged(
+    project: Project, resolver: str
+) -> None:
+    # Issue 13: setuptools' metadata hooks write src/<name>.egg-info into the directory the resolver is given
+    # (the child resolves it again, from its parent's lockfile). uv once dropped the directory from the lock.
+    path = project(
+        '[env.core]\nbase = "deb"\nrequirements = ["./libs/feat"]\n\n'
+        '[env.child]\nparent = "core"\nrequirements = ["gamma"]\n',
+        project=f'resolver = "{resolver}"',
+    )
+    root = path.parent
+    # A real setuptools that needs no `wheel` to build (70.1 and later), offline: the test's own, packed.
+    installed_wheel(root / "wheels", "setuptools")
+    feat = root / "libs" / "feat"
+    (feat / "src" / "feat").mkdir(parents=True)
+    (feat / "src" / "feat" / "__init__.py").write_text("X = 1\n")
+    (feat / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=70.1"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        '[project]\nname = "feat"\nversion = "0.4"\ndependencies = ["alpha<2"]\n\n'
+        '[tool.setuptools.packages.find]\nwhere = ["src"]\n'
+    )
+    before = _tree(root / "libs")
+    lock(path)
+    assert _tree(root / "libs") == before
+    (pkg,) = [p for p in doc(path, "core")["packages"] if p["name"] == "feat"]
+    assert pkg["version"] == "0.4"
+    assert pkg["source"] == {"kind": "directory", "url": "libs/feat", "sha256": source_hash(feat)}
+    assert pkg["build"]["backend"] == "setuptools.build_meta"
+    assert {p["name"] for p in doc(path, "core")["packages"]} == {"alpha", "feat"}
+    assert [p["name"] for p in doc(path, "child")["packages"]] == ["gamma"]
+    assert not lock(path, check=True).stale
 
 
 def _git(cwd: Path, *args: str) -> str:

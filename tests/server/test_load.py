@@ -18,7 +18,6 @@ from envgraph.oci._image import read_manifest
 from envgraph.oci._model import Manifest
 from envgraph.oci._store import Store
 from envgraph.server import BackgroundServer
-from tests.e2e.test_build import debian_archive, run_project  # noqa: F401 - fixtures
 from tests.server.test_api import flip_byte
 from tests.server.test_serve_cli import serving
 from tests.support.cli import cli
@@ -204,7 +203,7 @@ def test_damage_fails_the_load_with_one_line(
 @pytest.mark.debian
 @pytest.mark.timeout(900)
 @pytest.mark.skipif(shutil.which("docker") is None, reason="the docker command line is not installed")
-def test_docker_pull_from_envgraph_serve_runs(run_project: Path, docker_client: Any) -> None:  # noqa: F811
+def test_docker_pull_from_envgraph_serve_runs(run_project: Path, docker_client: Any) -> None:
     with serving(run_project) as server:
         ref = f"{server.address}/core:latest"
         try:

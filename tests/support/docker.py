@@ -193,3 +193,19 @@ def debian_rootfs() -> DebianRootfs:
     tmp.write_text(json.dumps(rootfs.versions, indent=1, sort_keys=True))
     os.replace(tmp, versions_path)
     return rootfs
+
+
+@pytest.fixture(scope="session")
+def debian_archive(debian_rootfs: DebianRootfs, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The suite's one Debian rootfs as an uncompressed one-layer docker-archive (made by copying)."""
+    out = tmp_path_factory.mktemp("debian-base") / "bookworm.tar"
+    write_docker_archive(debian_rootfs.tar_path, out, "envgraph-test/bookworm:base")
+    return out
+
+
+@pytest.fixture
+def loaded_cleanup(docker_client: docker.DockerClient) -> Iterator[list[str]]:
+    """Repositories whose tags the test loaded into the daemon; removed afterwards, best effort."""
+    repos: list[str] = []
+    yield repos
+    remove_images(docker_client, *repos)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.metadata
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["make_wheel", "record_hash", "standard_wheels"]
+__all__ = ["make_wheel", "record_hash", "standard_wheels", "installed_wheel"]
 
 
 def record_hash(data: bytes) -> str:
@@ -49,12 +50,38 @@ def make_wheel(
     record = [f"{rel},{record_hash(data)},{len(data)}" for rel, data in contents.items()]
     record.append(f"{info}/RECORD,,")
     contents[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    _write_zip(path, contents)
+    return path
+
+
+def _write_zip(path: Path, contents: Mapping[str, bytes]) -> None:
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for rel, data in contents.items():
             zi = zipfile.ZipInfo(rel, date_time=(2020, 1, 1, 0, 0, 0))
             zi.external_attr = 0o644 << 16
             zi.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(zi, data)
+
+
+def installed_wheel(directory: Path, name: str) -> Path:
+    """A distribution installed in the running interpreter packed back into a wheel (its files as installed,
+    without caches and installer records): a real build backend such as setuptools for offline tests."""
+    dist = importlib.metadata.distribution(name)
+    version = dist.version
+    info = f"{dist.metadata['Name'].replace('-', '_')}-{version}.dist-info"
+    skip = {f"{info}/{n}" for n in ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")}
+    files: dict[str, bytes] = {}
+    for f in sorted(dist.files or (), key=str):
+        rel = f.as_posix()
+        if rel.startswith("..") or "__pycache__" in f.parts or rel in skip:
+            continue
+        files[rel] = Path(str(dist.locate_file(f))).read_bytes()
+    tags = [ln[5:].strip() for ln in files[f"{info}/WHEEL"].decode().splitlines() if ln.startswith("Tag: ")]
+    record = [f"{rel},{record_hash(data)},{len(data)}" for rel, data in files.items()]
+    files[f"{info}/RECORD"] = ("\n".join([*record, f"{info}/RECORD,,"]) + "\n").encode()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{info.removesuffix('.dist-info')}-{tags[0]}.whl"
+    _write_zip(path, files)
     return path
 
 
