@@ -272,7 +272,10 @@ def lock_diff_page(d: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -> s
     im = d["images"]
     if im is None:
         missing = ", ".join(escape(s["spec"]) for s in (old, new) if s["image"] is None)
-        parts.append(f"<h2>Image layers</h2><p class=muted>not compared: {missing} not built</p>")
+        parts.append(
+            f"<h2>Image layers</h2><p class=muted>not compared: no image in the store for {missing} (not built, "
+            "or an env with files at a git revision: its image id needs the content its files had then)</p>"
+        )
     else:
         parts.append(
             f"<h2>Image layers</h2><p>{_short(im['old'])} → {_short(im['new'])}: shared {_count(im['shared'])}, "

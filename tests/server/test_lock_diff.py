@@ -134,7 +134,8 @@ def test_a_side_at_a_revision_not_built_is_compared_without_images(client: TestC
         # serve has files: an older revision's files content is not known, so neither is its image
         assert d["old"]["image"] is None and d["images"] is None
         assert (
-            "not compared: serve@HEAD~2 not built" in client.get("/ui/diff?from=serve@HEAD~2&to=serve").text
+            "not compared: no image in the store for serve@HEAD~2"
+            in client.get("/ui/diff?from=serve@HEAD~2&to=serve").text
         )
     finally:
         _git(project, "reset", "-q", "--hard", "HEAD~1")
