@@ -958,7 +958,9 @@ def serve_store(
 
     store = Store.open(root, readonly=True)
     if workspace is not None:
-        dash = Dashboard(workspace.graph, workspace.lockdir, store, workspace.history_url)
+        dash = Dashboard(
+            workspace.graph, workspace.lockdir, store, workspace.history_url, lock_diff=workspace.diff
+        )
     else:
         dash = Dashboard(None, None, store, database_url(db, None, Path(root).resolve()))
     app = create_app(store, routes=dashboard_routes(dash))

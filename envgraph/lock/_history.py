@@ -118,7 +118,8 @@ def _git_show(root: Path, rev: str, rel: str) -> str | None:
     """The file at ``rel`` (relative to ``root``) at ``rev``; None when the revision has no such file."""
     try:
         proc = subprocess.run(
-            ["git", "-C", str(root), "show", f"{rev}:./{rel}"],
+            # The revision is validated (it cannot start with '-'); --end-of-options makes sure anyway.
+            ["git", "-C", str(root), "show", "--end-of-options", f"{rev}:./{rel}"],
             capture_output=True,
             timeout=60,
             check=False,

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -27,6 +28,12 @@ from envgraph.server._openapi import openapi_document
 __all__ = ["Dashboard", "dashboard_routes"]
 
 MAX_RUNS = 1000
+MAX_SIDE = 300
+"""Longest lockfile side (``ENV@REV``) a diff accepts."""
+
+LockDiff = Callable[[str, str], Any]
+"""`envgraph diff`'s comparison (``Workspace.diff``: two sides, each ENV or ENV@REV, to an attrs instance). The
+server is below the workspace, so whoever holds the workspace passes it in."""
 
 
 def _when(iso: str) -> datetime:
@@ -48,13 +55,20 @@ class Dashboard:
     """What the pages and the API read: the project's facts (when there is a declaration) and the history."""
 
     def __init__(
-        self, graph: EnvGraph | None, lockdir: Path | None, store: Store | None, history_url: str | None
+        self,
+        graph: EnvGraph | None,
+        lockdir: Path | None,
+        store: Store | None,
+        history_url: str | None,
+        *,
+        lock_diff: LockDiff | None = None,
     ) -> None:
         self.source = (
             FactsSource(graph, lockdir, store) if graph is not None and lockdir is not None else None
         )
         self.store = store
         self.history_url = history_url
+        self._lock_diff = lock_diff
         self._history: History | None = None
         self._lock = threading.Lock()
 
@@ -142,9 +156,24 @@ class Dashboard:
             "envs": diff_model(old_envs, new_envs, env),
         }
 
+    def lock_diff(self, old: str, new: str) -> dict[str, Any]:
+        """What ``envgraph diff --json OLD NEW`` prints, each side ENV (its lockfiles now) or ENV@REV (at git
+        revision REV of the project): computed by the same call."""
+        if self._lock_diff is None:
+            raise _NotFound("comparing lockfiles needs the project: start `envgraph serve` in it")
+        try:
+            d = self._lock_diff(old, new)
+        except EnvgraphError as err:  # an unknown env or revision, a revision git refuses: the input's fault
+            raise _BadRequest(str(err)) from None
+        return attrs.asdict(d)
+
 
 def _host(request: Request) -> str:
     return request.headers.get("host") or request.url.netloc
+
+
+def _is_id(value: str) -> bool:
+    return value.isascii() and value.isdigit()  # not str.isdigit alone: int() refuses "²"
 
 
 def _int(request: Request, name: str, default: int | None = None) -> int:
@@ -153,7 +182,7 @@ def _int(request: Request, name: str, default: int | None = None) -> int:
         if default is None:
             raise _BadRequest(f"query parameter {name!r} is required")
         return default
-    if not value.isdigit() or len(value) > 12:
+    if not _is_id(value) or len(value) > 12:
         raise _BadRequest(f"query parameter {name!r} must be a non-negative integer")
     return int(value)
 
@@ -193,13 +222,36 @@ def _kind(request: Request) -> str | None:
     return kind
 
 
+def _sides(r: Request) -> tuple[str, str] | None:
+    """``from`` and ``to`` as lockfile sides (ENV or ENV@REV); None when both are run ids."""
+    old, new = r.query_params.get("from"), r.query_params.get("to")
+    if old is None or new is None:
+        raise _BadRequest(f"query parameter {'from' if old is None else 'to'!r} is required")
+    if _is_id(old) and _is_id(new):
+        return None
+    if _is_id(old) or _is_id(new):
+        raise _BadRequest("compare two runs (ids) or two lockfile sides (ENV or ENV@REV), not one of each")
+    for side in (old, new):
+        if not side or len(side) > MAX_SIDE or side.startswith("-"):
+            raise _BadRequest(f"invalid side {side[:MAX_SIDE]!r}: ENV or ENV@REV (a git revision)")
+    if "env" in r.query_params:
+        raise _BadRequest("env applies to runs: a lockfile side names its env")
+    return old, new
+
+
 def _diff(d: Dashboard, r: Request) -> dict[str, Any]:
+    sides = _sides(r)
+    if sides is not None:
+        return d.lock_diff(*sides)
     return d.diff(_int(r, "from"), _int(r, "to"), r.query_params.get("env"))
 
 
 def _diff_or_form(d: Dashboard, r: Request) -> str:
     if "from" not in r.query_params and "to" not in r.query_params:
         return _pages.diff_page(None, d.runs())
+    sides = _sides(r)
+    if sides is not None:
+        return _pages.lock_diff_page(d.lock_diff(*sides), d.runs())
     return _pages.diff_page(_diff(d, r), d.runs())
 
 

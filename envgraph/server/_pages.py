@@ -12,7 +12,16 @@ from urllib.parse import quote
 
 from envgraph.server._svg import _human, chart_svg, graph_svg
 
-__all__ = ["diff_page", "env_page", "error_page", "graph_page", "history_page", "run_page", "where_page"]
+__all__ = [
+    "diff_page",
+    "env_page",
+    "error_page",
+    "graph_page",
+    "history_page",
+    "lock_diff_page",
+    "run_page",
+    "where_page",
+]
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:0;color:#1f2933;background:#fff}
@@ -164,6 +173,16 @@ def _diff_form(runs: Sequence[Mapping[str, Any]], old: int | None = None, new: i
     )
 
 
+def _lock_form(old: str = "", new: str = "") -> str:
+    return (
+        '<form action="/ui/diff" method="get" id="lock-diff">compare lockfiles '
+        f'<input name="from" id="lock-from" value="{escape(old)}" placeholder="ENV@HEAD~1" size=22> with '
+        f'<input name="to" id="lock-to" value="{escape(new)}" placeholder="ENV" size=22> <button type="submit">diff'
+        "</button> <span class=muted>each ENV (its lockfiles now) or ENV@REV (at a git revision), as "
+        "<code>envgraph diff</code></span></form>"
+    )
+
+
 def history_page(runs: Sequence[Mapping[str, Any]], all_runs: Sequence[Mapping[str, Any]], kind: str) -> str:
     kinds = " · ".join(
         f'<a href="/ui/history?kind={k}">{k}s</a>' if k != kind else f"<b>{k}s</b>"
@@ -172,7 +191,7 @@ def history_page(runs: Sequence[Mapping[str, Any]], all_runs: Sequence[Mapping[s
     return _layout(
         "history",
         f"<h1>History</h1><p>{kinds}</p><h2>Layers, seconds and bytes written per {escape(kind)}</h2>{chart_svg(runs)}"
-        f"<h2>Diff two runs</h2>{_diff_form(all_runs)}"
+        f"<h2>Diff two runs</h2>{_diff_form(all_runs)}<p>{_lock_form()}</p>"
         f'<h2>Runs</h2><table id="runs">{RUN_HEAD}<tbody>{_run_rows(all_runs)}</tbody></table>',
         "/ui/history",
     )
@@ -201,7 +220,7 @@ def run_page(r: Mapping[str, Any]) -> str:
 
 def diff_page(d: Mapping[str, Any] | None, runs: Sequence[Mapping[str, Any]]) -> str:
     if d is None:
-        return _layout("diff", f"<h1>Diff</h1>{_diff_form(runs)}", "/ui/diff")
+        return _layout("diff", f"<h1>Diff</h1>{_diff_form(runs)}<p>{_lock_form()}</p>", "/ui/diff")
     parts = []
     for e in d["envs"]:
         if e["unchanged"]:
@@ -223,6 +242,51 @@ def diff_page(d: Mapping[str, Any] | None, runs: Sequence[Mapping[str, Any]]) ->
     if unchanged:
         parts.append(f"<p class=muted>unchanged: {', '.join(escape(u) for u in unchanged)}</p>")
     head = f"<h1>Diff #{d['from']['id']} → #{d['to']['id']}</h1>{_diff_form(runs, d['from']['id'], d['to']['id'])}"
+    return _layout("diff", head + f"<p>{_lock_form()}</p>" + "".join(parts), "/ui/diff")
+
+
+def _layer_items(sign: str, cls: str, layers: Sequence[Mapping[str, Any]]) -> list[str]:
+    return [
+        f"<li class={cls}>{sign} {_short(x['digest'])} {_human(x['size'])} {escape(x['what'])}</li>"
+        for x in layers
+    ]
+
+
+def _count(layers: Sequence[Mapping[str, Any]]) -> str:
+    return f"{len(layers)} ({_human(sum(x['size'] for x in layers))})"
+
+
+def lock_diff_page(d: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -> str:
+    """``envgraph diff``'s answer (its ``--json``) between two lockfile sides, as its text output reads."""
+    old, new = d["old"], d["new"]
+    parts = [
+        f"<p>{escape(old['spec'])} (drv {_short(old['drv'])}) → {escape(new['spec'])} (drv {_short(new['drv'])})</p>"
+    ]
+    for title, pd in (("Python packages", d["python"]), ("Debian packages", d["debian"])):
+        items = (
+            [f"<li class=add>+ {escape(n)} {escape(v)}</li>" for n, v in pd["added"]]
+            + [f"<li class=rm>− {escape(n)} {escape(v)}</li>" for n, v in pd["removed"]]
+            + [f"<li class=chg>~ {escape(c['name'])} {escape(c['old'])} → {escape(c['new'])}</li>" for c in pd["changed"]]
+        )  # fmt: skip
+        parts.append(f"<h2>{title}</h2><ul class=diff>{''.join(items) or '<li>no change</li>'}</ul>")
+    im = d["images"]
+    if im is None:
+        missing = ", ".join(escape(s["spec"]) for s in (old, new) if s["image"] is None)
+        parts.append(
+            f"<h2>Image layers</h2><p class=muted>not compared: no image in the store for {missing} (not built, "
+            "or an env with files at a git revision: its image id needs the content its files had then)</p>"
+        )
+    else:
+        parts.append(
+            f"<h2>Image layers</h2><p>{_short(im['old'])} → {_short(im['new'])}: shared {_count(im['shared'])}, "
+            f"removed {_count(im['removed'])}, added {_count(im['added'])}</p><ul class=diff id=layers>"
+            + "".join(_layer_items("−", "rm", im["removed"]) + _layer_items("+", "add", im["added"]))
+            + "</ul>"
+        )
+    head = (
+        f"<h1>Diff {escape(old['spec'])} → {escape(new['spec'])}</h1>{_diff_form(runs)}"
+        f"<p>{_lock_form(old['spec'], new['spec'])}</p>"
+    )
     return _layout("diff", head + "".join(parts), "/ui/diff")
 
 

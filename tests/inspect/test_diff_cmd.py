@@ -102,3 +102,19 @@ def test_a_lockfile_of_an_early_format_is_read_for_names_and_versions(locked: Wo
     lock.write_text(good)
     d = locked.diff("core@HEAD", "core")
     assert d.python.changed == (VersionChange("alpha", "0.9", "2.0"),)
+
+
+def test_git_never_takes_a_revision_for_an_option(tmp_path: Path) -> None:
+    """Revisions are validated before git runs; should one starting with '-' get through, git reads it as a
+    revision anyway (--end-of-options), not as `--output=FILE` writing a file."""
+    from envgraph.lock._history import _git_show
+
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "f").write_text("x\n")
+    _git(tmp_path, "add", "f")
+    _git(tmp_path, "commit", "-q", "-m", "one")
+    assert _git_show(tmp_path, "HEAD", "f") == "x\n"
+    (tmp_path / "out:.").mkdir()  # so that `--output=out:./f` could write out:./f
+    with pytest.raises(EnvgraphError, match="git cannot show revision"):
+        _git_show(tmp_path, f"--output={tmp_path / 'out'}", "f")
+    assert not (tmp_path / "out:." / "f").exists()

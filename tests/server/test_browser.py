@@ -1,7 +1,8 @@
 """The dashboard in a real headless Chromium (Debian's chromium and chromium-driver, driven by Selenium), served
 by the real server on a loopback port: open the graph, click an env, read its packages, look at the history chart.
 
-With ENVGRAPH_SCREENSHOTS=DIR the pages are saved there as PNGs (how docs/dashboard-*.png are made)."""
+With ENVGRAPH_SCREENSHOTS=DIR the pages of this test project are saved there as PNGs (docs/dashboard-*.png are of
+the bundled example: docs/screenshots.py)."""
 
 from __future__ import annotations
 
