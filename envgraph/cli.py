@@ -589,7 +589,8 @@ def diff(c: Context, old: str, new: str, as_json: bool) -> None:
     im = d.images
     if im is None:
         missing = [s.spec for s in (d.old, d.new) if s.image is None]
-        click.echo(f"images: not compared ({', '.join(missing)} not built)")
+        # At a git revision an env with files has no known image (their content then is not recorded).
+        click.echo(f"images: not compared (no image in the store for {', '.join(missing)})")
         return
     click.echo(f"image {im.old[:19]} -> {im.new[:19]}")
     click.echo(
