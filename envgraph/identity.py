@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import importlib.metadata
 import os
 import platform
 from collections.abc import Collection, Mapping, Sequence
@@ -488,6 +487,8 @@ def index_derivation(drvs: Mapping[str, str]) -> str:
 
 @functools.cache
 def _installer_version() -> str:
+    import importlib.metadata  # 20 ms of imports (email, zipfile) that `graph` and `lock --check` never need
+
     return importlib.metadata.version("installer")  # not `import installer`: a no-op build need not load it
 
 

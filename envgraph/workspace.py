@@ -14,62 +14,35 @@ from packaging.utils import canonicalize_name
 
 from envgraph._convert import quote
 from envgraph._fs import os_error_text, path_problem
-from envgraph.builder._layers import bytecode_interpreter
-from envgraph.builder._scheduler import (
-    BuildResult,
-    ImageResult,
-    LayerResult,
-    LayerRunner,
-    RemoteCache,
-    Reporter,
-    Scheduler,
-)
 from envgraph.errors import BuildError, EnvgraphError, SpecError, StaleLockError, StoreError
 from envgraph.graph import EnvGraph, build_graph, unknown_name
 from envgraph.identity import ANNOTATION_REF_NAME, DEFAULT_COMPRESSION, LABEL_ENV, image_tag
-from envgraph.images import (
-    ArchiveFormat,
-    ImageRow,
-    LoadResult,
-    LoadVia,
-    docker_names,
-    export_image,
-    host_image,
-    list_images,
-    load_image,
-    run_image,
-)
 from envgraph.lock import LOCKDIR, BaseLock, ImagePin, Locker, Lockfile, LockResult, read_base_lock, read_lock
 from envgraph.lock._model import for_platform, image_drv
-from envgraph.oci._gc import GcResult, collect_garbage, read_roots, record_roots
-from envgraph.oci._image import write_index
-from envgraph.oci._model import Descriptor
-from envgraph.oci._store import Store
-from envgraph.oci._verify import VerifyReport, verify_store
-from envgraph.plan import Plan, PlanTarget, make_plan
-from envgraph.platforms import parse_platform
-from envgraph.registry._client import RegistryClient
-from envgraph.registry._push import BlobEvent, PushedImage, parse_repository, push_images
-from envgraph.registry._records import PushRecord, push_records, record_pushes
-from envgraph.registry._settings import SettingsFormat, settings_json, step_images, zenml_config
 from envgraph.spec import Spec, find_declaration, read_spec
 
 # Only what every command needs is imported here: each operation imports its own machinery, so a no-op
 # build never loads the layer writers, compressors, HTTP clients or the Docker SDK.
 if TYPE_CHECKING:
     from envgraph._docker import RunOptions
+    from envgraph.builder._scheduler import BuildResult, LayerRunner, RemoteCache, Reporter
     from envgraph.history import RunRecord
     from envgraph.history._records import EnvRecord, RunKind
     from envgraph.history._records import PushRecord as PushEvent
+    from envgraph.images import ArchiveFormat, ImageRow, LoadResult, LoadVia
     from envgraph.lock import PackageDiff
     from envgraph.lock._why import Why
     from envgraph.oci._artifact import Artifact
     from envgraph.oci._diff import ImageDiff
     from envgraph.oci._gc import GcResult
+    from envgraph.oci._model import Descriptor
+    from envgraph.oci._store import Store
     from envgraph.oci._verify import VerifyReport
     from envgraph.plan import Plan
     from envgraph.registry._client import RegistryClient
     from envgraph.registry._push import BlobEvent, PushedImage
+    from envgraph.registry._records import PushRecord
+    from envgraph.registry._settings import SettingsFormat
     from envgraph.sbom import SbomFormat, SbomInput
     from envgraph.server import BackgroundServer
     from envgraph.spec import Base
@@ -253,6 +226,8 @@ class Workspace:
         """The store, opened once per workspace and mode (so its index is read once per command)."""
         if readonly in self._stores:
             return self._stores[readonly]
+        from envgraph.oci._store import Store
+
         try:
             store = Store.open(self.store_path, readonly=readonly)
         except OSError as e:
@@ -280,6 +255,10 @@ class Workspace:
         for plat in platforms:
             if plat not in self.platforms:
                 raise BuildError(f"platform {plat} is not one of the project's ({', '.join(self.platforms)})")
+        from envgraph.builder._bytecode import bytecode_interpreter
+        from envgraph.plan import PlanTarget, make_plan
+        from envgraph.platforms import parse_platform
+
         selected = self.graph.select(envs, pipelines)
         # Build only from lockfiles that match the declarations (what `envgraph lock --check` checks); the
         # check reads every lockfile once, and the plan uses what it read.
@@ -367,6 +346,7 @@ class Workspace:
         executor: str | None,
     ) -> BuildResult:
         from envgraph._dask import parse_executor
+        from envgraph.builder._scheduler import Scheduler
 
         address = parse_executor(executor or self.spec.project.executor)
         plans = self.plans(envs, pipelines)
@@ -404,6 +384,9 @@ class Workspace:
         self, store: Store, plans: Sequence[Plan], results: Sequence[BuildResult]
     ) -> BuildResult:
         """Tag each env's image index (over its platforms' images); one result for all platforms."""
+        from envgraph.builder._scheduler import BuildResult, ImageResult, LayerResult
+        from envgraph.oci._image import write_index
+
         images: list[ImageResult] = []
         failures: list[str] = []
         layers: dict[str, LayerResult] = {}
@@ -446,6 +429,8 @@ class Workspace:
 
     def _record_roots(self, store: Store, plans: Sequence[Plan], *, complete: bool) -> None:
         """Tell a shared store what this project's current lockfiles need, so another project's gc keeps it."""
+        from envgraph.oci._gc import read_roots, record_roots
+
         tags = {img.tag for plan in plans for img in plan.images}
         if len(plans) > 1:
             tags |= {image_tag(e, image_drv(lock)) for e in {i.env for i in plans[0].images}
@@ -631,6 +616,7 @@ class Workspace:
     def export(self, env: str, output: Path, fmt: ArchiveFormat, *, sbom: bool = False) -> str:
         """Write the env's image as an archive; with ``sbom``, its CycloneDX SBOM as a referrer beside it
         (listed in the OCI layout's index.json)."""
+        from envgraph.images import export_image
 
         tag, desc = self.image(env)
         artifacts = []
@@ -658,12 +644,15 @@ class Workspace:
 
     def images(self) -> list[ImageRow]:
         """What the store holds (nothing when there is no store yet); works on a read-only store."""
+        from envgraph.images import list_images
 
         return list_images(self.open_store(readonly=True)) if self.has_store() else []
 
     def images_json(self) -> dict[str, Any]:
         """What ``envgraph images --json`` prints: every image of the store with the pipeline steps its env runs,
         whether it is the env's current image, its Docker names and where it was pushed (by digest)."""
+        from envgraph.images import docker_names
+
         current = {}
         for env in self.spec.env:
             lock = read_lock(self.lockdir, env)
@@ -698,6 +687,7 @@ class Workspace:
 
     def load_into_docker(self, env: str, *, via: LoadVia = "auto") -> LoadResult:
         """Load the env's image into the Docker daemon (see :func:`envgraph.images.load_image` for ``via``)."""
+        from envgraph.images import host_image, load_image
 
         tag, desc = self.image(env)
         store = self.open_store()
@@ -716,6 +706,8 @@ class Workspace:
     ) -> int:
         """Load the env's image (an image the daemon has is only tagged), then run ``command`` in it
         (``options``: docker run's ``-e -v -p --user --gpus -t``; ``stdin`` copied to the container's)."""
+        from envgraph.images import run_image
+
         result = self.load_into_docker(env, via=via)
         return run_image(result.tags[0], command, network=network, options=options, stdin=stdin)
 
@@ -734,6 +726,8 @@ class Workspace:
     ) -> list[PushedImage]:
         """Push the selected envs' built images (only those asked for, not their ancestors; all by default),
         each with its SBOM attached as an OCI referrer unless ``sbom`` is false."""
+        from envgraph.registry._push import push_images
+        from envgraph.registry._records import PushRecord, record_pushes
 
         envs, pipelines = list(envs), list(pipelines)
         plan = self.plan(envs, pipelines)  # fails on unknown names, missing or stale lockfiles
@@ -837,6 +831,8 @@ class Workspace:
 
     def push_records(self) -> list[PushRecord]:
         """What pushes from any project using this store recorded (nothing when there is no store)."""
+        from envgraph.registry._records import push_records
+
         return push_records(self.store_path) if self.has_store() else []
 
     def export_settings(
@@ -845,6 +841,9 @@ class Workspace:
         """Per pipeline and step, the image of the step env's current lockfile as pushed to ``registry_ref``.
 
         ``json``: one document for all selected pipelines; ``zenml``: pipeline -> its ZenML run configuration."""
+        from envgraph.registry._push import parse_repository
+        from envgraph.registry._settings import settings_json, step_images, zenml_config
+
         target = parse_repository(registry_ref)
         names = list(pipelines) or list(self.spec.pipeline)
         for n in names:
@@ -867,6 +866,7 @@ class Workspace:
 
         Kept: images of the current lockfiles (and ``latest``), the ``keep_last`` newest other images per env,
         the layers of the current lockfiles' keys, and the roots of every other project using this store."""
+        from envgraph.oci._gc import collect_garbage
 
         current = set()
         for env in self.spec.env:
@@ -891,6 +891,7 @@ class Workspace:
     def verify(self, *, repair: bool = False) -> VerifyReport:
         """Rehash everything the store refers to; with ``repair``, move damaged parts aside and drop what
         depended on them (the next build restores them)."""
+        from envgraph.oci._verify import verify_store
 
         return verify_store(self.open_store(readonly=not repair), repair=repair)
 
@@ -913,6 +914,7 @@ def serve_store(
     (``/api``) beside it, until Ctrl-C or SIGTERM; ``ready`` is called once it listens. Needs no declaration
     file: a copied or mounted store (even a read-only one) serves too, its dashboard then showing the history."""
     from envgraph.history._url import database_url
+    from envgraph.oci._store import Store
     from envgraph.server import create_app, serve_until_stopped
     from envgraph.server._dashboard import Dashboard, dashboard_routes
 
