@@ -84,6 +84,7 @@ class Workspace:
             raise StoreError(f"store {quote(os.fspath(raw_store))}: the path {problem}")
         self.store_path = Path(raw_store).resolve()
         self._stores: dict[bool, Store] = {}
+        self._last_report: tuple[BuildResult, dict[str, Any]] | None = None
         self.db = db or os.environ.get("ENVGRAPH_DB") or None
         # False: commands run without writing history (like --db off), e.g. for a library caller's own loops.
         self.record_history = True
@@ -319,10 +320,9 @@ class Workspace:
             self._record("build", started, [*envs, *pipelines], ok=False, error=str(err))
             raise
         if self._recording():
-            from envgraph.builder._report import build_report
             from envgraph.history._collect import build_envs, read_lock_facts
 
-            report = build_report(result, self.open_store())
+            report = self.build_report(result)
             facts = read_lock_facts(self.graph, self.lockdir, [e["env"] for e in report["envs"]])
             self._record(
                 "build",
@@ -334,6 +334,15 @@ class Workspace:
                 error="; ".join(result.failures) or None,
             )
         return result
+
+    def build_report(self, result: BuildResult) -> dict[str, Any]:
+        """The report of a build (``--report``): made once for the history and the caller alike (a thousand
+        envs' layers are tens of thousands of entries). Read-only: both share the one dict."""
+        if self._last_report is None or self._last_report[0] is not result:
+            from envgraph.builder._report import build_report
+
+            self._last_report = (result, build_report(result, self.open_store()))
+        return self._last_report[1]
 
     def _build(
         self,
