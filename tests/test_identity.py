@@ -339,3 +339,12 @@ def test_tags_carry_the_first_twelve_hex_digits() -> None:
     for bad in ("0123456789ab", "sha256:XYZ", "sha512:" + H1):
         with pytest.raises(ValueError):
             image_tag("core", bad)
+
+
+def test_installer_version_is_what_importlib_metadata_says() -> None:
+    # Read from installer's dist-info directly (importlib.metadata is slow to import); it must be the same.
+    import importlib.metadata
+
+    from envgraph.identity import _installer_version
+
+    assert _installer_version() == importlib.metadata.version("installer")

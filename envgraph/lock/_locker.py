@@ -27,7 +27,6 @@ from envgraph._hashing import exclude_patterns, tree_paths, tree_sha256
 from envgraph.errors import LockError, ResolutionError, StaleLockError, redact
 from envgraph.graph import EnvGraph
 from envgraph.identity import LOCK_VERSION, MULTI_PLATFORM_LOCK_VERSION
-from envgraph.lock._index import local_distributions
 from envgraph.lock._lockfile import (
     base_identity,
     index_options,
@@ -64,7 +63,6 @@ from envgraph.lock._resolve import (
     uv_compile,
 )
 from envgraph.lock._schedule import run_dag
-from envgraph.lock._sources import git_revision
 from envgraph.lock._wheels import Target
 from envgraph.platforms import parse_platform
 from envgraph.spec import Base, Env, Spec, label_name, libc_of
@@ -523,6 +521,11 @@ class Locker:
     @functools.cached_property
     def _find_links_listing(self) -> dict[str, list[str]]:
         """The find-links directories' distributions, listed once per command (not once per env)."""
+        if not self.spec.project.find_links:
+            return {}
+        # The index client (HTML and e-mail parsers) only when there is a directory to list.
+        from envgraph.lock._index import local_distributions
+
         try:
             return {
                 Path(rel).as_posix(): sorted(x.name for x in local_distributions(self.spec.root / rel))
@@ -971,6 +974,8 @@ class Locker:
         out = {label_name(k): v for k, v in declared.items()}
         revision = label_name("revision")
         if out.get(revision) == "git":
+            from envgraph.lock._sources import git_revision  # tarfile and zipfile: only for this label
+
             out[revision] = draft.labels.get(revision) or git_revision(self.spec.root)
         return dict(sorted(out.items()))
 
