@@ -142,3 +142,38 @@ def test_store_documents_agree() -> None:
         ({"architecture": "amd64", "os": "linux", "rootfs": {"diff_ids": "x"}}, ImageConfig),
     ]:
         _agree(doc, cls)
+
+
+def _reachable(roots: list[type[Any]]) -> set[type[Any]]:
+    import typing
+
+    import attrs
+
+    seen: set[type[Any]] = set()
+    todo = list(roots)
+    while todo:
+        cls = todo.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        attrs.resolve_types(cls)
+        for a in attrs.fields(cls):
+            stack = [a.type]
+            while stack:
+                t = stack.pop()
+                if isinstance(t, type) and attrs.has(t):
+                    todo.append(t)
+                stack.extend(typing.get_args(t))
+    return seen
+
+
+def test_no_model_has_a_structure_hook_of_its_own() -> None:
+    # The fast path builds a model from its fields; a model given its own cattrs hook would be bypassed.
+    from envgraph.oci._store import LayerRecord
+
+    classes = _reachable([Lockfile, BaseLock, Spec, Index, Manifest, ImageConfig, LayerRecord])
+    assert len(classes) > 30
+    for cls in classes:
+        assert converter.get_structure_hook(cls).__qualname__ == "_attrs_structure.<locals>.hook", cls
+    for scalar in (str, int, bool):
+        assert converter.get_structure_hook(scalar).__qualname__ == "_strict.<locals>.hook", scalar
