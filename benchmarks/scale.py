@@ -4,9 +4,11 @@
 
 For each size: ``lock`` (once: its lockfiles and time are kept under ``--work`` and reused by later runs),
 ``graph``, ``lock --check``, ``build --dry-run``, a cold ``build`` (fresh store, wheel cache warm), the
-no-op ``build -q`` (median of ``--repeat``), each with its wall time and peak RSS. Offline: generated
-wheels from find-links and a ``scratch`` base that declares an interpreter (the layers, manifests and
-store are real; the images do not run). Writes ``<out>/<date>-scale.json`` and prints a Markdown table.
+no-op ``build -q`` with and without the history write (all but the cold build the median of ``--repeat``
+runs), each with its wall time, CPU time (user + system: much less sensitive than the wall time to a
+shared machine's load) and peak RSS. Offline: generated wheels from find-links and a ``scratch`` base that
+declares an interpreter (the layers, manifests and store are real; the images do not run). Writes
+``<out>/<date>-scale.json`` and prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.services import run_with_peak_rss
+from benchmarks.services import run_with_usage
 from benchmarks.workloads import Graph, ScaleParams, scale_graph, scale_wheels
 
 HERE = Path(__file__).parent
@@ -87,22 +89,43 @@ def fast_lock(project: Path) -> float:
         locker.pip_compile = real
 
 
-def _env() -> dict[str, str]:
+def _env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("ENVGRAPH_STORE", None)
+    # Measured as installed: with bytecode caches (a sandbox's PYTHONDONTWRITEBYTECODE=1 would make every
+    # process compile envgraph's modules from source, 0.3 s of each command).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONUNBUFFERED"] = "1"
-    return env
+    return env | extra
 
 
-def _run(project: Path, *args: str) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS bytes, stdout) of one real envgraph process; raises when it fails."""
+def _run(project: Path, *args: str, **env: str) -> tuple[float, int, float]:
+    """(wall seconds, peak RSS bytes, CPU seconds) of one real envgraph process; raises when it fails."""
     cmd = [sys.executable, "-m", "envgraph.cli", "-f", str(project / "envgraph.toml"), *args]
     t0 = time.monotonic()
-    proc, rss = run_with_peak_rss(cmd, _env())
+    proc, rss, cpu = run_with_usage(cmd, _env(**env))
     wall = time.monotonic() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"envgraph {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return wall, rss, proc.stdout
+    return wall, rss, cpu
+
+
+def _runs(
+    project: Path, args: tuple[str, ...], repeat: int, before: Any = None, **env: str
+) -> dict[str, Any]:
+    """The median wall and CPU seconds of ``repeat`` runs (``before()`` ahead of each), the fastest, the peak RSS."""
+    walls, cpus, rsss = [], [], []
+    for _ in range(repeat):
+        if before is not None:
+            before()
+        wall, rss, cpu = _run(project, *args, **env)
+        walls.append(wall)
+        cpus.append(cpu)
+        rsss.append(rss)
+    return {
+        "wall_seconds": round(statistics.median(walls), 3), "min_seconds": round(min(walls), 3),
+        "cpu_seconds": round(statistics.median(cpus), 3), "peak_rss_bytes": max(rsss), "runs": repeat,
+    }  # fmt: skip
 
 
 def measure(
@@ -134,37 +157,39 @@ def measure(
         out["commands"]["lock"] = {"fast_lock_seconds": round(fast_lock(project), 3), "wall_seconds": None}
     else:
         log(f"[{n}] lock (once; slow)")
-        wall, rss, _ = _run(project, "lock", "-q", "-j", str(jobs))
+        wall, rss, _cpu = _run(project, "lock", "-q", "-j", str(jobs))
         out["commands"]["lock"] = {"wall_seconds": round(wall, 3), "peak_rss_bytes": rss}
         record.write_text(json.dumps(out["commands"]["lock"]) + "\n")
     if lock_only:
         return out
+
+    def no_store() -> None:
+        shutil.rmtree(project / ".envgraph", ignore_errors=True)
+
     for name, args in (("graph", ("graph",)), ("lock_check", ("lock", "--check", "-q")),
                        ("dry_run", ("build", "--dry-run"))):  # fmt: skip
-        if name == "dry_run":
-            shutil.rmtree(project / ".envgraph", ignore_errors=True)
         log(f"[{n}] {name}")
-        wall, rss, _ = _run(project, *args)
-        out["commands"][name] = {"wall_seconds": round(wall, 3), "peak_rss_bytes": rss}
+        # The dry run plans against an empty store: everything to build.
+        out["commands"][name] = _runs(project, args, repeat, no_store if name == "dry_run" else None)
     log(f"[{n}] cold build")
-    shutil.rmtree(project / ".envgraph", ignore_errors=True)
-    wall, rss, _ = _run(project, "build", "-q", "-j", str(jobs), "--report", str(project / "cold.json"))
+    no_store()
+    wall, rss, cpu = _run(project, "build", "-q", "-j", str(jobs), "--report", str(project / "cold.json"))
     report = json.loads((project / "cold.json").read_text())
     built = report["totals"]["layers_built"]
     out["commands"]["cold_build"] = {
-        "wall_seconds": round(wall, 3), "peak_rss_bytes": rss, "layers_built": built,
+        "wall_seconds": round(wall, 3), "cpu_seconds": round(cpu, 3), "peak_rss_bytes": rss, "layers_built": built,
         "seconds_per_layer": round(wall / built, 4) if built else None,
         "images": len(report["envs"]), "bytes_stored": report["totals"]["bytes_stored"],
     }  # fmt: skip
-    walls, rsss = [], []
-    for _ in range(repeat):
-        wall, rss, _ = _run(project, "build", "-q")
-        walls.append(wall)
-        rsss.append(rss)
-    out["commands"]["noop_build"] = {
-        "wall_seconds": round(statistics.median(walls), 3), "min_seconds": round(min(walls), 3),
-        "peak_rss_bytes": max(rsss), "runs": repeat,
-    }  # fmt: skip
+    log(f"[{n}] no-op build")
+    noop = _runs(project, ("build", "-q"), repeat)
+    # The same no-op without recording it in the build history (--db off): what the history's write costs.
+    quiet = _runs(project, ("build", "-q"), repeat, ENVGRAPH_DB="off")
+    noop["no_history_wall_seconds"], noop["no_history_cpu_seconds"] = (
+        quiet["wall_seconds"],
+        quiet["cpu_seconds"],
+    )
+    out["commands"]["noop_build"] = noop
     out["peak_rss_bytes"] = max(c.get("peak_rss_bytes") or 0 for c in out["commands"].values())
     return out
 
@@ -175,17 +200,26 @@ def _lock_cell(lock: dict[str, Any]) -> str:
     return f"{lock['wall_seconds']:.0f} s"
 
 
+def _timed(c: dict[str, Any]) -> str:
+    return f"{c['wall_seconds']:.2f} s ({c['cpu_seconds']:.2f})"
+
+
 def table(results: list[dict[str, Any]]) -> str:
-    head = "| envs | lock | graph | lock --check | build --dry-run | cold build (s/layer) | no-op build | peak RSS |"
-    lines = [head, "|" + "---|" * 8]
+    """Wall seconds (median), CPU seconds in brackets; the no-op also without the history write."""
+    head = (
+        "| envs | lock | graph | lock --check | build --dry-run | cold build (s/layer) "
+        "| no-op build | no-op without history | peak RSS |"
+    )
+    lines = [head, "|" + "---|" * 9]
     for r in results:
         c = r["commands"]
-        cold = c["cold_build"]
+        cold, noop = c["cold_build"], c["noop_build"]
         lines.append(
-            f"| {r['envs']} | {_lock_cell(c['lock'])} | {c['graph']['wall_seconds']:.2f} s "
-            f"| {c['lock_check']['wall_seconds']:.2f} s | {c['dry_run']['wall_seconds']:.2f} s "
+            f"| {r['envs']} | {_lock_cell(c['lock'])} | {_timed(c['graph'])} | {_timed(c['lock_check'])} "
+            f"| {_timed(c['dry_run'])} "
             f"| {cold['wall_seconds']:.1f} s ({cold['layers_built']} layers, {cold['seconds_per_layer']} s) "
-            f"| {c['noop_build']['wall_seconds']:.2f} s | {r['peak_rss_bytes'] / 1e6:.0f} MB |"
+            f"| {_timed(noop)} | {noop['no_history_wall_seconds']:.2f} s ({noop['no_history_cpu_seconds']:.2f}) "
+            f"| {r['peak_rss_bytes'] / 1e6:.0f} MB |"
         )
     return "\n".join(lines)
 
@@ -202,7 +236,10 @@ def main(argv: list[str] | None = None) -> int:
         help="write the lockfiles with envgraph's locker but without pip-compile processes (exact pins of "
         "dependency-free wheels resolve to themselves); the lock time is then not measured",
     )  # fmt: skip
-    p.add_argument("--repeat", type=int, default=5, help="no-op builds measured (the median is reported)")
+    p.add_argument(
+        "--repeat", type=int, default=5,
+        help="runs of graph, lock --check, dry run and no-op each (the median is reported)",
+    )  # fmt: skip
     args = p.parse_args(argv)
     results = [
         measure(

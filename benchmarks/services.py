@@ -119,7 +119,7 @@ import os, subprocess, sys
 p = subprocess.Popen(sys.argv[2:])
 _, status, usage = os.wait4(p.pid, 0)
 with open(sys.argv[1], "w") as f:
-    f.write(str(usage.ru_maxrss))
+    f.write(f"{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}")
 code = os.waitstatus_to_exitcode(status)
 sys.exit(code if code >= 0 else 128 - code)
 """
@@ -128,12 +128,25 @@ sys.exit(code if code >= 0 else 128 - code)
 def run_with_peak_rss(cmd: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], int]:
     """Run ``cmd`` to completion; also return its peak RSS in bytes: the largest of the process and its
     children (``wait4``), exact whatever their lifetime, not counting the benchmark's own memory."""
+    done, peak, _ = run_with_usage(cmd, env)
+    return done, peak
+
+
+def run_with_usage(
+    cmd: list[str], env: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], int, float]:
+    """:func:`run_with_peak_rss` and the CPU seconds (user + system) of the process and its children: on a
+    shared machine the wall time depends on the load, the CPU time much less."""
     with tempfile.TemporaryDirectory(prefix="envgraph-bench-rss-") as tmp:
         report = Path(tmp) / "maxrss"
         wrapped = [sys.executable, "-S", "-c", _RSS_WRAPPER, str(report), *cmd]
         done = subprocess.run(wrapped, capture_output=True, text=True, env=env)
-        peak = int(report.read_text()) * 1024 if report.exists() else 0
-    return subprocess.CompletedProcess(cmd, done.returncode, done.stdout, done.stderr), peak
+        peak, cpu = (report.read_text().split() + ["0", "0"])[:2] if report.exists() else ("0", "0")
+    return (
+        subprocess.CompletedProcess(cmd, done.returncode, done.stdout, done.stderr),
+        int(peak) * 1024,
+        float(cpu),
+    )
 
 
 def _rss(pid: int) -> int:

@@ -130,7 +130,11 @@ converter.register_unstructure_hook_factory(
 
 
 def structure(data: Any, cls: type[Any]) -> Any:
-    return converter.structure(data, cls)
+    """``data`` as a ``cls``: the fast path when it accepts, else cattrs (which then names the problem)."""
+    try:
+        return _fast(cls)(data)
+    except Exception:
+        return converter.structure(data, cls)
 
 
 def unstructure(obj: Any) -> Any:
@@ -315,3 +319,123 @@ def describe_error(exc: BaseException, fmt: Format = "toml") -> str:
     for path, leaf in _walk(exc, []):
         return _message(path, leaf, fmt)
     return str(exc)
+
+
+# -- the fast path -----------------------------------------------------------------------------------------
+#
+# Structuring through cattrs (per-value dispatch, detailed-validation bookkeeping) made up half of reading 1,000
+# lockfiles. Valid input is by far the common case, so :func:`structure` first tries plain functions built from
+# the same models with the same rules (exact str/int/bool, lists for tuples, objects for dicts and attrs
+# classes, no unknown or missing keys, every field and class check; floats and other types go to cattrs);
+# any failure, whatever it is, re-runs the input through cattrs, which raises the one-line error. So the fast
+# path can only be as strict or stricter, never looser, and a type it does not know is handed to cattrs. It
+# builds attrs models from their fields: a model given a structure hook of its own would be bypassed (a test
+# checks that none of the structured models has one).
+
+
+class _Reject(Exception):
+    """The fast path does not accept this value (cattrs decides)."""
+
+
+_fast_hooks: dict[Any, Callable[[Any], Any]] = {}
+
+
+def _fast(t: Any) -> Callable[[Any], Any]:
+    hook = _fast_hooks.get(t)
+    if hook is None:
+        hook = _fast_hooks[t] = _make_fast(t)
+    return hook
+
+
+def _exact(kind: type) -> Callable[[Any], Any]:
+    def hook(value: Any) -> Any:
+        if type(value) is not kind:  # bool is not an int here; a subclass goes to cattrs
+            raise _Reject
+        return value
+
+    return hook
+
+
+def _make_fast(t: Any) -> Callable[[Any], Any]:
+    if t in (str, int, bool):
+        return _exact(t)
+    args: tuple[Any, ...] = getattr(t, "__args__", ())
+    origin = getattr(t, "__origin__", None)
+    if origin is None and len(args) == 2 and type(None) in args:  # X | None
+        inner = next(a for a in args if a is not type(None))
+        return _optional(inner)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return _tuple(args[0])
+    if origin is dict and len(args) == 2:
+        return _dict(args[0], args[1])
+    if _is_attrs(t) and not any(f.converter or f.validator for f in attrs.fields(t)):
+        return _attrs_fast(t)
+    # Anything else (floats, paths, literals, unions, models with converters) exactly as cattrs does it.
+    return lambda value: converter.structure(value, t)
+
+
+def _optional(inner: Any) -> Callable[[Any], Any]:
+    def hook(value: Any) -> Any:
+        return None if value is None else _fast(inner)(value)
+
+    return hook
+
+
+def _tuple(item: Any) -> Callable[[Any], Any]:
+    def hook(value: Any) -> Any:
+        if not isinstance(value, list | tuple):
+            raise _Reject
+        one = _fast(item)
+        return tuple([one(v) for v in value])
+
+    return hook
+
+
+def _dict(key: Any, item: Any) -> Callable[[Any], Any]:
+    def hook(value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise _Reject
+        k, v = _fast(key), _fast(item)
+        return {k(a): v(b) for a, b in value.items()}
+
+    return hook
+
+
+def _attrs_fast(cls: type) -> Callable[[Any], Any]:
+    attrs.resolve_types(cls)
+    # (input key, __init__ argument, field type, check or None, required)
+    fields = [
+        (
+            str(a.metadata.get("key") or a.name),
+            a.alias,
+            a.type,
+            a.metadata.get("check"),
+            a.default is attrs.NOTHING,
+        )
+        for a in attrs.fields(cls)
+        if a.init
+    ]
+    known = frozenset(f[0] for f in fields)
+    required = frozenset(f[0] for f in fields if f[4])
+    # The fields' hooks, made on first use (a model may contain itself).
+    hooks: list[Callable[[Any], Any]] = []
+
+    def hook(value: Any) -> Any:
+        if type(value) is not dict or not known.issuperset(value) or not required.issubset(value):
+            raise _Reject
+        if not hooks:
+            hooks.extend(_fast(f[2]) for f in fields)
+        kwargs = {}
+        for (key, arg, _, check, _), one in zip(fields, hooks, strict=True):
+            if key in value:
+                v = one(value[key])
+                if check is not None:
+                    check(v)
+                kwargs[arg] = v
+        obj = cls(**kwargs)
+        class_check = _class_checks.get(cls)
+        if class_check is not None:
+            class_check(obj)
+        return obj
+
+    return hook

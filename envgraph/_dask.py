@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 
@@ -33,7 +33,9 @@ from envgraph.builder._scheduler import LayerResult, LayerStatus, Scheduler
 from envgraph.errors import BuildError, EnvgraphError, redact
 from envgraph.oci._store import LayerRecord, Store
 from envgraph.plan import LayerTask, Plan
-from envgraph.registry._cache import RegistryCache
+
+if TYPE_CHECKING:  # the HTTP client only where a Dask build runs: parse_executor is on every build's path
+    from envgraph.registry._cache import RegistryCache
 
 # distributed is an optional extra without type hints: its clients and futures are Any here.
 Client = Any
@@ -99,6 +101,8 @@ def _worker_state(job: WorkerJob) -> tuple[Store, RegistryCache]:
                 store.clean_tmp()  # what a killed worker left behind
         cache = _worker_caches.get((job.cache, job.insecure))
         if cache is None:
+            from envgraph.registry._cache import RegistryCache
+
             cache = RegistryCache.from_reference(job.cache, mode="readwrite", insecure=job.insecure)
             _worker_caches[(job.cache, job.insecure)] = cache
     return store, cache

@@ -379,7 +379,6 @@ def build(
     """Build images from the lockfiles into the store (default: every env)."""
     from envgraph._ui import make_reporter
     from envgraph.builder._dryrun import describe_plan
-    from envgraph.builder._report import build_report
 
     ws = c.ws
     if dry_run:
@@ -407,7 +406,7 @@ def build(
         )
     elif cache is not None:
         click.echo(f"cache: {cache.stats.hits} layers pulled, {cache.stats.published} published", err=True)
-    report = build_report(result, ws.open_store())
+    report = ws.build_report(result)
     if report_path:
         atomic_write(Path(report_path), json.dumps(report, indent=2, sort_keys=True) + "\n")
     _summary(report, quiet=quiet)

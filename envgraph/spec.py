@@ -15,7 +15,7 @@ from typing import Any
 import cattrs
 from attrs import evolve, field, frozen
 
-from envgraph._convert import converter, describe_error, key_path, quote
+from envgraph._convert import describe_error, key_path, quote, structure
 from envgraph._fs import path_problem
 from envgraph.errors import SpecError
 from envgraph.platforms import check_platforms
@@ -250,7 +250,7 @@ def parse_spec(text: str, *, root: Path, origin: str = DECLARATION_FILE) -> Spec
     if nul is not None:
         raise SpecError(f"{origin}: {key_path(nul) or 'a key'}: contains a NUL character")
     try:
-        spec: Spec = converter.structure({**data, "root": str(root)}, Spec)
+        spec: Spec = structure({**data, "root": str(root)}, Spec)
     except cattrs.BaseValidationError as e:
         raise SpecError(f"{origin}: {describe_error(e, 'toml')}") from None
     _validate(spec, origin, declared=data["project"])

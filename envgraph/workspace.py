@@ -15,16 +15,6 @@ from packaging.utils import canonicalize_name
 
 from envgraph._convert import quote
 from envgraph._fs import os_error_text, path_problem
-from envgraph.builder._layers import bytecode_interpreter
-from envgraph.builder._scheduler import (
-    BuildResult,
-    ImageResult,
-    LayerResult,
-    LayerRunner,
-    RemoteCache,
-    Reporter,
-    Scheduler,
-)
 from envgraph.errors import BuildError, EnvgraphError, SpecError, StaleLockError, StoreError
 from envgraph.graph import EnvGraph, build_graph, unknown_name
 from envgraph.identity import (
@@ -34,18 +24,6 @@ from envgraph.identity import (
     image_id,
     image_tag,
     index_derivation,
-)
-from envgraph.images import (
-    ArchiveFormat,
-    ImageRow,
-    LoadResult,
-    LoadVia,
-    docker_names,
-    export_image,
-    host_image,
-    list_images,
-    load_image,
-    run_image,
 )
 from envgraph.lock import (
     LOCKDIR,
@@ -63,34 +41,29 @@ from envgraph.lock import (
     read_lock,
 )
 from envgraph.lock._model import for_platform
-from envgraph.oci._gc import GcResult, collect_garbage, read_roots, record_roots
-from envgraph.oci._image import write_index
-from envgraph.oci._model import Descriptor
-from envgraph.oci._store import Store
-from envgraph.oci._verify import VerifyReport, verify_store
-from envgraph.plan import Plan, PlanTarget, make_plan
-from envgraph.platforms import parse_platform
-from envgraph.registry._client import RegistryClient
-from envgraph.registry._push import BlobEvent, PushedImage, parse_repository, push_images
-from envgraph.registry._records import PushRecord, push_records, record_pushes
-from envgraph.registry._settings import SettingsFormat, settings_json, step_images, zenml_config
 from envgraph.spec import Spec, find_declaration, read_spec
 
 # Only what every command needs is imported here: each operation imports its own machinery, so a no-op
 # build never loads the layer writers, compressors, HTTP clients or the Docker SDK.
 if TYPE_CHECKING:
     from envgraph._docker import RunOptions
+    from envgraph.builder._scheduler import BuildResult, LayerRunner, RemoteCache, Reporter
     from envgraph.history import RunRecord
     from envgraph.history._records import EnvRecord, RunKind
+    from envgraph.images import ArchiveFormat, ImageRow, LoadResult, LoadVia
     from envgraph.lock import PackageDiff
     from envgraph.lock._why import Why
     from envgraph.oci._artifact import Artifact
     from envgraph.oci._diff import ImageDiff
     from envgraph.oci._gc import GcResult
+    from envgraph.oci._model import Descriptor
+    from envgraph.oci._store import Store
     from envgraph.oci._verify import VerifyReport
     from envgraph.plan import Plan
     from envgraph.registry._client import RegistryClient
     from envgraph.registry._push import BlobEvent, PushedImage
+    from envgraph.registry._records import PushRecord
+    from envgraph.registry._settings import SettingsFormat
     from envgraph.sbom import SbomFormat, SbomInput
     from envgraph.server import BackgroundServer
     from envgraph.spec import Base
@@ -132,6 +105,7 @@ class Workspace:
             raise StoreError(f"store {quote(os.fspath(raw_store))}: the path {problem}")
         self.store_path = Path(raw_store).resolve()
         self._stores: dict[bool, Store] = {}
+        self._last_report: tuple[BuildResult, dict[str, Any]] | None = None
         self.db = db or os.environ.get("ENVGRAPH_DB") or None
         # False: commands run without writing history (like --db off), e.g. for a library caller's own loops.
         self.record_history = True
@@ -274,6 +248,8 @@ class Workspace:
         """The store, opened once per workspace and mode (so its index is read once per command)."""
         if readonly in self._stores:
             return self._stores[readonly]
+        from envgraph.oci._store import Store
+
         try:
             store = Store.open(self.store_path, readonly=readonly)
         except OSError as e:
@@ -301,6 +277,10 @@ class Workspace:
         for plat in platforms:
             if plat not in self.platforms:
                 raise BuildError(f"platform {plat} is not one of the project's ({', '.join(self.platforms)})")
+        from envgraph.builder._bytecode import bytecode_interpreter
+        from envgraph.plan import PlanTarget, make_plan
+        from envgraph.platforms import parse_platform
+
         selected = self.graph.select(envs, pipelines)
         # Build only from lockfiles that match the declarations (what `envgraph lock --check` checks); the
         # check reads every lockfile once, and the plan uses what it read.
@@ -363,10 +343,9 @@ class Workspace:
             self._record("build", started, [*envs, *pipelines], ok=False, error=str(err))
             raise
         if self._recording():
-            from envgraph.builder._report import build_report
             from envgraph.history._collect import build_envs, read_lock_facts
 
-            report = build_report(result, self.open_store())
+            report = self.build_report(result)
             facts = read_lock_facts(self.graph, self.lockdir, [e["env"] for e in report["envs"]])
             self._record(
                 "build",
@@ -379,6 +358,15 @@ class Workspace:
             )
         return result
 
+    def build_report(self, result: BuildResult) -> dict[str, Any]:
+        """The report of a build (``--report``): made once for the history and the caller alike (a thousand
+        envs' layers are tens of thousands of entries). Read-only: both share the one dict."""
+        if self._last_report is None or self._last_report[0] is not result:
+            from envgraph.builder._report import build_report
+
+            self._last_report = (result, build_report(result, self.open_store()))
+        return self._last_report[1]
+
     def _build(
         self,
         envs: Iterable[str],
@@ -390,6 +378,7 @@ class Workspace:
         executor: str | None,
     ) -> BuildResult:
         from envgraph._dask import parse_executor
+        from envgraph.builder._scheduler import Scheduler
 
         address = parse_executor(executor or self.spec.project.executor)
         plans = self.plans(envs, pipelines)
@@ -427,6 +416,9 @@ class Workspace:
         self, store: Store, plans: Sequence[Plan], results: Sequence[BuildResult]
     ) -> BuildResult:
         """Tag each env's image index (over its platforms' images); one result for all platforms."""
+        from envgraph.builder._scheduler import BuildResult, ImageResult, LayerResult
+        from envgraph.oci._image import write_index
+
         images: list[ImageResult] = []
         failures: list[str] = []
         layers: dict[str, LayerResult] = {}
@@ -469,6 +461,8 @@ class Workspace:
 
     def _record_roots(self, store: Store, plans: Sequence[Plan], *, complete: bool) -> None:
         """Tell a shared store what this project's current lockfiles need, so another project's gc keeps it."""
+        from envgraph.oci._gc import read_roots, record_roots
+
         tags = {img.tag for plan in plans for img in plan.images}
         if len(plans) > 1:
             tags |= set(_index_tags(self.platforms, plans).values())
@@ -661,6 +655,7 @@ class Workspace:
     def export(self, env: str, output: Path, fmt: ArchiveFormat, *, sbom: bool = False) -> str:
         """Write the env's image as an archive; with ``sbom``, its CycloneDX SBOM as a referrer beside it
         (listed in the OCI layout's index.json)."""
+        from envgraph.images import export_image
 
         tag, desc = self.image(env)
         artifacts = []
@@ -688,12 +683,15 @@ class Workspace:
 
     def images(self) -> list[ImageRow]:
         """What the store holds (nothing when there is no store yet); works on a read-only store."""
+        from envgraph.images import list_images
 
         return list_images(self.open_store(readonly=True)) if self.has_store() else []
 
     def images_json(self) -> dict[str, Any]:
         """What ``envgraph images --json`` prints: every image of the store with the pipeline steps its env runs,
         whether it is the env's current image, its Docker names and where it was pushed (by digest)."""
+        from envgraph.images import docker_names
+
         current = {}
         known: dict[FilesRef, str] = {}
         for env in self.spec.env:
@@ -728,6 +726,7 @@ class Workspace:
 
     def load_into_docker(self, env: str, *, via: LoadVia = "auto") -> LoadResult:
         """Load the env's image into the Docker daemon (see :func:`envgraph.images.load_image` for ``via``)."""
+        from envgraph.images import host_image, load_image
 
         tag, desc = self.image(env)
         store = self.open_store()
@@ -746,6 +745,8 @@ class Workspace:
     ) -> int:
         """Load the env's image (an image the daemon has is only tagged), then run ``command`` in it
         (``options``: docker run's ``-e -v -p --user --gpus -t``; ``stdin`` copied to the container's)."""
+        from envgraph.images import run_image
+
         result = self.load_into_docker(env, via=via)
         return run_image(result.tags[0], command, network=network, options=options, stdin=stdin)
 
@@ -764,6 +765,8 @@ class Workspace:
     ) -> list[PushedImage]:
         """Push the selected envs' built images (only those asked for, not their ancestors; all by default),
         each with its SBOM attached as an OCI referrer unless ``sbom`` is false."""
+        from envgraph.registry._push import push_images
+        from envgraph.registry._records import PushRecord, record_pushes
 
         envs, pipelines = list(envs), list(pipelines)
         plan = self.plan(envs, pipelines)  # fails on unknown names, missing or stale lockfiles
@@ -865,6 +868,8 @@ class Workspace:
 
     def push_records(self) -> list[PushRecord]:
         """What pushes from any project using this store recorded (nothing when there is no store)."""
+        from envgraph.registry._records import push_records
+
         return push_records(self.store_path) if self.has_store() else []
 
     def export_settings(
@@ -873,6 +878,9 @@ class Workspace:
         """Per pipeline and step, the image of the step env's current lockfile as pushed to ``registry_ref``.
 
         ``json``: one document for all selected pipelines; ``zenml``: pipeline -> its ZenML run configuration."""
+        from envgraph.registry._push import parse_repository
+        from envgraph.registry._settings import settings_json, step_images, zenml_config
+
         target = parse_repository(registry_ref)
         names = list(pipelines) or list(self.spec.pipeline)
         for n in names:
@@ -893,6 +901,7 @@ class Workspace:
 
         Kept: images of the current lockfiles (and ``latest``), the ``keep_last`` newest other images per env,
         the layers of the current lockfiles' keys, and the roots of every other project using this store."""
+        from envgraph.oci._gc import collect_garbage
 
         current = set()
         known: dict[FilesRef, str] = {}
@@ -922,6 +931,7 @@ class Workspace:
     def verify(self, *, repair: bool = False) -> VerifyReport:
         """Rehash everything the store refers to; with ``repair``, move damaged parts aside and drop what
         depended on them (the next build restores them)."""
+        from envgraph.oci._verify import verify_store
 
         return verify_store(self.open_store(readonly=not repair), repair=repair)
 
@@ -953,6 +963,7 @@ def serve_store(
     (``/api``) beside it, until Ctrl-C or SIGTERM; ``ready`` is called once it listens. Needs no declaration
     file: a copied or mounted store (even a read-only one) serves too, its dashboard then showing the history."""
     from envgraph.history._url import database_url
+    from envgraph.oci._store import Store
     from envgraph.server import create_app, serve_until_stopped
     from envgraph.server._dashboard import Dashboard, dashboard_routes
 

@@ -217,5 +217,11 @@ def test_scale_runner_at_a_small_size(tmp_path: Path) -> None:
     cold = r["commands"]["cold_build"]
     assert cold["images"] == 10 and cold["layers_built"] > 10 and cold["seconds_per_layer"] > 0
     assert r["peak_rss_bytes"] >= max(c["peak_rss_bytes"] for c in r["commands"].values())
+    noop = r["commands"]["noop_build"]
+    assert (
+        noop["no_history_wall_seconds"] > 0
+        and 0 < noop["cpu_seconds"] < 60
+        and noop["no_history_cpu_seconds"] > 0
+    )
     # A later run reuses the lockfiles and their recorded lock time (locking is the slow part).
     assert (tmp_path / "work" / "envs-10" / "lock-time.json").is_file()

@@ -355,3 +355,12 @@ def test_image_id_is_the_drv_without_files_and_moves_with_their_content() -> Non
     assert image_id(drv, [("/a", "sha256:" + H1), ("/b", "sha256:" + H2)]) != image_id(
         drv, [("/b", "sha256:" + H2), ("/a", "sha256:" + H1)]
     )
+
+
+def test_installer_version_is_what_importlib_metadata_says() -> None:
+    # Read from installer's dist-info directly (importlib.metadata is slow to import); it must be the same.
+    import importlib.metadata
+
+    from envgraph.identity import _installer_version
+
+    assert _installer_version() == importlib.metadata.version("installer")

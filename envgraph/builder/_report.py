@@ -21,6 +21,8 @@ def build_report(result: BuildResult, store: Store) -> dict[str, Any]:
     for img in result.images:
         for key in img.layers:
             owner.setdefault(key, img.env)
+    # A layer's entry is the same in every env that lists it: made once (a core layer is listed by 1,000 envs).
+    entries: dict[str, dict[str, Any]] = {}
     for img in result.images:
         layers = []
         image_bytes = 0
@@ -28,10 +30,11 @@ def build_report(result: BuildResult, store: Store) -> dict[str, Any]:
             unique[d.digest] = d.size
             image_bytes += d.size
         for key in img.layers:
-            r = result.layers[key]
-            rec = r.record
-            layers.append(
-                {
+            entry = entries.get(key)
+            if entry is None:
+                r = result.layers[key]
+                rec = r.record
+                entry = entries[key] = {
                     "key": key,
                     "label": r.label,
                     "digest": rec.digest if rec else None,
@@ -40,10 +43,10 @@ def build_report(result: BuildResult, store: Store) -> dict[str, Any]:
                     "seconds": round(r.seconds, 4),
                     "worker": r.worker,  # the Dask worker that built it; None when built (or found) here
                 }
-            )
-            if rec is not None:
-                unique[rec.digest] = rec.size
-                image_bytes += rec.size
+                if rec is not None:
+                    unique[rec.digest] = rec.size
+            layers.append(entry)
+            image_bytes += entry["size"]
         if img.descriptor is not None:
             manifest = img.descriptor
             unique[manifest.digest] = manifest.size

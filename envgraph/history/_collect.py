@@ -8,8 +8,8 @@ from typing import Any
 from envgraph.errors import EnvgraphError
 from envgraph.graph import EnvGraph
 from envgraph.history._records import EnvRecord
-from envgraph.lock import Lockfile, read_lock
-from envgraph.lock._lockfile import lock_digest
+from envgraph.lock import Lockfile
+from envgraph.lock._lockfile import lock_and_digest
 
 __all__ = ["LockFacts", "build_envs", "lock_envs", "package_set", "read_lock_facts"]
 
@@ -45,15 +45,13 @@ def read_lock_facts(graph: EnvGraph, lockdir: Any, envs: Iterable[str]) -> LockF
     digests: dict[str, str] = {}
     for env in {a for e in envs for a in graph.chain(e)}:
         try:
-            lock = read_lock(
+            got = lock_and_digest(
                 lockdir, env
-            )  # what the command's freshness check parsed, unless the file changed
-            digest = lock_digest(lockdir, env)
+            )  # what the command's freshness check parsed, unless it changed
         except EnvgraphError:
             continue
-        if lock is not None and digest is not None:
-            locks[env] = lock
-            digests[env] = digest
+        if got is not None:
+            locks[env], digests[env] = got
     return LockFacts(graph, locks, digests)
 
 

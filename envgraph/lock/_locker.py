@@ -26,7 +26,6 @@ from envgraph._fs import os_error_text
 from envgraph.errors import LockError, ResolutionError, StaleLockError, redact
 from envgraph.graph import EnvGraph
 from envgraph.identity import LOCK_VERSION, MULTI_PLATFORM_LOCK_VERSION
-from envgraph.lock._index import local_distributions
 from envgraph.lock._lockfile import (
     base_identity,
     index_options,
@@ -63,7 +62,6 @@ from envgraph.lock._resolve import (
     uv_compile,
 )
 from envgraph.lock._schedule import run_dag
-from envgraph.lock._sources import git_revision, private_copies
 from envgraph.lock._wheels import Target
 from envgraph.platforms import parse_platform
 from envgraph.spec import Base, Env, Spec, label_name, libc_of
@@ -522,6 +520,11 @@ class Locker:
     @functools.cached_property
     def _find_links_listing(self) -> dict[str, list[str]]:
         """The find-links directories' distributions, listed once per command (not once per env)."""
+        if not self.spec.project.find_links:
+            return {}
+        # The index client (HTML and e-mail parsers) only when there is a directory to list.
+        from envgraph.lock._index import local_distributions
+
         try:
             return {
                 Path(rel).as_posix(): sorted(x.name for x in local_distributions(self.spec.root / rel))
@@ -714,6 +717,10 @@ class Locker:
         dirs = [d.path for d in declared.local]
         dirs += [self._source_dir(s) for s in again.values() if s.kind == "directory"]
         # The resolver sees private copies of directories, never the user's tree: see private_copies.
+        from envgraph.lock._sources import (
+            private_copies,
+        )  # tarfile and zipfile: only when there are directories
+
         with private_copies(dirs) as copies:
             # Directories are given to the resolvers by name: uv writes a nameless requirement back as a bare path.
             direct = self._direct_references(env, declared.local, copies)
@@ -996,6 +1003,8 @@ class Locker:
         out = {label_name(k): v for k, v in declared.items()}
         revision = label_name("revision")
         if out.get(revision) == "git":
+            from envgraph.lock._sources import git_revision  # tarfile and zipfile: only for this label
+
             out[revision] = draft.labels.get(revision) or git_revision(self.spec.root)
         return dict(sorted(out.items()))
 

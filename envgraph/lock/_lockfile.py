@@ -125,8 +125,13 @@ def _read_digest(
 
 def lock_digest(lockdir: Path, env: str) -> str | None:
     """The sha256 of an env's lockfile as parsed (read once per command with :func:`read_lock`)."""
-    got = _read_digest(lock_path(lockdir, env), Lockfile, env, "env")
+    got = lock_and_digest(lockdir, env)
     return None if got is None else got[1]
+
+
+def lock_and_digest(lockdir: Path, env: str) -> tuple[Lockfile, str] | None:
+    """:func:`read_lock` and :func:`lock_digest` in one look-up (the history reads both for every env)."""
+    return _read_digest(lock_path(lockdir, env), Lockfile, env, "env")
 
 
 def parse_lock_text(text: str, path: str, cls: type[T], *, any_version: bool = False) -> T:

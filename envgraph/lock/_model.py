@@ -8,6 +8,7 @@ one-line error naming the key. Valid files keep exactly their format.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
@@ -107,6 +108,12 @@ def _package(v: str) -> str | None:
     return None if is_normalized_name(v) else "must be a normalized package name (PEP 503)"
 
 
+# The rules below are pure functions of strings, and a thousand lockfiles repeat the same wheels and versions:
+# each distinct value is checked once per process (parsing wheel names was most of reading a lockfile).
+_memo = functools.lru_cache(maxsize=1 << 14)
+
+
+@_memo
 def _version(v: str) -> str | None:
     try:
         Version(v)
@@ -115,6 +122,7 @@ def _version(v: str) -> str | None:
     return None
 
 
+@_memo
 def _wheel_filename(v: str) -> str | None:
     if not _WHEEL_CHARS.match(v) or ".." in v:
         return "must be a wheel file name (PEP 427), not a path"
@@ -166,6 +174,7 @@ def _image_reference(v: str) -> str | None:
     return _no_nul(v)
 
 
+@_memo
 def _wheel_url(url: str, filename: str, what: str = "wheel") -> str | None:
     """An http(s) URL, or a find-links file's POSIX path relative to the declaration ending in the filename.
 
@@ -270,9 +279,14 @@ class Source:
             raise Invalid(problem)
 
 
+@_memo
+def _is_wheel_of(filename: str, name: str, version: str) -> bool:
+    wheel_name, wheel_version, _, _ = parse_wheel_filename(filename)
+    return canonicalize_name(wheel_name) == name and wheel_version == Version(version)
+
+
 def _check_pinned(what: str, name: str, version: str, wheel: Wheel) -> None:
-    wheel_name, wheel_version, _, _ = parse_wheel_filename(wheel.filename)
-    if canonicalize_name(wheel_name) != name or wheel_version != Version(version):
+    if not _is_wheel_of(wheel.filename, name, version):
         raise Invalid(f"wheel filename {quote(wheel.filename)} is not a wheel of {name} {version}")
 
 

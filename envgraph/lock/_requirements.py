@@ -17,6 +17,7 @@ Everything is checked here, before the resolver runs, so that a bad line is one 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -141,6 +142,13 @@ def _looks_like_path(line: str) -> bool:
     return head.startswith((".", "/", "~")) or ("/" in head and "://" not in head and "@" not in head)
 
 
+@functools.lru_cache(maxsize=1 << 14)
+def _requirement(text: str) -> Requirement:
+    """A PEP 508 line parsed once per process: a thousand envs repeat the same lines (``lock --check`` parses
+    every env's). Callers only read it; an invalid line raises each time (exceptions are not cached)."""
+    return Requirement(text)
+
+
 def classify(line: str, root: Path, where: str) -> LocalDir | GitRef | Requirement:
     """What one requirement line is; raises a one-line error for anything envgraph cannot build."""
     text = line.strip()
@@ -163,7 +171,7 @@ def classify(line: str, root: Path, where: str) -> LocalDir | GitRef | Requireme
         rel = PurePosixPath(Path(text).as_posix()).as_posix().removeprefix("./")
         return LocalDir(text, rel, path)
     try:
-        req = Requirement(text)
+        req = _requirement(text)
     except InvalidRequirement as e:
         reason = str(e).splitlines()[0]
         raise ResolutionError(f"{where}: invalid requirement {text!r}: {reason}") from None

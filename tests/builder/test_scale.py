@@ -3,6 +3,7 @@ and reads each lockfile once; a no-op build writes nothing. Counted on the real 
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,3 +111,31 @@ def test_tags_of_a_failed_run_are_committed_for_what_completed(scale_template: P
     tags = ws.open_store().tags()
     assert {f"{e}:latest" for e in built} <= set(tags)
     assert "leaf0:latest" not in tags
+
+
+# Modules a no-op needs none of: HTTP clients, the Docker SDK, layer writers and compressors, SQLAlchemy.
+_HEAVY = ("requests", "urllib3", "docker", "sqlalchemy", "alembic", "networkx", "rich", "envgraph.registry",
+          "envgraph.oci._layer", "envgraph.oci._compress", "envgraph.builder._layers", "envgraph.images")  # fmt: skip
+
+
+@pytest.mark.parametrize("args", [["build", "-q"], ["build", "--dry-run"], ["lock", "--check"], ["graph"]])
+def test_a_noop_command_imports_only_what_it_needs(
+    scale_template: Path, tmp_path: Path, args: list[str]
+) -> None:
+    project = copy_project(scale_template, tmp_path / "p")
+    envgraph.load(project / "envgraph.toml").build()
+    code = (
+        "import sys\n"
+        "from envgraph.cli import main\n"
+        "try:\n"
+        f"    main({args!r})\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        f"heavy = {_HEAVY!r}\n"
+        "print('loaded:', sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.rstrip().endswith("loaded: []"), proc.stdout[-2000:]
