@@ -716,10 +716,9 @@ class Locker:
         }
         dirs = [d.path for d in declared.local]
         dirs += [self._source_dir(s) for s in again.values() if s.kind == "directory"]
-        # The resolver sees private copies of directories, never the user's tree: see private_copies.
-        from envgraph.lock._sources import (
-            private_copies,
-        )  # tarfile and zipfile: only when there are directories
+        # The resolver sees private copies of directories, never the user's tree: see private_copies (imported
+        # here: _sources loads tarfile and zipfile, which lock --check never needs).
+        from envgraph.lock._sources import private_copies
 
         with private_copies(dirs) as copies:
             # Directories are given to the resolvers by name: uv writes a nameless requirement back as a bare path.
