@@ -462,5 +462,5 @@ def test_run_takes_the_hosts_image_of_the_index(
     cli(tmp_path, "lock")
     cli(tmp_path, "build", "-q")
     code = "import platform, alpha, fastmath, gamma; print(platform.machine(), alpha.__version__)"
-    out = cli(tmp_path, "run", "app", "--", "python", "-c", code).stdout
+    out = cli(tmp_path, "run", "--network", "none", "app", "--", "python", "-c", code).stdout
     assert out.strip().splitlines()[-1] == "x86_64 1.0"
