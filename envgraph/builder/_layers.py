@@ -124,10 +124,12 @@ def build_files_layer(
     store: Store, compression: Compression, src: Path, dest: str, content: str, exclude: tuple[str, ...] = ()
 ) -> LayerRecord:
     """The env's ``files``: a directory's contents (or one file) placed at ``dest``, without what is excluded;
-    ``content`` is what the plan hashed (the layer key's), checked again here."""
+    ``content`` is what the plan hashed (the layer key's), checked before and after the tree is read, so a file
+    edited meanwhile never goes into a layer under this key (the unrecorded blob is left to gc)."""
     patterns = exclude_patterns(src, exclude)
+    changed = BuildError(f"files {src.name} changed while envgraph was building: build again")
     if files_content(src, exclude) != content:
-        raise BuildError(f"files {src.name} changed while envgraph was building: build again")
+        raise changed
     key = files_key(compression, dest, content)
     prefix = dest.strip("/")
     if src.is_dir():
@@ -137,4 +139,6 @@ def build_files_layer(
     else:
         entries = [LayerEntry.from_file(prefix, src, executable=bool(src.stat().st_mode & 0o111))]
         blob, paths = write_layer(store, lambda sink: write_tar(entries, sink), compression)
+    if files_content(src, exclude) != content:
+        raise changed
     return record_layer(store, key, blob, paths)

@@ -11,7 +11,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from envgraph._hashing import tree_sha256
+from envgraph._hashing import files_content, tree_sha256
 from envgraph.builder._layers import (
     build_files_layer,
     build_package_layer,
@@ -116,6 +116,30 @@ def test_files_changed_since_the_lock_are_refused(tmp_path: Path) -> None:
     with pytest.raises(BuildError, match=r"^files app changed while envgraph was building: build again$"):
         build_files_layer(store, Compression.GZIP, app, "/app", pinned)
     assert store.records() == [] and list(store.blobs_dir.iterdir()) == []
+
+
+def test_files_edited_while_they_are_tarred_record_no_layer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tree is hashed again after it was read: an edit during the read leaves no key for the planned content."""
+    import envgraph.builder._layers as layers
+
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "main.py").write_text("v1\n")
+    planned = files_content(app)
+    real = layers.layer_from_directory
+
+    def edit_while_reading(*args: object, **kwargs: object) -> object:
+        out = real(*args, **kwargs)  # type: ignore[arg-type]
+        (app / "main.py").write_text("v2\n")  # as if saved by an editor mid-build
+        return out
+
+    monkeypatch.setattr(layers, "layer_from_directory", edit_while_reading)
+    store = Store.open(tmp_path / "s")
+    with pytest.raises(BuildError, match=r"^files app changed while envgraph was building: build again$"):
+        build_files_layer(store, Compression.GZIP, app, "/app", planned)
+    assert store.records() == []
 
 
 def test_a_merged_layer_holds_every_wheel_under_one_key(tmp_path: Path) -> None:
