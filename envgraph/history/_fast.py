@@ -12,11 +12,13 @@ import json
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envgraph.errors import redact
 from envgraph.history._records import EnvRecord, RunRecord
-from envgraph.registry._records import PushRecord
+
+if TYPE_CHECKING:  # a no-op build writes its run without loading envgraph.registry
+    from envgraph.registry._records import PushRecord
 
 __all__ = ["ENV_COLUMNS", "HEAD", "PUSH_COLUMNS", "RUN_COLUMNS", "add_if_current"]
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from attrs import field, frozen
 
-from envgraph.registry._records import PushRecord
+if TYPE_CHECKING:  # a no-op build writes its run without loading envgraph.registry
+    from envgraph.registry._records import PushRecord
 
 __all__ = ["EnvRecord", "RunKind", "RunRecord", "whoami"]
 
