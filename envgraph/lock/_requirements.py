@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from attrs import frozen
 from packaging.requirements import InvalidRequirement, Requirement
 
+from envgraph._convert import quote
 from envgraph._fs import read_regular
 from envgraph._hashing import tree_sha256
 from envgraph.errors import LockError, ResolutionError
@@ -161,10 +162,15 @@ def classify(line: str, root: Path, where: str) -> LocalDir | GitRef | Requireme
             )
         if ".." in PurePosixPath(Path(text).as_posix()).parts:
             raise LockError(f"{where}: {text!r} leaves the project directory: keep local packages inside it")
-        path = (root / text).resolve()
-        if not path.is_dir():
+        try:  # a path too long for the OS, or unreadable, is the user's input: one line, no traceback
+            path = (root / text).resolve()
+            is_dir = path.is_dir()
+            is_project = is_dir and ((path / "pyproject.toml").is_file() or (path / "setup.py").is_file())
+        except OSError as e:
+            raise LockError(f"{where}: {quote(text, 80)}: cannot read it ({e.strerror or e})") from None
+        if not is_dir:
             raise LockError(f"{where}: {text!r} is not a directory (relative to the declaration file)")
-        if not (path / "pyproject.toml").is_file() and not (path / "setup.py").is_file():
+        if not is_project:
             raise LockError(
                 f"{where}: {text!r} has neither pyproject.toml nor setup.py: it is not a Python project"
             )

@@ -125,3 +125,14 @@ def test_a_source_tree_hash_ignores_caches_and_build_output(tmp_path: Path) -> N
     assert source_hash(tree) == before
     (tree / "src" / "p" / "__init__.py").write_text("changed = True\n")
     assert source_hash(tree) != before
+
+
+def test_a_directory_path_too_long_for_the_os_is_one_line(tmp_path: Path) -> None:
+    """Found by the declaration fuzzer: a local-directory line longer than PATH_MAX raised ENAMETOOLONG."""
+    from envgraph.lock._requirements import classify
+
+    line = "./" + "/".join(["x" * 255] * 20)
+    with pytest.raises(
+        LockError, match=r"^env a: '\./x+'\.\.\. \(5121 characters\): cannot read it \(File name too long\)$"
+    ):
+        classify(line, tmp_path, "env a")
