@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,16 +23,6 @@ def built_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = locked_template(tmp_path_factory.mktemp("served"), GRAPH)
     cli(root, "build", "-q")
     return root
-
-
-def snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
-    """Every path under ``root`` with its mode, size and mtime: what "nothing was written" compares."""
-    out = {}
-    for dirpath, dirs, files in os.walk(root):
-        for name in [*dirs, *files]:
-            st = os.lstat(os.path.join(dirpath, name))
-            out[os.path.relpath(os.path.join(dirpath, name), root)] = (st.st_mode, st.st_size, st.st_mtime_ns)
-    return out
 
 
 @pytest.fixture

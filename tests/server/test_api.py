@@ -18,7 +18,7 @@ from envgraph.oci._image import read_manifest
 from envgraph.oci._store import Store
 from envgraph.server import ServeStats, create_app
 from envgraph.server._blobs import RangeNotSatisfiable, parse_range
-from tests.server.conftest import snapshot
+from tests.support.server import flip_byte, snapshot
 
 
 def sha256(data: bytes) -> str:
@@ -231,13 +231,6 @@ def test_writes_are_unsupported(client: TestClient, method: str) -> None:
 
 
 # --- integrity -------------------------------------------------------------------------------------------------
-
-
-def flip_byte(path: Path, offset: int = -10) -> None:
-    os.chmod(path, 0o644)
-    data = bytearray(path.read_bytes())
-    data[offset] ^= 0xFF
-    path.write_bytes(bytes(data))
 
 
 def test_a_damaged_blob_is_cut_off_not_served_as_good(store_copy: Path) -> None:

@@ -6,21 +6,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-import envgraph
 from envgraph.history import open_history
 from envgraph.identity import drv12
 from envgraph.oci._image import read_manifest
 from envgraph.oci._store import Store
-from envgraph.server import create_app
-from envgraph.server._dashboard import API, PAGES, Dashboard, dashboard_routes
+from envgraph.server._dashboard import API, PAGES
 from tests.support.cli import cli
 from tests.support.project import lock_drv
 from tests.support.registry import RunningRegistry
+from tests.support.server import dashboard_client, get_json
 
 HOST = "testserver"  # the TestClient's Host header
 
@@ -30,27 +28,10 @@ def project(dashboard_project: Path) -> Path:
     return dashboard_project
 
 
-def make_client(project: Path, *, declaration: bool = True) -> TestClient:
-    store = Store.open(project / ".envgraph", readonly=True)
-    ws = envgraph.load(project / "envgraph.toml")
-    dash = (
-        Dashboard(ws.graph, ws.lockdir, store, ws.history_url)
-        if declaration
-        else Dashboard(None, None, store, ws.history_url)
-    )
-    return TestClient(create_app(store, routes=dashboard_routes(dash)))
-
-
 @pytest.fixture
 def client(project: Path) -> Iterator[TestClient]:
-    with make_client(project) as c:
+    with dashboard_client(project) as c:
         yield c
-
-
-def get(client: TestClient, path: str, status: int = 200) -> Any:
-    r = client.get(path)
-    assert r.status_code == status, r.text
-    return r.json()
 
 
 def manifest_layers(project: Path, env: str) -> list[tuple[str, int]]:
@@ -60,7 +41,7 @@ def manifest_layers(project: Path, env: str) -> list[tuple[str, int]]:
 
 
 def test_graph_has_pipelines_steps_envs_bases_and_shared_layers(client: TestClient, project: Path) -> None:
-    g = get(client, "/api/graph")
+    g = get_json(client, "/api/graph")
     assert g["bases"] == [{"name": "none", "kind": "image", "image": "scratch"}]
     assert {p["name"]: {s["step"]: s["env"] for s in p["steps"]} for p in g["pipelines"]} == {
         "training": {"prep": "core", "fit": "train"},
@@ -80,7 +61,7 @@ def test_graph_has_pipelines_steps_envs_bases_and_shared_layers(client: TestClie
         assert e["shared_layers"] == len({d for d in layers[name] if any(d in layers[o] for o in expected)})
     assert envs["train"]["parent"] == "core" and envs["batch"]["parent"] is None
     assert envs["train"]["steps"] == [{"pipeline": "training", "step": "fit"}]
-    training = get(client, "/api/graph?pipeline=training")
+    training = get_json(client, "/api/graph?pipeline=training")
     assert [e["name"] for e in training["envs"]] == ["core", "train"]
     assert [p["name"] for p in training["pipelines"]] == ["training"]
     assert training["all_pipelines"] == ["serving", "training"]
@@ -91,7 +72,7 @@ def test_graph_has_pipelines_steps_envs_bases_and_shared_layers(client: TestClie
 def test_env_lists_packages_with_their_layers_and_the_images_using_it(
     client: TestClient, project: Path
 ) -> None:
-    e = get(client, "/api/envs/train")
+    e = get_json(client, "/api/envs/train")
     packages = {p["name"]: p for p in e["packages"]}
     assert {n: p["version"] for n, p in packages.items()} == {"alpha": "2.0", "beta": "2.0", "gamma": "1.0"}
     layers = dict(manifest_layers(project, "train"))
@@ -108,34 +89,34 @@ def test_env_lists_packages_with_their_layers_and_the_images_using_it(
 
 
 def test_runs_are_the_commands_made_in_order(client: TestClient) -> None:
-    runs = get(client, "/api/runs")
+    runs = get_json(client, "/api/runs")
     assert [r["kind"] for r in runs] == ["lock", "build", "lock", "build"]
-    builds = get(client, "/api/runs?kind=build")
+    builds = get_json(client, "/api/runs?kind=build")
     assert [r["id"] for r in builds] == [2, 4]
     assert builds[0]["layers_built"] == 5 and builds[1]["layers_built"] > 0 and builds[1]["layers_reused"] > 0
-    run = get(client, "/api/runs/4")
+    run = get_json(client, "/api/runs/4")
     assert run["report"]["totals"]["layers_built"] == builds[1]["layers_built"]
     assert {e["env"]: e["packages"] for e in run["envs"]}["core"] == {"alpha": "2.0"}
-    assert get(client, "/api/runs?limit=1")[0]["id"] == 4
+    assert get_json(client, "/api/runs?limit=1")[0]["id"] == 4
 
 
 @pytest.mark.parametrize("runs", [(2, 4), (1, 3)], ids=["builds", "lock revisions"])
 def test_diff_between_two_runs(client: TestClient, runs: tuple[int, int]) -> None:
-    d = get(client, f"/api/diff?from={runs[0]}&to={runs[1]}")
+    d = get_json(client, f"/api/diff?from={runs[0]}&to={runs[1]}")
     envs = {e["env"]: e for e in d["envs"]}
     assert envs["core"]["changed"] == [{"name": "alpha", "old": "1.0", "new": "2.0"}]
     assert envs["train"]["added"] == [{"name": "beta", "version": "2.0"}]
     assert envs["train"]["changed"] == [{"name": "alpha", "old": "1.0", "new": "2.0"}]
     assert envs["batch"]["unchanged"] and not envs["core"]["unchanged"]
     assert envs["core"]["old_drv"] != envs["core"]["new_drv"]
-    one = get(client, f"/api/diff?from={runs[0]}&to={runs[1]}&env=train")
+    one = get_json(client, f"/api/diff?from={runs[0]}&to={runs[1]}&env=train")
     assert [e["env"] for e in one["envs"]] == ["train"]
 
 
 def test_which_image_for_step_s_of_pipeline_p_pulls_from_the_same_server(
     client: TestClient, project: Path
 ) -> None:
-    w = get(client, "/api/where/training/fit")
+    w = get_json(client, "/api/where/training/fit")
     drv = lock_drv(project, "train")
     assert w["env"] == "train" and w["drv"] == drv
     assert w["reference"] == f"{HOST}/train:{drv12(drv)}"
@@ -143,7 +124,7 @@ def test_which_image_for_step_s_of_pipeline_p_pulls_from_the_same_server(
     r = client.head(f"/v2/{name}/manifests/{tag}")  # the registry beside the dashboard serves that reference
     assert r.status_code == 200 and r.headers["docker-content-digest"] == w["digest"]
     assert w["pinned"] == f"{HOST}/train@{w['digest']}"
-    assert len(get(client, "/api/where")) == 4 and len(get(client, "/api/where/serving")) == 2
+    assert len(get_json(client, "/api/where")) == 4 and len(get_json(client, "/api/where/serving")) == 2
 
 
 @pytest.mark.parametrize(
@@ -173,7 +154,7 @@ def test_bad_requests_get_one_line_errors(client: TestClient, path: str, status:
 
 
 def test_openapi_document_describes_every_api_route(client: TestClient) -> None:
-    doc = get(client, "/api/openapi.json")
+    doc = get_json(client, "/api/openapi.json")
     assert doc["openapi"].startswith("3.")
     routes = {"/api" + re.sub(r"\{(\w+)(:\w+)?\}", r"{\1}", path) for path, _ in API}
     assert set(doc["paths"]) == routes
@@ -199,17 +180,17 @@ def test_pages_render_the_graph_packages_chart_diff_and_where(client: TestClient
 
 
 def test_a_store_without_declaration_still_shows_its_history(project: Path) -> None:
-    with make_client(project, declaration=False) as c:
-        assert len(get(c, "/api/runs")) == 4
-        assert "declaration" in get(c, "/api/graph", 404)["error"]
+    with dashboard_client(project, declaration=False) as c:
+        assert len(get_json(c, "/api/runs")) == 4
+        assert "declaration" in get_json(c, "/api/graph", 404)["error"]
 
 
 @pytest.mark.registry
 def test_where_shows_the_digest_pushed_to_a_registry(project: Path, registry: RunningRegistry) -> None:
     proc = cli(project, "push", "train", "--registry", f"{registry.host}/dash", "--insecure", "-q")
     pushed_digest = proc.stdout.split()[-1]
-    with make_client(project) as c:
-        w = get(c, "/api/where/training/fit")
+    with dashboard_client(project) as c:
+        w = get_json(c, "/api/where/training/fit")
         assert [p["digest"] for p in w["pushed"]] == [pushed_digest]
         p = w["pushed"][0]
         assert p["pinned"] == f"{registry.host}/dash@{pushed_digest}" and p["current"]
@@ -221,9 +202,10 @@ def test_where_shows_the_digest_pushed_to_a_registry(project: Path, registry: Ru
             timeout=10,
         )
         assert r.headers["Docker-Content-Digest"] == pushed_digest
-        runs = get(c, "/api/runs?kind=push")
+        runs = get_json(c, "/api/runs?kind=push")
         assert (
-            runs[-1]["ok"] and get(c, f"/api/runs/{runs[-1]['id']}")["pushes"][0]["digest"] == pushed_digest
+            runs[-1]["ok"]
+            and get_json(c, f"/api/runs/{runs[-1]['id']}")["pushes"][0]["digest"] == pushed_digest
         )
     history = open_history(f"sqlite:///{project / '.envgraph' / 'history.sqlite'}", readonly=True)
     assert history is not None and history.latest_pushes("train")[0][0].digest == pushed_digest

@@ -18,10 +18,9 @@ from envgraph.oci._image import read_manifest
 from envgraph.oci._model import Manifest
 from envgraph.oci._store import Store
 from envgraph.server import BackgroundServer
-from tests.server.test_api import flip_byte
-from tests.server.test_serve_cli import serving
 from tests.support.cli import cli
 from tests.support.project import BUILD_HEADER, lock
+from tests.support.server import flip_byte, serving
 from tests.support.wheels import make_wheel, standard_wheels
 
 pytestmark = pytest.mark.docker

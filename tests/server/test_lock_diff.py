@@ -15,13 +15,9 @@ import pytest
 import requests
 from starlette.testclient import TestClient
 
-import envgraph
-from envgraph.oci._store import Store
-from envgraph.server import create_app
-from envgraph.server._dashboard import Dashboard, dashboard_routes
-from tests.server.test_serve_cli import serving
 from tests.support.cli import cli
 from tests.support.project import GRAPH, locked_template
+from tests.support.server import dashboard_client, get_json, serving
 
 
 def _git(root: Path, *args: str) -> str:
@@ -56,23 +52,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def make_client(project: Path, *, lock_diff: bool = True) -> TestClient:
-    store = Store.open(project / ".envgraph", readonly=True)
-    ws = envgraph.load(project / "envgraph.toml")
-    dash = Dashboard(ws.graph, ws.lockdir, store, ws.history_url, lock_diff=ws.diff if lock_diff else None)
-    return TestClient(create_app(store, routes=dashboard_routes(dash)))
-
-
 @pytest.fixture
 def client(project: Path) -> Iterator[TestClient]:
-    with make_client(project) as c:
+    with dashboard_client(project, lock_diff=True) as c:
         yield c
-
-
-def get(client: TestClient, path: str, status: int = 200) -> Any:
-    r = client.get(path)
-    assert r.status_code == status, r.text
-    return r.json()
 
 
 def cli_json(project: Path, old: str, new: str) -> Any:
@@ -86,7 +69,7 @@ def cli_json(project: Path, old: str, new: str) -> Any:
 def test_api_diff_of_two_revisions_is_envgraph_diff_json(
     client: TestClient, project: Path, old: str, new: str
 ) -> None:
-    d = get(client, f"/api/diff?from={old}&to={new}")
+    d = get_json(client, f"/api/diff?from={old}&to={new}")
     assert d == cli_json(project, old, new)
     assert d["python"]["changed"] == [{"name": "alpha", "old": "1.0", "new": "2.0"}]
     assert d["python"]["added"] == ([["beta", "2.0"]] if old.startswith("train") else [])
@@ -97,13 +80,13 @@ def test_api_diff_of_two_revisions_is_envgraph_diff_json(
 
 
 def test_two_envs_at_one_revision_and_reversed_sides(client: TestClient, project: Path) -> None:
-    d = get(client, "/api/diff?from=core@HEAD~1&to=train@HEAD~1")
+    d = get_json(client, "/api/diff?from=core@HEAD~1&to=train@HEAD~1")
     assert d["python"]["added"] == [["gamma", "1.0"]] and not d["python"]["changed"]
-    back = get(client, "/api/diff?from=train@HEAD&to=train@HEAD~1")
+    back = get_json(client, "/api/diff?from=train@HEAD&to=train@HEAD~1")
     assert back["python"]["removed"] == [["beta", "2.0"]]
     assert back["python"]["changed"] == [{"name": "alpha", "old": "2.0", "new": "1.0"}]
     head = _git(project, "rev-parse", "HEAD").strip()
-    assert get(client, f"/api/diff?from=train@{head[:12]}&to=train")["python"] == {
+    assert get_json(client, f"/api/diff?from=train@{head[:12]}&to=train")["python"] == {
         "added": [],
         "removed": [],
         "changed": [],
@@ -129,7 +112,7 @@ def test_a_side_at_a_revision_not_built_is_compared_without_images(client: TestC
     _git(project, "add", "notes.txt")
     _git(project, "commit", "-q", "-m", "notes")
     try:
-        d = get(client, "/api/diff?from=serve@HEAD~2&to=serve")
+        d = get_json(client, "/api/diff?from=serve@HEAD~2&to=serve")
         assert d["python"]["changed"] == [{"name": "alpha", "old": "1.0", "new": "2.0"}]
         # serve has files: an older revision's files content is not known, so neither is its image
         assert d["old"]["image"] is None and d["images"] is None
@@ -177,12 +160,12 @@ def test_untrusted_sides_are_one_line_errors(
 
 
 def test_a_digit_that_is_not_ascii_is_not_a_run_id(client: TestClient) -> None:
-    assert "non-negative integer" in get(client, "/api/runs?limit=²", 400)["error"]
+    assert "non-negative integer" in get_json(client, "/api/runs?limit=²", 400)["error"]
 
 
 def test_without_the_workspace_lockfile_sides_are_not_available(project: Path) -> None:
-    with make_client(project, lock_diff=False) as c:
-        assert "needs the project" in get(c, "/api/diff?from=train@HEAD~1&to=train", 404)["error"]
+    with dashboard_client(project) as c:
+        assert "needs the project" in get_json(c, "/api/diff?from=train@HEAD~1&to=train", 404)["error"]
 
 
 def test_envgraph_serve_answers_a_lockfile_diff(project: Path) -> None:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,55 +19,10 @@ import requests
 
 from envgraph.oci._image import read_manifest
 from envgraph.oci._store import Store
-from tests.server.conftest import snapshot
 from tests.support.cli import cli_env
+from tests.support.server import serving, snapshot
 
 skopeo = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed (CI installs it)")
-STOP_TIMEOUT_S = 15
-
-
-class Served:
-    def __init__(self, proc: subprocess.Popen[str], address: str) -> None:
-        self.proc = proc
-        self.address = address
-        self.url = f"http://{address}"
-
-    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
-        self.proc.send_signal(sig)
-        _, err = self.proc.communicate(timeout=STOP_TIMEOUT_S)
-        return self.proc.returncode, err
-
-
-@contextlib.contextmanager
-def serving(cwd: Path, *args: str, debug: bool = False) -> Iterator[Served]:
-    """Run ``envgraph [args] serve --port 0`` until the block ends; yields its address once it listens."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "envgraph.cli",
-        *(["--debug"] if debug else []),
-        *args,
-        "serve",
-        "--port",
-        "0",
-    ]
-    proc = subprocess.Popen(
-        cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env()
-    )
-    try:
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 30)
-        line = proc.stdout.readline() if ready else ""
-        m = re.search(r"at http://(127\.0\.0\.1:\d+) ", line)
-        if m is None:
-            proc.kill()
-            _, err = proc.communicate()
-            pytest.fail(f"envgraph serve did not start: {line!r} {err}")
-        yield Served(proc, m.group(1))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
 
 
 def store_of(project: Path) -> Store:
