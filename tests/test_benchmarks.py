@@ -225,3 +225,15 @@ def test_scale_runner_at_a_small_size(tmp_path: Path) -> None:
     )
     # A later run reuses the lockfiles and their recorded lock time (locking is the slow part).
     assert (tmp_path / "work" / "envs-10" / "lock-time.json").is_file()
+
+
+def test_offline_tests_compares_each_old_test_with_its_current_form() -> None:
+    from benchmarks.offline_tests import counterparts
+
+    before = ["tests/test_lock.py::test_a[x]", "tests/test_lock.py::test_a[y]",
+              "tests/test_scheduler.py::test_quiet_prints_only_the_summary", "tests/test_x.py::test_dropped"]  # fmt: skip
+    now = ["tests/lock/test_locker.py::test_a[x]", "tests/lock/test_locker.py::test_a[z w]",
+           "tests/builder/test_scheduler.py::test_quiet_prints_only_the_total_line", "tests/test_new.py::test_new"]  # fmt: skip
+    current, gone = counterparts(before, now)
+    assert current == now[:3]  # every parameter of a kept test, renames followed, new tests left out
+    assert gone == ["test_dropped"]  # reported, never matched to something else
