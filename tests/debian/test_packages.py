@@ -12,22 +12,7 @@ from envgraph.debian._packages import (
     parse_stanza,
 )
 from envgraph.errors import DebianError
-
-SHA = "ab" * 32
-
-
-def stanza(name: str, version: str = "1.0", arch: str = "amd64", **fields: str) -> str:
-    lines = [f"Package: {name}", f"Version: {version}", f"Architecture: {arch}"]
-    lines += [f"{k.replace('_', '-')}: {v}" for k, v in fields.items()]
-    pool_version = version.replace(":", "%3a")
-    defaults = {
-        "Filename": f"pool/main/{name[0]}/{name}_{pool_version}_{arch}.deb",
-        "Size": "100",
-        "SHA256": SHA,
-    }
-    lines += [f"{k}: {v}" for k, v in defaults.items() if k not in fields]
-    lines += ["Description: something", " with a continuation line"]
-    return "\n".join(lines) + "\n"
+from tests.support.debian import SHA, stanza
 
 
 def test_relations_parse_alternatives_versions_and_qualifiers() -> None:

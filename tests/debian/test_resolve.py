@@ -7,7 +7,7 @@ import pytest
 from envgraph.debian._packages import PackageIndex, parse_packages
 from envgraph.debian._resolve import DebPin, resolve
 from envgraph.errors import DebianError
-from tests.debian.test_packages import SHA, stanza
+from tests.support.debian import SHA, stanza
 
 
 def index(*stanzas: str) -> PackageIndex:

@@ -27,6 +27,7 @@ from pathlib import Path
 import attrs
 
 __all__ = [
+    "SHA",
     "Dir",
     "File",
     "Hard",
@@ -37,6 +38,7 @@ __all__ = [
     "make_archive",
     "packages_stanza",
     "serve",
+    "stanza",
     "write_raw_deb",
 ]
 
@@ -321,3 +323,21 @@ def serve(root: Path) -> Iterator[Server]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=10)
+
+
+# A Packages stanza with made-up Filename, Size and SHA256 (for parsing and resolving, never fetched).
+SHA = "ab" * 32
+
+
+def stanza(name: str, version: str = "1.0", arch: str = "amd64", **fields: str) -> str:
+    lines = [f"Package: {name}", f"Version: {version}", f"Architecture: {arch}"]
+    lines += [f"{k.replace('_', '-')}: {v}" for k, v in fields.items()]
+    pool_version = version.replace(":", "%3a")
+    defaults = {
+        "Filename": f"pool/main/{name[0]}/{name}_{pool_version}_{arch}.deb",
+        "Size": "100",
+        "SHA256": SHA,
+    }
+    lines += [f"{k}: {v}" for k, v in defaults.items() if k not in fields]
+    lines += ["Description: something", " with a continuation line"]
+    return "\n".join(lines) + "\n"
