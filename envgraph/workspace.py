@@ -21,7 +21,6 @@ from envgraph.identity import (
     ANNOTATION_REF_NAME,
     DEFAULT_COMPRESSION,
     LABEL_ENV,
-    image_id,
     image_tag,
     index_derivation,
 )
@@ -33,10 +32,9 @@ from envgraph.lock import (
     Locker,
     Lockfile,
     LockResult,
-    chain_files,
     chain_ident,
+    chain_idents,
     hash_files,
-    image_ident,
     read_base_lock,
     read_lock,
 )
@@ -903,18 +901,14 @@ class Workspace:
         the layers of the current lockfiles' keys, and the roots of every other project using this store."""
         from envgraph.oci._gc import collect_garbage
 
-        current = set()
+        current: set[str] = set()
         known: dict[FilesRef, str] = {}
         for env in self.spec.env:
             try:
-                chain = list(self.chain_locks(env).values())
-                files = chain_files(chain, hash_files(self.root, (f for c in chain for f in c.files), known))
+                ids = chain_idents(self.root, list(self.chain_locks(env).values()), known)
             except EnvgraphError:  # no lockfile, or its files are gone: no current image to name
                 continue
-            lock = chain[-1]
-            current.add(image_tag(env, image_ident(lock, files)))
-            current.update(image_tag(env, image_id(pin.drv, files)) for pin in lock.platforms.values())
-            current.add(image_tag(env, image_id(lock.drv, files)))
+            current.update(image_tag(env, i) for i in ids)
         try:
             current_keys = {k for plan in self.plans() for k in (*plan.layers, *plan.builds)}
         except EnvgraphError:  # stale or missing lockfiles: keep what the tags reach

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from envgraph.lock._files import FilesRef as FilesRef
     from envgraph.lock._files import chain_files as chain_files
     from envgraph.lock._files import chain_ident as chain_ident
+    from envgraph.lock._files import chain_idents as chain_idents
     from envgraph.lock._files import hash_files as hash_files
     from envgraph.lock._locker import Locker as Locker
     from envgraph.lock._locker import LockOutcome as LockOutcome
@@ -48,6 +49,7 @@ _EXPORTS = {
     "FilesRef": "envgraph.lock._files",
     "chain_files": "envgraph.lock._files",
     "chain_ident": "envgraph.lock._files",
+    "chain_idents": "envgraph.lock._files",
     "hash_files": "envgraph.lock._files",
     "image_ident": "envgraph.lock._model",
     "Source": "envgraph.lock._model",
@@ -83,6 +85,7 @@ __all__ = [
     "FilesRef",
     "chain_files",
     "chain_ident",
+    "chain_idents",
     "hash_files",
     "image_ident",
     "Source",

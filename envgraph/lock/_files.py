@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from pathlib import Path
 
+from envgraph import identity
 from envgraph._fs import os_error_text
 from envgraph._hashing import files_content
 from envgraph.errors import BuildError
 from envgraph.lock._model import FilePin, Lockfile, image_ident
 
-__all__ = ["FilesRef", "chain_files", "chain_ident", "hash_files"]
+__all__ = ["FilesRef", "chain_files", "chain_ident", "chain_idents", "hash_files"]
 
 FilesRef = tuple[str, tuple[str, ...]]
 """A locked ``files`` entry as its content is looked up: (src relative to the project, declared excludes)."""
@@ -53,5 +54,19 @@ def chain_ident(
 ) -> str:
     """The image id of the last env of ``chain`` (its lockfile and its ancestors', root first), hashing the
     chain's files now."""
-    contents = hash_files(root, (f for lock in chain for f in lock.files), known)
-    return image_ident(chain[-1], chain_files(chain, contents))
+    return chain_idents(root, chain, known)[0]
+
+
+def chain_idents(
+    root: Path, chain: Sequence[Lockfile], known: MutableMapping[FilesRef, str] | None = None
+) -> list[str]:
+    """Every id the store tags the last env of ``chain``'s images with: its image id first (for a
+    multi-platform lock, the index's), then, for a multi-platform lock, each platform's image id."""
+    lock = chain[-1]
+    files = chain_files(chain, hash_files(root, (f for c in chain for f in c.files), known))
+    ids = [image_ident(lock, files)]
+    if lock.platforms:
+        ids += [
+            identity.image_id(drv, files) for drv in (lock.drv, *(p.drv for p in lock.platforms.values()))
+        ]
+    return ids
