@@ -122,3 +122,17 @@ def test_oci_imports_nothing_from_the_builder_or_above() -> None:
         and not b.startswith("envgraph.oci")
     ]
     assert bad == []
+
+
+def test_the_architecture_document_names_every_module() -> None:
+    """docs/ARCHITECTURE.md says what each module owns: a module it does not name is a module nobody placed."""
+    doc = (PACKAGE.parent / "docs" / "ARCHITECTURE.md").read_text()
+    unnamed = sorted(
+        str(p.relative_to(PACKAGE.parent))
+        for p in PACKAGE.rglob("*.py")
+        if p.stem != "__init__"
+        and "migrations" not in p.parts
+        and f"{p.stem}`" not in doc
+        and f"{p.name}`" not in doc
+    )
+    assert unnamed == []
