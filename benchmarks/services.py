@@ -322,12 +322,17 @@ class Registry:
 
 @contextmanager
 def registry(workdir: Path) -> Iterator[Registry]:
-    """A fresh ``docker-registry`` on 127.0.0.1 with filesystem storage under ``workdir`` (wiped first).
+    """A fresh ``docker-registry`` on 127.0.0.1 with filesystem storage under ``workdir`` (wiped first and after).
 
     Started by the tests' own registry code (tests/support/registry_server.py), so both run it the same way."""
     shutil.rmtree(workdir, ignore_errors=True)
-    with start_registry(workdir) as reg:
-        yield Registry(reg.host, reg.storage, reg.process)
+    try:
+        with start_registry(workdir) as reg:
+            yield Registry(reg.host, reg.storage, reg.process)
+    finally:
+        # What it received is measured by then; kept, a GPU workload's Docker pushes (18 GB) left the next
+        # contender's scenarios no room on the disk.
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------- wheels over HTTP
